@@ -1,0 +1,74 @@
+"""planner: decide where to cut a DNN between edge and cloud, how hard to compress the feature, and run it.
+
+The public API is re-exported here and imported lazily, so that planning from profile files
+(`planner.solve`, `planner.link`) never pulls in torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from planner.errors import (
+    CodecError,
+    CompressError,
+    DataError,
+    LinkError,
+    PartitionError,
+    PlannerError,
+    ProfileError,
+    SolveError,
+    ZooError,
+)
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it (imported on first access)
+_LAZY = {
+    # partition
+    "Cut": "planner.partition",
+    "cuts": "planner.partition",
+    "split": "planner.partition",
+    # data
+    "load_fashion_mnist": "planner.data",
+    # zoo
+    "zoo": "planner.zoo",
+    # runtime (transport)
+    "CloudServer": "planner.runtime.server",
+    "CloudClient": "planner.runtime.client",
+    "CloudUnavailable": "planner.runtime.client",
+    "Shaper": "planner.runtime.shaper",
+}
+
+__all__ = [
+    "CodecError",
+    "CompressError",
+    "DataError",
+    "LinkError",
+    "PartitionError",
+    "PlannerError",
+    "ProfileError",
+    "SolveError",
+    "ZooError",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'planner' has no attribute {name!r}")
+    mod = importlib.import_module(module)
+    value = mod if module.endswith("." + name) else getattr(mod, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from planner import zoo  # noqa: F401
+    from planner.data import load_fashion_mnist  # noqa: F401
+    from planner.partition import Cut, cuts, split  # noqa: F401

@@ -1,0 +1,69 @@
+"""`planner serve --model NAME`: run the cloud server (tails + shared decoder) until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+
+from planner.errors import PlannerError
+
+_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "kib": 1024, "mib": 1024**2, "gib": 1024**3}
+
+
+def parse_size(text: str) -> int:
+    """'64MiB', '512KB', '1000' -> bytes (B, KB/MB/GB decimal, KiB/MiB/GiB binary)."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(text))
+    unit = m and m.group(2).lower()
+    if not m or unit not in _UNITS:
+        raise PlannerError(f"bad size {text!r}: expected a number with B, KB, MB, GB, KiB, MiB or GiB")
+    size = int(float(m.group(1)) * _UNITS[unit])
+    if size < 1:
+        raise PlannerError(f"size {text!r} must be at least 1 byte")
+    return size
+
+
+def _size_arg(text: str) -> int:
+    import argparse
+
+    try:
+        return parse_size(text)
+    except PlannerError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def register(sub) -> None:
+    p = sub.add_parser("serve", help="run the cloud server for a model (tails + shared decoder)")
+    p.add_argument("--model", required=True, help="model name (as in the zoo / profiles)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
+    p.add_argument("--port", type=int, default=7000, help="TCP port (0: any free port)")
+    p.add_argument("--max-frame", type=_size_arg, default="64MiB", help="largest request accepted, e.g. 64MiB")
+    p.add_argument("--workers", type=int, default=None, help="compute threads (default: CPU cores)")
+    p.add_argument("--token", default=os.environ.get("PLANNER_TOKEN"),
+                   help="shared token every client must present (default: $PLANNER_TOKEN)")
+    p.add_argument("--read-timeout", type=float, default=10.0, help="seconds a client may stall inside a frame")
+    p.add_argument("--idle-timeout", type=float, default=300.0, help="seconds an idle connection is kept")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import logging
+
+    from planner.runtime.server import CloudServer
+
+    try:
+        from planner.runtime.handlers import make_cloud_handler
+    except ModuleNotFoundError as exc:
+        if exc.name != "planner.runtime.handlers":
+            raise
+        raise PlannerError("this build has no model handlers (planner.runtime.handlers is missing)") from exc
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if args.host not in ("127.0.0.1", "::1", "localhost") and not args.token:
+        print(f"planner serve: warning: listening on {args.host} without --token", file=sys.stderr)
+    handler = make_cloud_handler(args.model)
+    server = CloudServer(handler, host=args.host, port=args.port, max_frame=args.max_frame, workers=args.workers,
+                         token=args.token, read_timeout=args.read_timeout, idle_timeout=args.idle_timeout)
+    server.serve_forever(on_ready=lambda port: print(
+        f"planner serve: {args.model} on {args.host}:{port} ({server.workers} workers)", flush=True))
+    return 0

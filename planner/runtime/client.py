@@ -1,0 +1,295 @@
+"""Edge-side client of the cloud server: one persistent connection, timed requests, backoff state.
+
+`CloudClient.infer` raises `CloudUnavailable` when the cloud cannot answer now (refused, reset,
+timed out, busy, shutting down, or speaking garbage); the caller then computes on the edge and
+consults `available()` before trying the cloud again (exponential backoff). A request the server
+rejects (bad payload, wrong model, wrong token) raises `ServerError` instead: the cloud is up but
+said no.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import select
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from planner.errors import PlannerError, RuntimeErrorReply
+from planner.runtime import protocol as P
+from planner.runtime.shaper import ShapedSocket, Shaper
+
+DEFAULT_MAX_REPLY = 16 * 1024 * 1024
+_UNAVAILABLE_CODES = {P.ErrorCode.BUSY, P.ErrorCode.SHUTTING_DOWN, P.ErrorCode.TIMEOUT}
+
+
+class CloudUnavailable(PlannerError):
+    """The cloud cannot answer now (refused, reset, timed out, busy): compute on the edge and retry later."""
+
+
+class ServerError(RuntimeErrorReply):
+    """The server answered with an ERROR frame; `code` is a `protocol.ErrorCode`."""
+
+    def __init__(self, code: P.ErrorCode, message: str, request_id: int = 0) -> None:
+        super().__init__(f"cloud server error {code.name}: {message}")
+        self.code = code
+        self.server_message = message
+        self.request_id = request_id
+
+
+@dataclass
+class Reply:
+    """One answered INFER: scores, server timings and what the edge measured (all times in ms).
+
+    `wall_ms` runs from the first request byte handed to the link to the last reply byte received
+    (connection set-up excluded, it is `connect_ms`); `network_ms = wall_ms - server_ms` is the part
+    a link model predicts (request transfer + reply transfer + round trip).
+    """
+
+    request_id: int
+    scores: np.ndarray
+    wall_ms: float
+    connect_ms: float
+    queue_wait_ms: float
+    decode_ms: float
+    tail_ms: float
+    server_ms: float
+    request_bytes: int
+    reply_bytes: int
+
+    @property
+    def network_ms(self) -> float:
+        return max(0.0, self.wall_ms - self.server_ms)
+
+    def timings(self) -> dict[str, float | int]:
+        """Everything but the scores, JSON-ready."""
+        return {"wall_ms": self.wall_ms, "connect_ms": self.connect_ms, "network_ms": self.network_ms,
+                "queue_wait_ms": self.queue_wait_ms, "decode_ms": self.decode_ms, "tail_ms": self.tail_ms,
+                "server_ms": self.server_ms, "request_bytes": self.request_bytes, "reply_bytes": self.reply_bytes}
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    """'host:port' or '[v6]:port' -> (host, port)."""
+    host, sep, port = address.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise PlannerError(f"bad cloud address {address!r}: expected 'host:port'")
+    return host, int(port)
+
+
+class _PlainSocket:
+    """The ShapedSocket interface on an unshaped socket."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    def sendall(self, data: bytes, deadline: float | None = None) -> None:
+        self.sock.sendall(data)
+
+    def recv(self, n: int, deadline: float | None = None) -> bytes:
+        return self.sock.recv(n)
+
+    def settimeout(self, value: float | None) -> None:
+        self.sock.settimeout(value)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class _Closed(ConnectionError):
+    """The server closed the connection."""
+
+
+class CloudClient:
+    """Talks to one `planner serve` over TCP; thread-safe (one request at a time per client)."""
+
+    def __init__(self, address: str, token: str | None = None, timeout: float = 5.0, shaper: Shaper | None = None,
+                 *, connect_timeout: float | None = None, backoff_s: float = 0.5, backoff_max_s: float = 30.0,
+                 max_reply: int = DEFAULT_MAX_REPLY) -> None:
+        if not (timeout > 0 and backoff_s > 0 and backoff_max_s >= backoff_s):
+            raise PlannerError("timeout and backoff must be positive (and backoff_max_s >= backoff_s)")
+        self.address = address
+        self.host, self.port = parse_address(address)
+        self.token = token or ""
+        self.timeout = float(timeout)
+        self.connect_timeout = float(connect_timeout or timeout)
+        self.shaper = shaper
+        self.backoff_s = float(backoff_s)
+        self.backoff_max_s = float(backoff_max_s)
+        self.max_reply = int(max_reply)
+        self.server_info: dict = {}
+        self.failures = 0
+        self._next_try = -math.inf
+        self._conn: ShapedSocket | _PlainSocket | None = None
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------ public
+
+    @property
+    def model(self) -> str | None:
+        """The model the server said it serves (after the first connection)."""
+        return self.server_info.get("model")
+
+    def available(self) -> bool:
+        """Whether to try the cloud now (False while backing off after a failure)."""
+        return time.monotonic() >= self._next_try
+
+    def backoff_remaining_s(self) -> float:
+        return max(0.0, self._next_try - time.monotonic())
+
+    def connect(self) -> dict:
+        """Open the connection (HELLO/WELCOME) if not open; return the server's WELCOME info."""
+        with self._lock:
+            self._call(lambda deadline: self._ensure_connected(deadline))
+            return dict(self.server_info)
+
+    def health(self) -> dict:
+        """The server's HEALTH_OK counters."""
+        with self._lock:
+            reply = self._call(lambda deadline: self._exchange(P.Health(), deadline)[0])
+        if not isinstance(reply, P.HealthOk):
+            raise CloudUnavailable(f"cloud at {self.address} answered HEALTH with {type(reply).__name__}")
+        return reply.info
+
+    def infer(self, model: str, payload: bytes, *, request_id: int | None = None) -> Reply:
+        """Send one codec payload to the tail of `model`; the scores and timings, or CloudUnavailable/ServerError."""
+        rid = next(self._ids) if request_id is None else int(request_id)
+        msg = P.Infer(rid, model, bytes(payload))
+        frame_len = P.HEADER_SIZE + len(msg.to_body())
+        with self._lock:
+            result, wall_ms, connect_ms, reply_len = self._call(lambda deadline: self._exchange(msg, deadline))
+        if not isinstance(result, P.Result) or result.request_id != rid:
+            with self._lock:
+                self._drop()
+            raise CloudUnavailable(f"cloud at {self.address} answered request {rid} with an unexpected message")
+        return Reply(rid, result.scores, wall_ms, connect_ms, result.queue_wait_ms, result.decode_ms,
+                     result.tail_ms, result.server_ms, frame_len, reply_len)
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+    def __enter__(self) -> CloudClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ internals
+
+    def _call(self, fn):
+        """Run fn(deadline), mapping network failures to CloudUnavailable and keeping the backoff state."""
+        deadline = time.monotonic() + self.timeout
+        fresh = self._conn is None
+        for attempt in range(2):
+            try:
+                out = fn(deadline)
+            except ServerError as exc:
+                self._drop()
+                if exc.code in _UNAVAILABLE_CODES:
+                    raise self._fail(f"cloud at {self.address} is unavailable: {exc.server_message}") from exc
+                raise
+            except (_Closed, ConnectionResetError, BrokenPipeError) as exc:
+                self._drop()
+                # A kept-alive connection the server closed meanwhile: reconnect once.
+                if attempt == 0 and not fresh and time.monotonic() < deadline:
+                    continue
+                raise self._fail(f"cloud at {self.address} closed the connection: {exc}") from exc
+            except TimeoutError as exc:
+                self._drop()
+                raise self._fail(f"cloud at {self.address} timed out after {self.timeout:g} s") from exc
+            except OSError as exc:
+                self._drop()
+                raise self._fail(f"cloud at {self.address} unreachable: {exc}") from exc
+            except P.ProtocolError as exc:
+                self._drop()
+                raise self._fail(f"cloud at {self.address} sent a bad frame: {exc}") from exc
+            self.failures = 0
+            self._next_try = -math.inf
+            return out
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _fail(self, message: str) -> CloudUnavailable:
+        self.failures += 1
+        wait = min(self.backoff_max_s, self.backoff_s * 2 ** (self.failures - 1))
+        self._next_try = time.monotonic() + wait
+        return CloudUnavailable(f"{message} (retry in {wait:.2g} s)")
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _stale(self) -> bool:
+        """A kept-alive connection with something to read before we asked: closed or errored by the server."""
+        sock = self._conn.sock
+        try:
+            return bool(select.select([sock], [], [], 0)[0])
+        except (OSError, ValueError):
+            return True
+
+    def _ensure_connected(self, deadline: float) -> float:
+        """Connect and authenticate unless a live connection exists; the milliseconds it took."""
+        if self._conn is not None and not self._stale():
+            return 0.0
+        self._drop()
+        t0 = time.monotonic()
+        limit = min(self.connect_timeout, max(1e-3, deadline - t0))
+        sock = socket.create_connection((self.host, self.port), timeout=limit)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._conn = self.shaper.wrap(sock) if self.shaper else _PlainSocket(sock)
+        if self.shaper:
+            time.sleep(min(self.shaper.connect_delay_s(), max(0.0, deadline - time.monotonic())))
+        self._send(P.Hello(self.token), deadline)
+        reply, _ = self._read(deadline)
+        if not isinstance(reply, P.Welcome):
+            raise P.ProtocolError(f"expected WELCOME, got {type(reply).__name__}")
+        self.server_info = reply.info
+        return (time.monotonic() - t0) * 1000.0
+
+    def _exchange(self, msg, deadline: float):
+        """Send one request on a live connection and read its reply: (reply, wall_ms, connect_ms, reply_bytes)."""
+        connect_ms = self._ensure_connected(deadline)
+        frame = P.encode(msg)
+        limit = self.server_info.get("max_frame", P.DEFAULT_MAX_FRAME)
+        if len(frame) - P.HEADER_SIZE > limit:  # the server would refuse it after we paid for the upload
+            raise ServerError(P.ErrorCode.TOO_LARGE, f"request body of {len(frame) - P.HEADER_SIZE} bytes "
+                                                     f"exceeds the server's limit of {limit} bytes")
+        t0 = time.monotonic()
+        self._send(frame, deadline)
+        reply, nbytes = self._read(deadline)
+        return reply, (time.monotonic() - t0) * 1000.0, connect_ms, nbytes
+
+    def _send(self, msg, deadline: float) -> None:
+        self._conn.settimeout(self._remaining(deadline))
+        self._conn.sendall(msg if isinstance(msg, bytes) else P.encode(msg), deadline)
+
+    def _read(self, deadline: float):
+        header = P.parse_header(self._recv_exact(P.HEADER_SIZE, deadline), self.max_reply)
+        body = self._recv_exact(header.length, deadline)
+        reply = P.decode_body(header, body)
+        if isinstance(reply, P.Error):
+            raise ServerError(reply.code, reply.message, reply.request_id)
+        return reply, P.HEADER_SIZE + header.length
+
+    def _recv_exact(self, n: int, deadline: float) -> bytes:
+        buf = bytearray()
+        while len(buf) < n:
+            self._conn.settimeout(self._remaining(deadline))
+            chunk = self._conn.recv(min(n - len(buf), 1 << 20), deadline)
+            if not chunk:
+                raise _Closed(f"connection closed after {len(buf)} of {n} bytes")
+            buf += chunk
+        return bytes(buf)
+
+    @staticmethod
+    def _remaining(deadline: float) -> float:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("deadline passed")
+        return left

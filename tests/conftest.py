@@ -1,0 +1,15 @@
+import os
+
+import pytest
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _torch_threads():
+    """Tests share a 2-core machine; one thread keeps timing-insensitive tests predictable."""
+    try:
+        import torch
+    except ImportError:  # planning-only environments
+        return
+    torch.set_num_threads(1)
