@@ -33,6 +33,8 @@ _LAZY = {
     "load_fashion_mnist": "planner.data",
     # zoo
     "zoo": "planner.zoo",
+    # compress
+    "DecodedFeature": "planner.compress.codec",
     # runtime (transport)
     "CloudServer": "planner.runtime.server",
     "CloudClient": "planner.runtime.client",

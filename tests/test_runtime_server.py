@@ -45,6 +45,8 @@ class DummyHandler:
             raise CompressError("bitwidth 5 was not trained for cut 'layer2'")
         elif payload == b"bug":
             raise ZeroDivisionError("oops")
+        elif payload == b"5d":
+            return np.zeros((1,) * 5), {}
         return expected_scores(payload), {"decode_ms": 1.0, "tail_ms": 2.0}
 
 
@@ -118,6 +120,7 @@ def test_health_and_infer(served):
     (b"codec-error", ErrorCode.BAD_PAYLOAD, "bad magic"),
     (b"unknown-bits", ErrorCode.UNSUPPORTED, "bitwidth 5"),
     (b"bug", ErrorCode.INTERNAL, "see the server log"),
+    (b"5d", ErrorCode.INTERNAL, "see the server log"),
 ])
 def test_handler_errors_reach_the_client_and_the_server_goes_on(served, payload, code, words):
     _, _, port = served
@@ -238,6 +241,19 @@ def test_server_stopping_mid_session_means_fallback_not_hang():
             c.infer("dummy", b"abc")
     finally:
         c.close()
+
+
+def test_client_reconnects_after_the_server_dropped_an_idle_connection():
+    server, _, port = start(idle_timeout=0.2)
+    try:
+        with client(port) as c:
+            assert c.infer("dummy", b"a").connect_ms > 0
+            assert c.infer("dummy", b"b").connect_ms == 0
+            time.sleep(0.4)  # the server says TIMEOUT and hangs up meanwhile
+            reply = c.infer("dummy", b"c")
+            assert reply.connect_ms > 0 and reply.scores[0] == 1 and c.failures == 0
+    finally:
+        server.stop_thread()
 
 
 def test_client_timeout_is_a_fallback(served):

@@ -44,7 +44,9 @@ def test_rate_function_with_outage():
     trace = lambda t: 0.0 if t < 0.5 else 8e6  # noqa: E731 - outage, then 1 MB/s
     bucket = TokenBucket(trace, clock=clock, t0=clock.now)
     assert bucket.schedule(1_000_000) == pytest.approx(101.5, abs=0.006)
-    assert TokenBucket(lambda t: 0.0, clock=clock).schedule(10) == math.inf
+    dead = TokenBucket(lambda t: 0.0, clock=clock)
+    assert dead.schedule(10) == math.inf
+    assert dead.busy_until == -math.inf, "bytes that never get through must not block the link"
     with pytest.raises(TimeoutError):
         sleep_until(math.inf, deadline=clock.now + 5, clock=clock)
 

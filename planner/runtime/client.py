@@ -160,7 +160,7 @@ class CloudClient:
         """Send one codec payload to the tail of `model`; the scores and timings, or CloudUnavailable/ServerError."""
         rid = next(self._ids) if request_id is None else int(request_id)
         msg = P.Infer(rid, model, bytes(payload))
-        frame_len = P.HEADER_SIZE + len(msg.to_body())
+        frame_len = P.HEADER_SIZE + P.Infer._HEAD.size + len(model.encode()) + len(msg.payload)
         with self._lock:
             result, wall_ms, connect_ms, reply_len = self._call(lambda deadline: self._exchange(msg, deadline))
         if not isinstance(result, P.Result) or result.request_id != rid:

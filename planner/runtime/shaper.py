@@ -26,7 +26,7 @@ RateFn = Callable[[float], float]
 
 DEFAULT_CHUNK = 16 * 1024
 _STEP_S = 0.005  # integration step for time-varying rates
-_HORIZON_S = 3600.0  # a trace that delivers nothing for this long never delivers
+_HORIZON_S = 300.0  # a trace that delivers nothing for this long never delivers (callers time out first)
 
 
 class TokenBucket:
@@ -68,7 +68,8 @@ class TokenBucket:
         with self._lock:
             start = max(now, self.busy_until)
             done = self._finish(start, nbytes * 8.0)
-            self.busy_until = done
+            if done < math.inf:  # bytes that never get through do not block the link for later ones
+                self.busy_until = done
         if self.burst_bytes:
             rate = self.rate_at(now)
             if rate > 0:
@@ -140,7 +141,7 @@ class ShapedSocket:
     def __init__(self, sock: socket.socket, shaper: Shaper) -> None:
         self.sock = sock
         self.shaper = shaper
-        self._mark = shaper.clock()  # when this side last finished sending or receiving
+        self._mark = shaper.clock()  # last time the receive buffer was seen empty (or our last send)
 
     def sendall(self, data: bytes, deadline: float | None = None) -> None:
         offered = self.shaper.clock()  # the whole buffer is handed to the link at once
@@ -154,16 +155,15 @@ class ShapedSocket:
         self._mark = self.shaper.clock()
 
     def recv(self, n: int, deadline: float | None = None) -> bytes:
-        # Bytes already waiting arrived while we slept on earlier ones: they were offered to the
-        # link no later than our last send/receive, not now.
+        # Bytes found waiting arrived while we slept on earlier ones, at the earliest when the buffer
+        # was last seen empty; bytes we had to block for arrived now.
         waiting = bool(select.select([self.sock], [], [], 0)[0])
         data = self.sock.recv(min(n, self.shaper.chunk_bytes))
-        now = self.shaper.clock()
+        if not waiting:
+            self._mark = self.shaper.clock()
         if data:
-            offered = self._mark if waiting else now
-            arrive = self.shaper.down.schedule(len(data), offered) + self.shaper.delay_s
+            arrive = self.shaper.down.schedule(len(data), self._mark) + self.shaper.delay_s
             sleep_until(arrive, deadline, self.shaper.clock)
-        self._mark = max(now, self._mark)
         return data
 
     def settimeout(self, value: float | None) -> None:

@@ -1,0 +1,356 @@
+"""Train the shared autoencoder (or the independent baseline) against a frozen backbone, then recalibrate BN.
+
+Every step takes one batch of training images, runs the frozen backbone once to get the teacher's logits
+and the features at every served cut, picks one cut (cycling through a seeded shuffle of the cuts, so all
+cuts see the same number of examples) and a few bitwidths by the sandwich rule (always the lowest and the
+highest, plus a random one in between), and for each bitwidth decodes the fake-quantized latent and runs the
+backbone's tail on it. The loss is the mean over those bitwidths of
+
+    kd_weight * T^2 * KL(teacher(T) || student(T)) + mse_weight * MSE(feature / scale) + ce_weight * CE(labels)
+
+The same loop trains the independent baseline: a step on a cut updates that cut's own autoencoder.
+After training the BatchNorm running statistics are recomputed per cut and bitwidth (exact averages over
+`recal_batches` batches of training images, the model in inference mode elsewhere).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import fx, nn
+
+from planner.compress.autoencoder import (
+    AEConfig,
+    Autoencoder,
+    build_autoencoder,
+    save_autoencoder,
+    select_cuts,
+    weights_path,
+)
+from planner.compress.quantize import fake_quantize
+from planner.errors import CompressError
+from planner.partition import Partitioner
+
+
+@dataclass
+class TrainConfig:
+    """The training recipe (stored in the weights card)."""
+
+    steps: int = 2000
+    batch_size: int = 64
+    lr: float = 3e-3
+    weight_decay: float = 1e-5
+    warmup: float = 0.03
+    bits_per_step: int = 3  # sandwich rule: lowest + highest + (n - 2) random in between
+    kd_weight: float = 1.0
+    mse_weight: float = 1.0
+    ce_weight: float = 0.0
+    temperature: float = 2.0
+    recal_batches: int = 20
+    recal_batch_size: int = 250
+    seed: int = 0
+    checkpoint_every: int = 250
+
+
+@dataclass
+class TrainResult:
+    ae: Autoencoder
+    history: list = field(default_factory=list)
+    seconds: float = 0.0
+    steps_done: int = 0
+
+
+# -- the frozen backbone, tapped at every served cut ---------------------------------------------------
+class Backbone:
+    """A frozen model traced once: `features(x)` -> (logits, {cut: feature}) in one pass; `tail(cut)`."""
+
+    def __init__(self, model: nn.Module, example: torch.Tensor, cut_ids: Sequence[str] | None = None,
+                 partitioner: Partitioner | None = None):
+        model.eval()
+        for p in model.parameters():
+            p.requires_grad_(False)
+        self.model = model
+        self.part = partitioner or Partitioner(model, example)
+        self.cuts = select_cuts(self.part.cuts, cut_ids)
+        self.cut_ids = [c.id for c in self.cuts]
+        self._tails: dict[str, nn.Module] = {}
+        self._tap = self._build_tap()
+
+    def _build_tap(self) -> Callable:
+        gm = self.part.gm
+        if gm is None:  # an nn.Sequential torch.fx could not trace: run children, keep the cut outputs
+            wanted = set(self.cut_ids)
+
+            def run_children(x):
+                feats = {}
+                for name, child in self.model.named_children():
+                    x = child(x)
+                    if name in wanted:
+                        feats[name] = x
+                return x, feats
+
+            return run_children
+        graph, env = fx.Graph(), {}
+        by_name = {n.name: n for n in gm.graph.nodes}
+        for n in gm.graph.nodes:
+            if n.op == "output":
+                result = fx.map_arg(n.args[0], lambda a: env[a])
+                graph.output((result, [env[by_name[c]] for c in self.cut_ids]))
+            else:
+                env[n] = graph.node_copy(n, lambda a: env[a])
+        tapped = fx.GraphModule(gm, graph)
+        ids = list(self.cut_ids)
+
+        def run(x):
+            logits, feats = tapped(x)
+            return logits, dict(zip(ids, feats, strict=True))
+
+        return run
+
+    @torch.no_grad()
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        return self._tap(x)
+
+    def tail(self, cut_id: str) -> nn.Module:
+        if cut_id not in self._tails:
+            self._tails[cut_id] = self.part.split(cut_id)[1].eval()
+        return self._tails[cut_id]
+
+
+def sandwich(bits: Sequence[int], n: int, rng: random.Random) -> list[int]:
+    """The lowest and highest bitwidth plus n - 2 distinct random ones in between (all of them if n >= len)."""
+    bits = sorted(bits)
+    if n >= len(bits):
+        return bits
+    if n <= 1:
+        return [rng.choice(bits)]
+    middle = rng.sample(bits[1:-1], min(n - 2, len(bits) - 2))
+    return sorted({bits[0], bits[-1], *middle})
+
+
+def distill_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Hinton's distillation loss: T^2 * KL(softmax(teacher / T) || softmax(student / T))."""
+    t = temperature
+    return F.kl_div(F.log_softmax(student / t, 1), F.log_softmax(teacher / t, 1), reduction="batchmean",
+                    log_target=True) * t * t
+
+
+def _lr_lambda(steps: int, warmup: float) -> Callable[[int], float]:
+    w = max(1, int(steps * warmup))
+
+    def f(step: int) -> float:
+        if step < w:
+            return (step + 1) / w
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - w) / max(1, steps - w))))
+
+    return f
+
+
+def _cut_order(n_cuts: int, steps: int, seed: int) -> list[int]:
+    """Cut index per step: consecutive seeded shuffles of all cuts (balanced)."""
+    rng = random.Random(seed)
+    order: list[int] = []
+    while len(order) < steps:
+        block = list(range(n_cuts))
+        rng.shuffle(block)
+        order += block
+    return order[:steps]
+
+
+def train(ae: Autoencoder, backbone: Backbone, images: torch.Tensor, labels: torch.Tensor,
+          cfg: TrainConfig, checkpoint: str | Path | None = None, resume: bool = False,
+          progress: bool = True) -> TrainResult:
+    """Train `ae` in place on the frozen `backbone` for `cfg.steps` steps; resumable from `checkpoint`."""
+    from tqdm.auto import tqdm
+
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    params = [p for p in ae.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg.steps, cfg.warmup))
+    order = _cut_order(len(ae.cuts), cfg.steps, cfg.seed)
+    start_step, history, elapsed = 0, [], 0.0
+    ckpt = Path(checkpoint) if checkpoint else None
+    if ckpt and resume and ckpt.exists():
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        if state["steps"] != cfg.steps:
+            raise CompressError(f"checkpoint {ckpt} was made for {state['steps']} steps, not {cfg.steps}; "
+                                "resume with the same --steps or start afresh")
+        ae.load_state_dict(state["ae"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        gen.set_state(state["gen"])
+        start_step, history, elapsed = state["step"], state["history"], state["elapsed"]
+    n = len(labels)
+    cuts = ae.cuts
+    ae.train()
+    t0 = time.perf_counter() - elapsed
+    bar = tqdm(range(start_step, cfg.steps), desc=f"train-ae {ae.kind}", initial=start_step, total=cfg.steps,
+               disable=not progress)
+    running = None
+    for step in bar:
+        idx = torch.randint(0, n, (cfg.batch_size,), generator=gen)
+        x, y = images[idx], labels[idx]
+        teacher, feats = backbone.features(x)
+        cut = cuts[order[step]]
+        feature = feats[cut]
+        tail = backbone.tail(cut)
+        rng = random.Random(cfg.seed * 1_000_003 + step)
+        z = ae.latent(feature, cut)
+        scale = ae.input_scale(cut)
+        loss = 0.0
+        chosen = sandwich(ae.bits, cfg.bits_per_step, rng)
+        for b in chosen:
+            rec = ae.reconstruct(fake_quantize(z, b), cut, b)
+            term = cfg.mse_weight * F.mse_loss(rec / scale, feature / scale)
+            if cfg.kd_weight or cfg.ce_weight:
+                logits = tail(rec)
+                if cfg.kd_weight:
+                    term = term + cfg.kd_weight * distill_loss(logits, teacher, cfg.temperature)
+                if cfg.ce_weight:
+                    term = term + cfg.ce_weight * F.cross_entropy(logits, y)
+            loss = loss + term / len(chosen)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        value = float(loss)
+        running = value if running is None else 0.98 * running + 0.02 * value
+        if step % 10 == 0:
+            bar.set_postfix(loss=f"{running:.4f}", cut=cut)
+        if (step + 1) % 50 == 0 or step + 1 == cfg.steps:
+            history.append({"step": step + 1, "loss": round(running, 5),
+                            "elapsed_s": round(time.perf_counter() - t0, 1)})
+        if ckpt and ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps):
+            ckpt.parent.mkdir(parents=True, exist_ok=True)
+            torch.save({"ae": ae.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                        "gen": gen.get_state(), "step": step + 1, "steps": cfg.steps, "history": history,
+                        "elapsed": time.perf_counter() - t0}, ckpt)
+    bar.close()
+    ae.eval()
+    return TrainResult(ae, history, time.perf_counter() - t0, cfg.steps)
+
+
+@torch.no_grad()
+def recalibrate_bn(ae: Autoencoder, backbone: Backbone, images: torch.Tensor, batches: int = 20,
+                   batch_size: int = 250, seed: int = 0) -> None:
+    """Recompute every BatchNorm's running statistics per cut (encoder) and per cut and bitwidth (decoder) as
+    exact averages over `batches` batches of `images`."""
+    from planner.compress.quantize import fake_quantize
+
+    gen = torch.Generator().manual_seed(seed + 1)
+    ae.reset_bn_stats()
+    ae.set_bn_cumulative(True)
+    ae.train()
+    try:
+        for _ in range(batches):
+            x = images[torch.randint(0, len(images), (batch_size,), generator=gen)]
+            _, feats = backbone.features(x)
+            for cut in ae.cuts:
+                z = ae.latent(feats[cut], cut)
+                for b in ae.bits:
+                    ae.reconstruct(fake_quantize(z, b), cut, b)
+    finally:
+        ae.set_bn_cumulative(False)
+        ae.eval()
+
+
+@torch.no_grad()
+def calibrate_scales(ae: Autoencoder, backbone: Backbone, images: torch.Tensor, count: int = 1024,
+                     seed: int = 0) -> None:
+    """Measure each cut's input scale (99.9th percentile) and sign on `count` training images."""
+    gen = torch.Generator().manual_seed(seed + 2)
+    x = images[torch.randint(0, len(images), (min(count, len(images)),), generator=gen)]
+    feats: dict[str, list] = {c: [] for c in ae.cuts}
+    for chunk in x.split(256):
+        for c, f in backbone.features(chunk)[1].items():
+            feats[c].append(f)
+    ae.calibrate({c: torch.cat(v) for c, v in feats.items()})
+
+
+@torch.no_grad()
+def evaluate(ae: Autoencoder | None, backbone: Backbone, images: torch.Tensor, labels: torch.Tensor,
+             cuts: Sequence[str] | None = None, bits: Sequence[int] | None = None,
+             batch_size: int = 500) -> dict:
+    """Accuracy (percent) of the backbone and, per (cut, bits), of head -> encode -> decode -> tail using the
+    integer deployment path. Returns {"backbone": acc, "rows": {(cut, bits): acc}}."""
+    cuts = list(cuts or (ae.cuts if ae is not None else []))
+    bits = list(bits or (ae.bits if ae is not None else []))
+    correct = {(c, b): 0 for c in cuts for b in bits}
+    base = 0
+    with torch.inference_mode():
+        for xb, yb in zip(images.split(batch_size), labels.split(batch_size), strict=True):
+            logits, feats = backbone.features(xb)
+            base += int((logits.argmax(1) == yb).sum())
+            for c in cuts:
+                tail = backbone.tail(c)
+                for b in bits:
+                    rec = ae.decode(ae.encode(feats[c], c, b), c, b)
+                    correct[(c, b)] += int((tail(rec).argmax(1) == yb).sum())
+    n = max(1, len(labels))
+    return {"backbone": 100.0 * base / n, "rows": {k: 100.0 * v / n for k, v in correct.items()}}
+
+
+# -- zoo models: the recipe behind the committed weights ------------------------------------------------
+def train_zoo_autoencoder(model_name: str, kind: str = "shared", *, variant: str = "slim", latent: float = 8,
+                          width: int = 32, decoder_width: int = 32, bits: Sequence[int] = (2, 3, 4, 6, 8),
+                          cut_ids: Sequence[str] | None = None, cfg: TrainConfig | None = None,
+                          threads: int | None = None, out: str | Path | None = None,
+                          checkpoint: str | Path | None = None, resume: bool = False, limit: int | None = None,
+                          val_limit: int = 2000, progress: bool = True, command: str = "") -> dict:
+    """Train a zoo model's autoencoder, recalibrate BN, score it on the validation split, and write
+    `<out>` (default: the committed weights path) plus a JSON card beside it. Returns the card."""
+    from planner import zoo
+    from planner.data import load_fashion_mnist
+
+    cfg = cfg or TrainConfig()
+    if threads:
+        torch.set_num_threads(threads)
+    model, info = zoo.load(model_name)
+    example = torch.zeros(1, *info.input_shape)
+    backbone = Backbone(model, example, cut_ids)
+    config = AEConfig.for_cuts(backbone.cuts, latent=latent, bits=tuple(bits), variant=variant, width=width,
+                               decoder_width=decoder_width, extra={"model": model_name})
+    torch.manual_seed(cfg.seed)
+    ae = build_autoencoder(config, kind)
+    images, labels = load_fashion_mnist("train").tensors(limit)
+    calibrate_scales(ae, backbone, images, seed=cfg.seed)
+    out = Path(out) if out else weights_path(model_name, kind)
+    ckpt = Path(checkpoint) if checkpoint else Path("runs") / "ae" / f"{out.stem}.ckpt"
+    result = train(ae, backbone, images, labels, cfg, checkpoint=ckpt, resume=resume, progress=progress)
+    recal_start = time.perf_counter()
+    # round the weights to the precision they are stored in before measuring BN statistics
+    with torch.no_grad():
+        for p in ae.parameters():
+            p.copy_(p.half().float())
+    recalibrate_bn(ae, backbone, images, cfg.recal_batches, cfg.recal_batch_size, cfg.seed)
+    recal_seconds = time.perf_counter() - recal_start
+    sha = save_autoencoder(ae, out)
+    vx, vy = load_fashion_mnist("val").tensors(val_limit)
+    from planner.compress.autoencoder import load_autoencoder_file
+
+    scores = evaluate(load_autoencoder_file(out), backbone, vx, vy)
+    card = {
+        "model": model_name, "kind": kind, "id": f"{model_name}/{kind}@{sha[:8]}", "file": out.name,
+        "config": config.to_dict(), "params": ae.param_counts(),
+        "val_images": int(len(vy)), "val_backbone_accuracy": round(scores["backbone"], 2),
+        "val_accuracy": {f"{c}@{b}": round(a, 2) for (c, b), a in scores["rows"].items()},
+        "train": {"command": command or f"planner train-ae --model {model_name}" + (" --independent" if kind ==
+                                                                                     "independent" else ""),
+                  **asdict(cfg), "train_seconds": round(result.seconds, 1),
+                  "recalibrate_seconds": round(recal_seconds, 1), "threads": torch.get_num_threads(),
+                  "train_images": int(len(labels)), "machine": platform.processor() or platform.machine(),
+                  "torch": torch.__version__, "numpy": np.__version__, "history": result.history},
+    }
+    out.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    return card

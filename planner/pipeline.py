@@ -1,0 +1,161 @@
+"""One model split at its cuts, with the shared autoencoder and the codec: how every candidate executes.
+
+The profiler times these stages, the cloud server runs `cloud_*`, the edge client runs `edge_*`, so that
+what is measured is what runs. Inputs are the raw samples the edge device holds (uint8 images for the
+built-in models, normalized on whichever side runs the first layer); payloads are codec bytes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from planner.compress import codec
+from planner.errors import CompressError, PartitionError
+from planner.partition import INPUT, OUTPUT, Partitioner
+
+
+@dataclass
+class Stages:
+    """Measured wall time of each stage of one request, in ms (absent stages stay 0)."""
+
+    head_ms: float = 0.0
+    encode_ms: float = 0.0
+    decode_ms: float = 0.0
+    tail_ms: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+
+def _ms(t0: int) -> float:
+    return (time.perf_counter_ns() - t0) / 1e6
+
+
+def _identity(x):
+    return x
+
+
+class SplitPipeline:
+    """Heads, tails and the shared autoencoder of one model, cached per cut."""
+
+    def __init__(self, model: torch.nn.Module, name: str, input_shape: tuple[int, ...], autoencoder=None,
+                 preprocess: Callable | None = None):
+        self.model = model.eval()
+        self.name = name
+        self.input_shape = tuple(input_shape)
+        self.ae = autoencoder
+        self.preprocess = preprocess or _identity
+        self.partitioner = Partitioner(self.model, torch.zeros(1, *self.input_shape))
+        self.cuts = self.partitioner.cuts
+        self._split: dict[str, tuple[torch.nn.Module, torch.nn.Module]] = {}
+
+    @classmethod
+    def from_zoo(cls, name: str, autoencoder: str | None = "shared") -> SplitPipeline:
+        """A built-in model with its committed shared (or independent) autoencoder; None -> raw cuts only."""
+        from planner import zoo
+        from planner.data import normalize
+
+        model, info = zoo.load(name)
+        ae = None
+        if autoencoder:
+            from planner.compress import load_autoencoder
+
+            ae = load_autoencoder(name, kind=autoencoder)
+        return cls(model, name, info.input_shape, ae, preprocess=normalize)
+
+    @property
+    def ae_id(self) -> str | None:
+        return getattr(self.ae, "id", None)
+
+    def split(self, cut: str) -> tuple[torch.nn.Module, torch.nn.Module]:
+        if cut not in self._split:
+            self._split[cut] = self.partitioner.split(cut)
+        return self._split[cut]
+
+    def check(self, cut: str, bits: int | None) -> None:
+        """Raise a clear error when (cut, bits) is not a candidate of this pipeline."""
+        self.partitioner.cut(cut)
+        if bits is not None:
+            if self.ae is None:
+                raise CompressError(f"{self.name} has no autoencoder loaded: only raw cuts (bits=None) are possible")
+            if cut not in self.ae.cuts:
+                raise CompressError(f"the autoencoder does not serve cut {cut!r}; it serves {', '.join(self.ae.cuts)}")
+            if bits not in self.ae.bits:
+                raise CompressError(f"the autoencoder was not trained for {bits} bits; trained: {self.ae.bits}")
+
+    def input_tensor(self, raw) -> torch.Tensor:
+        """Raw samples (uint8 images or float tensors, batched) -> the model's input tensor."""
+        if isinstance(raw, torch.Tensor) and raw.is_floating_point():
+            return raw
+        return self.preprocess(np.asarray(raw))
+
+    # -- edge side -----------------------------------------------------------------------------------
+    def edge_local(self, raw) -> tuple[torch.Tensor, Stages]:
+        """Edge-only: the whole model on the edge."""
+        t0 = time.perf_counter_ns()
+        with torch.inference_mode():
+            scores = self.model(self.input_tensor(raw))
+        return scores, Stages(head_ms=_ms(t0))
+
+    def edge_encode(self, raw, cut: str, bits: int | None, raw_dtype: str = "float32") -> tuple[bytes, Stages]:
+        """Run the head up to `cut` and encode what crosses: codes at `bits`, or the raw feature/input."""
+        if cut == OUTPUT:
+            raise PartitionError("the 'output' cut is edge-only: use edge_local")
+        self.check(cut, bits)
+        st = Stages()
+        t0 = time.perf_counter_ns()
+        if cut == INPUT:
+            arr = raw.numpy() if isinstance(raw, torch.Tensor) else np.asarray(raw)
+            mode = "uint8" if arr.dtype == np.uint8 else raw_dtype
+            payload = codec.encode(arr, INPUT, mode=mode)
+            st.encode_ms = _ms(t0)
+            return payload, st
+        head, _ = self.split(cut)
+        with torch.inference_mode():
+            feature = head(self.input_tensor(raw))
+            st.head_ms = _ms(t0)
+            t0 = time.perf_counter_ns()
+            if bits is None:
+                payload = codec.encode(feature.numpy(), cut, mode=raw_dtype, lossless="none")
+            else:
+                payload = codec.encode(self.ae.encode(feature, cut, bits).numpy(), cut, bits)
+        st.encode_ms = _ms(t0)
+        return payload, st
+
+    def _check_shape(self, dec: codec.DecodedFeature) -> None:
+        if dec.cut == INPUT:
+            expected = self.input_shape
+            ok = int(np.prod(dec.shape[1:])) == int(np.prod(expected))
+        else:
+            expected = tuple(self.ae.latent_shape(dec.cut)) if dec.mode == "codes" else self.partitioner.cut(dec.cut).shape
+            ok = tuple(dec.shape[1:]) == tuple(expected)
+        if not ok or len(dec.shape) < 2:
+            raise CompressError(f"payload for cut {dec.cut!r} has shape {dec.shape}; expected (batch, *{expected})")
+
+    # -- cloud side ----------------------------------------------------------------------------------
+    def cloud_decode(self, payload: bytes) -> tuple[torch.Tensor, Stages, codec.DecodedFeature]:
+        """Decode a payload and run the rest of the model: the server's whole job for one request."""
+        st = Stages()
+        t0 = time.perf_counter_ns()
+        dec = codec.decode(payload)
+        self.check(dec.cut, dec.bits if dec.mode == "codes" else None)
+        self._check_shape(dec)
+        with torch.inference_mode():
+            if dec.cut == INPUT:
+                x = self.input_tensor(dec.array if dec.mode == "uint8" else dec.values())
+                st.decode_ms = _ms(t0)
+                t0 = time.perf_counter_ns()
+                scores = self.model(x)
+            else:
+                if dec.mode == "codes":
+                    feature = self.ae.decode(dec.tensor(), dec.cut, dec.bits)
+                else:
+                    feature = torch.from_numpy(dec.values())
+                st.decode_ms = _ms(t0)
+                t0 = time.perf_counter_ns()
+                scores = self.split(dec.cut)[1](feature)
+        st.tail_ms = _ms(t0)
+        return scores, st, dec

@@ -1,0 +1,163 @@
+"""Measure a device: per-cut head/tail time, encoder/decoder time per bitwidth, real payload bytes, accuracy.
+
+Every time is of the whole stage as it runs in deployment (the whole head for a cut, never a sum of
+per-layer times: fusion and caching make sums wrong), with warm-up and adaptive repeats (`timing.measure`),
+on a fixed thread count, optionally under a CPU quota that emulates a weak edge device.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from planner.compress import codec
+from planner.partition import INPUT
+from planner.profile.accuracy import accuracy_table
+from planner.profile.device import device_facts
+from planner.profile.quota import cpu_quota
+from planner.profile.timing import measure
+
+ROLES = ("edge", "cloud", "both")
+
+
+@dataclass
+class ProfileSettings:
+    """How a profile is measured; defaults suit a 2-core machine in a few minutes."""
+
+    role: str = "both"
+    threads: int | None = None  # default: 1 for an edge profile, all cores otherwise
+    batch: int = 1
+    repeats: int = 7  # minimum timed repeats per stage (more until the spread is small or max_seconds)
+    max_seconds: float = 0.4  # time cap per stage
+    device: str = "cpu"
+    cpu_quota: float | None = None  # fraction of one core for the edge side (needs root)
+    payload_samples: int = 200  # real test images for payload byte statistics
+    accuracy_limit: int | None = None  # test images for accuracy (None = all 10,000; cached)
+    float16: bool = True
+
+
+def _t(fn, s: ProfileSettings) -> dict:
+    return measure(fn, min_repeats=s.repeats, max_seconds=s.max_seconds).to_dict()
+
+
+def _stats(sizes: list[int]) -> tuple[float, float]:
+    a = np.asarray(sizes, dtype=float)
+    return float(a.mean()), float(np.percentile(a, 95))
+
+
+def profile_pipeline(pipeline, settings: ProfileSettings | None = None, progress: bool = True) -> dict:
+    """Measure `pipeline` (a SplitPipeline) on this device and return the profile as a dict (see schema)."""
+    from planner.data import load_arrays
+
+    s = settings or ProfileSettings()
+    if s.role not in ROLES:
+        from planner.errors import ProfileError
+
+        raise ProfileError(f"role must be one of {', '.join(ROLES)}, got {s.role!r}")
+    edge, cloud = s.role in ("edge", "both"), s.role in ("cloud", "both")
+    threads = s.threads or (1 if s.role == "edge" else torch.get_num_threads() or 1)
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    ae = pipeline.ae
+    bits = list(ae.bits) if ae is not None else []
+    served = set(ae.cuts) if ae is not None else set()
+
+    images, _ = load_arrays("test")
+    raw_batch = images[: s.batch]
+    x = pipeline.input_tensor(raw_batch)
+    samples = images[: s.payload_samples]
+    xs = pipeline.input_tensor(samples)
+    acc = accuracy_table(pipeline, bits, limit=s.accuracy_limit, progress=progress) if ae is not None or True else {}
+
+    inner = [c for c in pipeline.cuts if not c.trivial]
+    iterator = inner
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(inner, desc=f"profile {pipeline.name} ({s.role}, {threads}t)", unit="cut")
+
+    def edge_side():
+        return cpu_quota(s.cpu_quota, scope="thread") if edge else cpu_quota(None)
+
+    cuts_out = []
+    with torch.inference_mode():
+        for c in iterator:
+            head, tail = pipeline.split(c.id)
+            feature = head(x)
+            entry = {"id": c.id, "index": c.index, "shape": list(c.shape), "float32_bytes": c.float32_bytes,
+                     "producer": c.producer, "head_ms": None, "tail_ms": None, "raw": {}, "bits": {}}
+            f32 = codec.encode(feature.numpy(), c.id, mode="float32", lossless="none")
+            raw_modes = ["float32"] + (["float16"] if s.float16 else [])
+            for mode in raw_modes:
+                payload = codec.encode(feature.numpy(), c.id, mode=mode, lossless="none")
+                r = {"bytes": len(payload), "serialize_ms": None, "deserialize_ms": None}
+                if mode == "float16":
+                    r["accuracy"] = acc["cuts"][c.id]["float16"]
+                cloud and r.update(deserialize_ms=_t(lambda p=payload: codec.decode(p), s))
+                entry["raw"][mode] = r
+            if edge:
+                with edge_side():
+                    entry["head_ms"] = _t(lambda h=head: h(x), s)
+                    for mode in raw_modes:
+                        entry["raw"][mode]["serialize_ms"] = _t(
+                            lambda m=mode, f=feature: codec.encode(f.numpy(), c.id, mode=m, lossless="none"), s)
+            if cloud:
+                entry["tail_ms"] = _t(lambda t=tail, f=feature: t(f), s)
+            del f32
+            if c.id in served:
+                feats = head(xs)
+                for b in bits:
+                    sizes = [len(codec.encode(ae.encode(feats[i:i + 1], c.id, b).numpy(), c.id, b))
+                             for i in range(len(feats))]
+                    mean, p95 = _stats(sizes)
+                    codes = ae.encode(feature, c.id, b)
+                    payload = codec.encode(codes.numpy(), c.id, b)
+                    e = {"bytes_mean": mean, "bytes_p95": p95, "encode_ms": None, "decode_ms": None,
+                         "accuracy": acc["cuts"][c.id]["bits"].get(str(b))}
+                    if edge:
+                        with edge_side():
+                            e["encode_ms"] = _t(
+                                lambda f=feature, b=b: codec.encode(ae.encode(f, c.id, b).numpy(), c.id, b), s)
+                    if cloud:
+                        e["decode_ms"] = _t(
+                            lambda p=payload, b=b: ae.decode(codec.decode(p).tensor(), c.id, b), s)
+                    entry["bits"][str(b)] = e
+            cuts_out.append(entry)
+
+        input_sizes = [len(codec.encode(samples[i:i + 1], INPUT, mode="uint8")) for i in range(len(samples))]
+        in_payload = codec.encode(raw_batch, INPUT, mode="uint8")
+        inp = {"shape": list(pipeline.input_shape), "raw_bytes": int(math.prod(raw_batch.shape[1:])),
+               "compressed_bytes": _stats(input_sizes)[0], "compressed_bytes_p95": _stats(input_sizes)[1],
+               "encode_ms": None, "decode_ms": None}
+        whole = None
+        if edge:
+            with edge_side():
+                inp["encode_ms"] = _t(lambda: codec.encode(raw_batch, INPUT, mode="uint8"), s)
+                whole_edge = _t(lambda: pipeline.model(pipeline.input_tensor(raw_batch)), s)
+            whole = whole_edge
+        if cloud:
+            inp["decode_ms"] = _t(lambda: pipeline.input_tensor(codec.decode(in_payload).array), s)
+            whole_cloud = _t(lambda: pipeline.model(x), s)
+            whole = whole_cloud if not edge else whole
+    torch.set_num_threads(previous_threads)
+    scores = pipeline.model(x)
+    return {
+        "schema_version": 1,
+        "model": pipeline.name,
+        "autoencoder": pipeline.ae_id,
+        "role": s.role,
+        "device": device_facts(threads, s.cpu_quota, s.device),
+        "settings": {"batch": s.batch, "repeats": s.repeats, "max_seconds": s.max_seconds, "device": s.device,
+                     "threads": threads, "payload_samples": s.payload_samples,
+                     "accuracy_images": acc.get("n")},
+        "scaled": None,
+        "backbone_accuracy": acc.get("backbone"),
+        "bits": bits,
+        "input": inp,
+        "whole_model_ms": whole,
+        "reply_bytes": len(codec.encode(scores.detach().numpy(), "output", mode="float32", lossless="none")),
+        "cuts": cuts_out,
+    }
