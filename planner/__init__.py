@@ -35,6 +35,21 @@ _LAZY = {
     "zoo": "planner.zoo",
     # compress
     "DecodedFeature": "planner.compress.codec",
+    "SharedAutoencoder": "planner.compress.autoencoder",
+    "load_autoencoder": "planner.compress.autoencoder",
+    # profiles, links, solver (torch-free)
+    "Profile": "planner.profile.schema",
+    "load_profile": "planner.profile.schema",
+    "Plan": "planner.solve",
+    "Candidate": "planner.solve",
+    "plan": "planner.solve",  # planner.solve.solve (`planner.solve` is the module)
+    "solve_trace": "planner.solve",
+    "breakpoints": "planner.solve",
+    "parse_bandwidth": "planner.link",
+    "parse_duration": "planner.link",
+    "ConstantLink": "planner.link",
+    "TraceLink": "planner.link",
+    "LiveEstimate": "planner.link",
     # runtime (transport)
     "CloudServer": "planner.runtime.server",
     "CloudClient": "planner.runtime.client",

@@ -152,11 +152,10 @@ class Partitioner:
         for v in found:
             if v.op == "placeholder":
                 continue
-            head, tail = self._graph_split(v, nodes, data)
-            if verify and not self._exact(tail, values[v]):
+            if verify and not self._exact(self._graph_split(v, nodes, data, head=False)[1], values[v]):
                 continue
             meta = _meta(v)
-            cuts.append(self._make_cut(v.name, len(cuts), meta.shape, meta.dtype, _count_params(head),
+            cuts.append(self._make_cut(v.name, len(cuts), meta.shape, meta.dtype, self._head_params(v, nodes),
                                        _producer(v, gm), _scope(v)))
             split_at[v.name] = v
         cuts.append(self._trivial(OUTPUT, len(cuts)))
@@ -192,20 +191,37 @@ class Partitioner:
                 return False
         return _allclose(out, self.reference)
 
-    def _graph_split(self, v: fx.Node, nodes: list[fx.Node], data: set[fx.Node]):
+    def _head_params(self, v: fx.Node, nodes: list[fx.Node]) -> int:
+        """Parameters read by the nodes up to v, without building the head module."""
+        seen: dict[int, int] = {}
+        for n in nodes[: nodes.index(v) + 1]:
+            if n.op == "call_module":
+                params = self.gm.get_submodule(n.target).parameters()
+            elif n.op == "get_attr":
+                attr = self.gm
+                for part in str(n.target).split("."):
+                    attr = getattr(attr, part)
+                params = [attr] if isinstance(attr, nn.Parameter) else []
+            else:
+                continue
+            seen.update({id(p): p.numel() for p in params})
+        return sum(seen.values())
+
+    def _graph_split(self, v: fx.Node, nodes: list[fx.Node], data: set[fx.Node], head: bool = True):
         """Head graph: everything up to v, returning v. Tail graph: v as input, everything after it."""
         cut_pos = nodes.index(v)
         head_graph, tail_graph = fx.Graph(), fx.Graph()
-        env_h: dict[fx.Node, fx.Node] = {}
-        for n in nodes[: cut_pos + 1]:
-            env_h[n] = head_graph.node_copy(n, lambda a: env_h[a])
-        head_graph.output(env_h[v])
+        if head:
+            env_h: dict[fx.Node, fx.Node] = {}
+            for n in nodes[: cut_pos + 1]:
+                env_h[n] = head_graph.node_copy(n, lambda a: env_h[a])
+            head_graph.output(env_h[v])
         env_t: dict[fx.Node, fx.Node] = {v: tail_graph.placeholder("feature")}
         needed = self._tail_needs(nodes[cut_pos + 1:], data)
         for n in nodes:
             if n in needed and n not in env_t:
                 env_t[n] = tail_graph.node_copy(n, lambda a: env_t[a])
-        return _module(self.gm, head_graph), _module(self.gm, tail_graph)
+        return (_module(self.gm, head_graph) if head else None), _module(self.gm, tail_graph)
 
     @staticmethod
     def _tail_needs(after: list[fx.Node], data: set[fx.Node]) -> set[fx.Node]:

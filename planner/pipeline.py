@@ -53,12 +53,12 @@ class SplitPipeline:
         self._split: dict[str, tuple[torch.nn.Module, torch.nn.Module]] = {}
 
     @classmethod
-    def from_zoo(cls, name: str, autoencoder: str | None = "shared") -> SplitPipeline:
+    def from_zoo(cls, name: str, autoencoder: str | None = "shared", weights=None) -> SplitPipeline:
         """A built-in model with its committed shared (or independent) autoencoder; None -> raw cuts only."""
         from planner import zoo
         from planner.data import normalize
 
-        model, info = zoo.load(name)
+        model, info = zoo.load(name, weights)
         ae = None
         if autoencoder:
             from planner.compress import load_autoencoder

@@ -145,7 +145,8 @@ def run_random(count: int, seed: int = 0) -> collections.Counter:
 
 
 def run_hypothesis(count: int, seed: int) -> collections.Counter:
-    from hypothesis import HealthCheck, given, seed as hseed, settings
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import seed as hseed
     from hypothesis import strategies as st
 
     payloads = corpus()

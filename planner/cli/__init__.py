@@ -13,8 +13,11 @@ COMMANDS = [
     "cuts",
     "evaluate",
     "train_backbone",
-    "demo",
+    "train_ae",
+    "profile",
+    "plan",
     "serve",
+    "demo",
 ]
 
 

@@ -2,13 +2,15 @@
 
 Topology (the same for every cut, so every shared tensor serves every cut):
 
-    encoder  x / scale -> entry 1x1 (C -> We) -> BN ReLU -> conv3x3 stride s1 -> BN ReLU
-             -> conv3x3 stride s2 -> BN ReLU -> conv1x1 (We -> L) -> sigmoid -> b-bit codes
-    decoder  codes / (2^b - 1) -> conv1x1 (L -> Wd) -> BN ReLU -> [upsample if s2 = 2] conv3x3 -> BN ReLU
-             -> [upsample if s1 = 2] conv3x3 -> BN ReLU -> exit 1x1 (Wd -> C) -> ReLU -> * scale
+    encoder  x / scale -> [space-to-depth 2x2 if s1] -> entry 1x1 (k*C -> We) -> BN ReLU
+             -> conv3x3 stride s2 -> BN ReLU -> conv3x3 -> BN ReLU -> conv1x1 (We -> L) -> sigmoid -> b-bit codes
+    decoder  codes / (2^b - 1) -> conv1x1 (L -> Wd) -> BN ReLU -> conv3x3 -> BN ReLU
+             -> [nearest upsample if s2] conv3x3 -> BN ReLU -> exit 1x1 (Wd -> k*C) -> [depth-to-space if s1]
+             -> ReLU (for non-negative features) -> * scale
 
-Per cut, the strides (s1, s2) reduce the spatial size by 1, 2 or 4 (large maps shrink to about 7x7) and L is
-the cut's latent width. Two ways to serve cuts of different widths C:
+Per cut, (s1, s2) reduce the spatial size by 1, 2 or 4 (large maps shrink to about 7x7; k = 4 when s1 = 2)
+and L is the cut's latent width. Everything at full resolution is a 1x1 (patch) projection, so the 3x3 trunk
+only runs at 1/4 or 1/16 of the pixels. Two ways to serve cuts of different widths:
 - ``slim`` (default): entry, exit and latent convs are sized for the widest cut; a cut uses the leading
   slice of the same tensors (slimmable convolution); per cut only BatchNorm affine parameters;
 - ``adapter``: entry and exit are small per-cut 1x1 convs around the same shared trunk.
@@ -89,6 +91,11 @@ class CutSpec:
     def mid_size(self) -> tuple[int, int]:
         s1 = self.strides[0]
         return (-(-self.shape[1] // s1), -(-self.shape[2] // s1))
+
+    @property
+    def entry_channels(self) -> int:
+        """Channels entering the 1x1 entry conv: C, or 4C after a 2x2 space-to-depth."""
+        return self.shape[0] * self.strides[0] ** 2
 
     @property
     def latent_shape(self) -> tuple[int, int, int]:
@@ -213,7 +220,7 @@ class SharedAutoencoder(nn.Module):
         self.id = ""
         specs = config.cuts
         n, we, wd = len(specs), config.width, config.decoder_width
-        cmax = max(s.shape[0] for s in specs)
+        cmax = max(s.entry_channels for s in specs)
         lmax = max(s.latent_channels for s in specs)
         self._index = {s.id: i for i, s in enumerate(specs)}
         self._slot = {b: j for j, b in enumerate(config.bits)}
@@ -222,9 +229,9 @@ class SharedAutoencoder(nn.Module):
             self.exit = _conv_weight(cmax, wd, 1)
             self.exit_bias = nn.Parameter(torch.zeros(cmax))
         else:
-            self.entry_adapters = nn.ParameterList([_conv_weight(we, s.shape[0], 1) for s in specs])
-            self.exit_adapters = nn.ParameterList([_conv_weight(s.shape[0], wd, 1) for s in specs])
-            self.exit_biases = nn.ParameterList([nn.Parameter(torch.zeros(s.shape[0])) for s in specs])
+            self.entry_adapters = nn.ParameterList([_conv_weight(we, s.entry_channels, 1) for s in specs])
+            self.exit_adapters = nn.ParameterList([_conv_weight(s.entry_channels, wd, 1) for s in specs])
+            self.exit_biases = nn.ParameterList([nn.Parameter(torch.zeros(s.entry_channels)) for s in specs])
         self.enc1 = _conv_weight(we, we, 3)
         self.enc2 = _conv_weight(we, we, 3)
         self.to_latent = _conv_weight(lmax, we, 1)
@@ -271,26 +278,34 @@ class SharedAutoencoder(nn.Module):
 
     # -- the network ----------------------------------------------------------------------------------
     def _entry(self, x: torch.Tensor, i: int) -> torch.Tensor:
-        c = self.config.cuts[i].shape[0]
-        w = self.entry[:, :c] if self.config.variant == "slim" else self.entry_adapters[i]
+        spec = self.config.cuts[i]
+        if spec.strides[0] == 2:
+            x = F.pixel_unshuffle(F.pad(x, (0, x.shape[3] % 2, 0, x.shape[2] % 2)), 2)
+        k = spec.entry_channels
+        w = self.entry[:, :k] if self.config.variant == "slim" else self.entry_adapters[i]
         return F.conv2d(x, w)
 
     def _exit(self, h: torch.Tensor, i: int) -> torch.Tensor:
-        c = self.config.cuts[i].shape[0]
+        spec = self.config.cuts[i]
+        k = spec.entry_channels
         if self.config.variant == "slim":
-            return F.conv2d(h, self.exit[:c], self.exit_bias[:c])
-        return F.conv2d(h, self.exit_adapters[i], self.exit_biases[i])
+            y = F.conv2d(h, self.exit[:k], self.exit_bias[:k])
+        else:
+            y = F.conv2d(h, self.exit_adapters[i], self.exit_biases[i])
+        if spec.strides[0] == 2:
+            y = F.pixel_shuffle(y, 2)[:, :, : spec.shape[1], : spec.shape[2]]
+        return y
 
     def latent(self, feature: torch.Tensor, cut) -> torch.Tensor:
         """The bounded latent z in [0, 1] of a feature batch, before quantization."""
         i = self._cut_index(cut)
         spec = self.config.cuts[i]
         self._check_feature(feature, spec)
-        s1, s2 = spec.strides
+        s2 = spec.strides[1]
         bn = self.enc_bn
         h = F.relu(bn[0](self._entry(feature / self.scale[i], i), i))
-        h = F.relu(bn[1](F.conv2d(h, self.enc1, stride=s1, padding=1), i))
-        h = F.relu(bn[2](F.conv2d(h, self.enc2, stride=s2, padding=1), i))
+        h = F.relu(bn[1](F.conv2d(h, self.enc1, stride=s2, padding=1), i))
+        h = F.relu(bn[2](F.conv2d(h, self.enc2, padding=1), i))
         lat = spec.latent_channels
         return torch.sigmoid(F.conv2d(h, self.to_latent[:lat], self.to_latent_bias[:lat]))
 
@@ -299,14 +314,11 @@ class SharedAutoencoder(nn.Module):
         i = self._cut_index(cut)
         slot = self._slot[check_bits(bits, self.bits)]
         spec = self.config.cuts[i]
-        s1, s2 = spec.strides
         bn = self.dec_bn
         h = F.relu(bn[0](F.conv2d(q, self.from_latent[:, : spec.latent_channels]), i, slot))
-        if s2 == 2:
-            h = F.interpolate(h, size=spec.mid_size, mode="nearest")
         h = F.relu(bn[1](F.conv2d(h, self.dec1, padding=1), i, slot))
-        if s1 == 2:
-            h = F.interpolate(h, size=spec.shape[1:], mode="nearest")
+        if spec.strides[1] == 2:
+            h = F.interpolate(h, size=spec.mid_size, mode="nearest")
         h = F.relu(bn[2](F.conv2d(h, self.dec2, padding=1), i, slot))
         y = self._exit(h, i)
         if self.nonneg[i]:

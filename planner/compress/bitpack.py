@@ -2,9 +2,11 @@
 
 The stream is the codes written one after another, most significant bit first, the last byte padded
 with zero bits: exactly `np.packbits` of each code's low b bits. Three vectorized paths give the same
-bytes: b = 1 and 8 map to numpy directly; b = 2 and 4 put 8/b codes in one byte with uint8 shifts;
-b = 3, 5, 6, 7 take eight codes (= b bytes) at a time as one big-endian 64-bit word and squeeze out
-the unused high bits of every byte with three SWAR steps (8 -> 16 -> 32 -> 64-bit lanes).
+bytes: b = 1 and 8 map to numpy directly; for b = 2 and 4 one integer multiply gathers the k = 8/b codes
+of a little-endian k-byte word into one byte (and spreads a byte back into k lanes), the shifted copies
+never overlapping so no carry disturbs them; b = 3, 5, 6, 7 take eight codes (= b bytes) at a time as a
+big-endian 64-bit word and squeeze out the unused high bits of every byte with three SWAR steps
+(8 -> 16 -> 32 -> 64-bit lanes).
 """
 
 from __future__ import annotations
@@ -27,6 +29,24 @@ def packed_size(count: int, bits: int) -> int:
     """Bytes taken by `count` codes of `bits` bits: ceil(count * bits / 8)."""
     check_bits(bits)
     return (count * bits + 7) // 8
+
+
+class _Gather:
+    """Multiply constants for b in (2, 4): code i of a k-code word sits at bit 8i and goes to 8k - b(i+1)."""
+
+    def __init__(self, bits: int) -> None:
+        per = 8 // bits
+        self.per, self.word = per, np.dtype(f"<u{per}")
+        self.wide = np.dtype(np.uint64 if bits == 2 else np.uint32)
+        wide = self.wide.type
+        self.pack_mul = wide(sum(1 << (8 * per - bits - (8 + bits) * i) for i in range(per)))
+        self.pack_shift = wide(8 * (per - 1))
+        self.unpack_mul = wide(sum(1 << ((8 + bits) * i) for i in range(per)))
+        self.unpack_shift = wide(8 - bits)
+        self.lanes = wide(sum(((1 << bits) - 1) << (8 * i) for i in range(per)))
+
+
+_GATHER = {2: _Gather(2), 4: _Gather(4)}
 
 
 def _lanes(width: int, ones: int) -> np.uint64:
@@ -59,13 +79,10 @@ def pack(codes: np.ndarray, bits: int) -> bytes:
         return flat.tobytes()
     if bits == 1:
         return np.packbits(flat).tobytes()
-    if 8 % bits == 0:
-        per = 8 // bits
-        grid = _padded(flat, per).reshape(-1, per)
-        acc = grid[:, 0] << _U8(8 - bits)
-        for i in range(1, per):
-            acc |= grid[:, i] << _U8(8 - bits * (i + 1))
-        return acc.tobytes()
+    if bits in _GATHER:
+        g = _GATHER[bits]
+        words = _padded(flat, g.per).view(g.word)
+        return (np.multiply(words, g.pack_mul, dtype=g.wide) >> g.pack_shift).astype(_U8).tobytes()
     v = _padded(flat, 8).view(">u8").astype(_U64)
     m = _lanes(16, 8)
     v = (((v >> _U64(8)) & m) << _U64(bits)) | (v & m)
@@ -92,13 +109,10 @@ def unpack(buf: bytes | bytearray | memoryview, bits: int, count: int) -> np.nda
         return data.copy()
     if bits == 1:
         return np.unpackbits(data, count=count)
-    if 8 % bits == 0:
-        per = 8 // bits
-        mask = _U8((1 << bits) - 1)
-        out = np.empty((need, per), _U8)
-        for i in range(per):
-            out[:, i] = (data >> _U8(8 - bits * (i + 1))) & mask
-        return out.reshape(-1)[:count]
+    if bits in _GATHER:
+        g = _GATHER[bits]
+        spread = (np.multiply(data, g.unpack_mul, dtype=g.wide) >> g.unpack_shift) & g.lanes
+        return spread.astype(g.word).view(_U8)[:count]
     groups = -(-count // 8)
     grid = np.zeros((groups, 8), _U8)
     grid[:, 8 - bits:] = _padded(data, bits).reshape(groups, bits)

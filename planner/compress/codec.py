@@ -123,7 +123,7 @@ def encode(x: Any, cut: str, bits: int | None = None, *, mode: str | None = None
     """Frame a feature as bytes. With `bits`, `x` holds integer codes in [0, 2**bits - 1] (mode "codes");
     without, `x` is a raw feature: "float32" (any float, cast), "float16" or "uint8" (the model input),
     inferred from the dtype unless `mode` says. `lossless`: "auto" (smallest of zlib/zstd if smaller than
-    plain), "none", "zlib" or "zstd"."""
+    plain), "none", "zlib" or "zstd"; `level` goes to the compressor(s) (default zlib 6, zstd 3)."""
     arr = _as_array(x)
     mode = _resolve_mode(arr, bits, mode)
     cut_b = _cut_bytes(cut)
@@ -171,8 +171,6 @@ def _as_array(x: Any) -> np.ndarray:
 
 def _resolve_mode(arr: np.ndarray, bits: int | None, mode: str | None) -> str:
     if mode is not None:
-        if mode not in MODES:
-            raise CodecError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
         return mode
     if bits is not None:
         return "codes"
@@ -264,21 +262,27 @@ def _zstd():
 def _compress(raw: bytes, lossless: str, level: int | None) -> tuple[str, bytes]:
     if lossless == "none":
         return "none", raw
+    if lossless == "auto":
+        best = ("none", raw)
+        for method in ("zlib", "zstd") if _zstd() is not None else ("zlib",):
+            candidate = _compress(raw, method, level)
+            if len(candidate[1]) < len(best[1]):
+                best = candidate
+        return best
     if lossless == "zlib":
-        return "zlib", zlib.compress(raw, ZLIB_LEVEL if level is None else level)
+        try:
+            return "zlib", zlib.compress(raw, ZLIB_LEVEL if level is None else level)
+        except (zlib.error, TypeError, ValueError) as e:
+            raise CodecError(f"zlib cannot compress at level {level!r}: {e}") from None
     if lossless == "zstd":
         zstd = _zstd()
         if zstd is None:
             raise CodecError(_ZSTD_HINT)
-        return "zstd", zstd.ZstdCompressor(level=ZSTD_LEVEL if level is None else level).compress(raw)
-    if lossless != "auto":
-        raise CodecError(f"unknown lossless stage {lossless!r}; expected auto, none, zlib or zstd")
-    best = ("none", raw)
-    for method in ("zlib", "zstd") if _zstd() is not None else ("zlib",):
-        candidate = _compress(raw, method, None)
-        if len(candidate[1]) < len(best[1]):
-            best = candidate
-    return best
+        try:
+            return "zstd", zstd.ZstdCompressor(level=ZSTD_LEVEL if level is None else level).compress(raw)
+        except (zstd.ZstdError, TypeError, ValueError) as e:
+            raise CodecError(f"zstd cannot compress at level {level!r}: {e}") from None
+    raise CodecError(f"unknown lossless stage {lossless!r}; expected auto, none, zlib or zstd")
 
 
 def _inflate(stored: memoryview, lossless: str, raw_len: int) -> bytes | memoryview:

@@ -169,8 +169,9 @@ def _cut_order(n_cuts: int, steps: int, seed: int) -> list[int]:
 
 def train(ae: Autoencoder, backbone: Backbone, images: torch.Tensor, labels: torch.Tensor,
           cfg: TrainConfig, checkpoint: str | Path | None = None, resume: bool = False,
-          progress: bool = True) -> TrainResult:
-    """Train `ae` in place on the frozen `backbone` for `cfg.steps` steps; resumable from `checkpoint`."""
+          progress: bool = True, stop_after: int | None = None) -> TrainResult:
+    """Train `ae` in place on the frozen `backbone` for `cfg.steps` steps; resumable from `checkpoint`.
+    `stop_after` ends this session after that many steps (a checkpoint is written), to resume later."""
     from tqdm.auto import tqdm
 
     torch.manual_seed(cfg.seed)
@@ -198,7 +199,10 @@ def train(ae: Autoencoder, backbone: Backbone, images: torch.Tensor, labels: tor
     bar = tqdm(range(start_step, cfg.steps), desc=f"train-ae {ae.kind}", initial=start_step, total=cfg.steps,
                disable=not progress)
     running = None
+    end = cfg.steps if stop_after is None else min(cfg.steps, start_step + stop_after)
     for step in bar:
+        if step >= end:
+            break
         idx = torch.randint(0, n, (cfg.batch_size,), generator=gen)
         x, y = images[idx], labels[idx]
         teacher, feats = backbone.features(x)
@@ -224,21 +228,21 @@ def train(ae: Autoencoder, backbone: Backbone, images: torch.Tensor, labels: tor
         loss.backward()
         opt.step()
         sched.step()
-        value = float(loss)
+        value = float(loss.detach())
         running = value if running is None else 0.98 * running + 0.02 * value
         if step % 10 == 0:
             bar.set_postfix(loss=f"{running:.4f}", cut=cut)
         if (step + 1) % 50 == 0 or step + 1 == cfg.steps:
             history.append({"step": step + 1, "loss": round(running, 5),
                             "elapsed_s": round(time.perf_counter() - t0, 1)})
-        if ckpt and ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps):
+        if ckpt and ((step + 1) % cfg.checkpoint_every == 0 or step + 1 in (cfg.steps, end)):
             ckpt.parent.mkdir(parents=True, exist_ok=True)
             torch.save({"ae": ae.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                         "gen": gen.get_state(), "step": step + 1, "steps": cfg.steps, "history": history,
                         "elapsed": time.perf_counter() - t0}, ckpt)
     bar.close()
     ae.eval()
-    return TrainResult(ae, history, time.perf_counter() - t0, cfg.steps)
+    return TrainResult(ae, history, time.perf_counter() - t0, end)
 
 
 @torch.no_grad()
@@ -307,9 +311,11 @@ def train_zoo_autoencoder(model_name: str, kind: str = "shared", *, variant: str
                           cut_ids: Sequence[str] | None = None, cfg: TrainConfig | None = None,
                           threads: int | None = None, out: str | Path | None = None,
                           checkpoint: str | Path | None = None, resume: bool = False, limit: int | None = None,
-                          val_limit: int = 2000, progress: bool = True, command: str = "") -> dict:
+                          val_limit: int = 2000, progress: bool = True, command: str = "",
+                          stop_after: int | None = None) -> dict:
     """Train a zoo model's autoencoder, recalibrate BN, score it on the validation split, and write
-    `<out>` (default: the committed weights path) plus a JSON card beside it. Returns the card."""
+    `<out>` (default: the committed weights path) plus a JSON card beside it. Returns the card (only
+    {"stopped_at": step, "checkpoint": path} when `stop_after` ended the session early)."""
     from planner import zoo
     from planner.data import load_fashion_mnist
 
@@ -327,7 +333,10 @@ def train_zoo_autoencoder(model_name: str, kind: str = "shared", *, variant: str
     calibrate_scales(ae, backbone, images, seed=cfg.seed)
     out = Path(out) if out else weights_path(model_name, kind)
     ckpt = Path(checkpoint) if checkpoint else Path("runs") / "ae" / f"{out.stem}.ckpt"
-    result = train(ae, backbone, images, labels, cfg, checkpoint=ckpt, resume=resume, progress=progress)
+    result = train(ae, backbone, images, labels, cfg, checkpoint=ckpt, resume=resume, progress=progress,
+                   stop_after=stop_after)
+    if result.steps_done < cfg.steps:
+        return {"stopped_at": result.steps_done, "checkpoint": str(ckpt)}
     recal_start = time.perf_counter()
     # round the weights to the precision they are stored in before measuring BN statistics
     with torch.no_grad():

@@ -1,0 +1,97 @@
+"""`planner plan --edge A.json --cloud B.json --bandwidth 10mbit --rtt 20ms`: the latency-optimal (cut, bits)."""
+
+from __future__ import annotations
+
+import json
+
+from planner.errors import PlannerError
+
+
+def register(sub) -> None:
+    p = sub.add_parser("plan", help="choose the fastest cut and bitwidth for two device profiles and a link")
+    p.add_argument("--edge", required=True, help="profile JSON measured on the edge device")
+    p.add_argument("--cloud", required=True, help="profile JSON measured on the cloud server")
+    link = p.add_mutually_exclusive_group(required=True)
+    link.add_argument("--bandwidth", help="constant uplink bandwidth, e.g. 10mbit, 500kbit, 2MB/s")
+    link.add_argument("--trace", help="bandwidth trace (seconds, Mbit/s per line; or Mahimahi) or a shipped "
+                                      "trace's name; plans for the least --objective latency over the trace")
+    p.add_argument("--rtt", default="20ms", help="round-trip time (default 20ms)")
+    p.add_argument("--max-loss", type=float, default=1.0,
+                   help="accuracy budget: percentage points of loss vs the backbone (default 1.0)")
+    p.add_argument("--objective", choices=("mean", "p95"), default="mean", help="with --trace: mean or p95 latency")
+    p.add_argument("--edge-slowdown", type=float, default=1.0, help="multiply every edge compute time (what-if)")
+    p.add_argument("--payload", choices=("mean", "p95"), default="mean", help="payload size statistic (default mean)")
+    p.add_argument("--breakpoints", nargs="?", const="10kbit:10gbit", metavar="LOW:HIGH",
+                   help="also list the bandwidths where the best choice changes (default range 10kbit:10gbit)")
+    p.add_argument("--top", type=int, default=8, help="rows of the table (default 8)")
+    p.add_argument("--json", action="store_true", help="print the plan as one JSON object")
+    p.set_defaults(func=run)
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.3f}" if abs(x) < 100 else f"{x:.1f}"
+
+
+def format_table(plan, top: int) -> str:
+    """The best `top` candidates by predicted latency, plus cloud-only and edge-only; the chosen one starred."""
+    ranked = sorted(range(len(plan.candidates)), key=lambda i: plan.candidates[i].predicted_ms)
+    shown = ranked[:top] + [i for i in ranked[top:] if plan.candidates[i].kind in ("cloud-only", "edge-only")]
+    if plan.index not in shown:
+        shown.append(plan.index)
+    header = ("", "candidate", "predicted ms", "edge ms", "transfer ms", "cloud ms", "bytes", "loss pp", "feasible")
+    rows = [header]
+    for i in shown:
+        c = plan.candidates[i]
+        rows.append(("*" if i == plan.index else "", c.label, _fmt(c.predicted_ms), _fmt(c.edge_ms), _fmt(c.transfer_ms),
+                     _fmt(c.cloud_ms), f"{c.nbytes:,.0f}", f"{c.accuracy_loss:.2f}", "yes" if c.feasible else "no"))
+    widths = [max(len(r[k]) for r in rows) for k in range(len(header))]
+    lines = ["  ".join(v.ljust(w) if k < 2 else v.rjust(w) for k, (v, w) in enumerate(zip(r, widths, strict=True)))
+             for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def run(args) -> int:
+    from planner.link import ConstantLink, TraceLink, format_bandwidth
+    from planner.profile.schema import Profile
+    from planner.solve import prepare
+
+    if args.top < 1:
+        raise PlannerError(f"--top must be >= 1, got {args.top}")
+    edge, cloud = Profile.load(args.edge), Profile.load(args.cloud)
+    cs = prepare(edge, cloud, edge_slowdown=args.edge_slowdown, payload=args.payload)
+    if args.trace:
+        link = TraceLink.load(args.trace, rtt=args.rtt)
+        plan = cs.solve_trace(link, objective=args.objective, max_loss=args.max_loss)
+        where = f"trace {link.name} (mean {format_bandwidth(link.mean_bps)}), {args.objective} latency over the trace"
+    else:
+        link = ConstantLink(args.bandwidth, args.rtt)
+        plan = cs.solve(link, max_loss=args.max_loss)
+        where = f"constant {format_bandwidth(link.bandwidth_bps)}"
+    points = None
+    if args.breakpoints:
+        low, sep, high = args.breakpoints.partition(":")
+        if not sep:
+            raise PlannerError(f"--breakpoints takes LOW:HIGH, e.g. 10kbit:1gbit, got {args.breakpoints!r}")
+        points = cs.breakpoints(rtt=link.rtt_ms, low=low, high=high, max_loss=args.max_loss)
+    if args.json:
+        out = plan.to_dict()
+        if points is not None:
+            out["breakpoints"] = [{"bandwidth_bps": b.bandwidth_bps, "below": b.below.label, "above": b.above.label}
+                                  for b in points]
+        print(json.dumps(out, indent=2))
+        return 0
+    c = plan.chosen
+    print(f"plan: {c.label}: {c.predicted_ms:.3f} ms = edge {c.edge_ms:.3f} + transfer {c.transfer_ms:.3f} "
+          f"(rtt {c.rtt_ms:g}) + cloud {c.cloud_ms:.3f}; accuracy loss {c.accuracy_loss:.2f} pp")
+    print(f"link: {where}, rtt {link.rtt_ms:g} ms; budget {args.max_loss:g} pp; edge slowdown {args.edge_slowdown:g}")
+    if plan.fallback_reason:
+        print(f"note: {plan.fallback_reason}")
+    print(format_table(plan, args.top))
+    if points is not None:
+        print(f"\nbest choice by bandwidth ({args.breakpoints}, rtt {link.rtt_ms:g} ms):")
+        if not points:
+            print("  the same choice over the whole range")
+        for b in points:
+            print(f"  below {format_bandwidth(b.bandwidth_bps):>14}: {b.below.label:<22} above: {b.above.label}")
+    return 0

@@ -1,0 +1,91 @@
+"""`planner profile`: measure this device for a model and write a profile file (then plan with it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from planner.cli._model import add_model_args
+
+
+def register(sub) -> None:
+    p = sub.add_parser("profile", help="measure per-cut times, payload bytes and accuracy on this device")
+    add_model_args(p)
+    p.add_argument("--role", choices=["edge", "cloud", "both"], default="both")
+    p.add_argument("--out", default=None, help="profile file (default: profiles/MODEL_ROLE_CPU-Nt.json)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: 1 for edge, all otherwise)")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=7, help="minimum timed repeats per stage")
+    p.add_argument("--max-seconds", type=float, default=0.25, help="time cap per stage")
+    p.add_argument("--device", default="cpu", help="cpu (cuda needs a GPU build of torch)")
+    p.add_argument("--cpu-quota", type=float, default=None,
+                   help="emulate a weak edge: run the edge side on this fraction of one core (root, cgroups)")
+    p.add_argument("--autoencoder", default="shared", choices=["shared", "independent", "none"])
+    p.add_argument("--float16", action="store_true", help="also profile the float16 raw feature")
+    p.add_argument("--payload-samples", type=int, default=200, help="test images for payload statistics")
+    p.add_argument("--accuracy-limit", type=int, default=None, help="test images for accuracy (default: all)")
+    p.add_argument("--csv", default=None, metavar="DIR", help="also export the tables as CSV files to DIR")
+    p.set_defaults(func=run)
+
+
+def default_path(model: str, role: str, threads: int, cpu_quota: float | None, device: str = "cpu") -> Path:
+    from planner.profile.device import cpu_slug
+
+    where = cpu_slug() if device == "cpu" else device
+    quota = f"-q{cpu_quota:g}" if cpu_quota else ""
+    return Path("profiles") / f"{model}_{role}_{where}-{threads}t{quota}.json"
+
+
+def summary(profile) -> str:
+    """A short table: per cut, head/tail ms and the payload at each bitwidth."""
+    rows = [["cut", "shape", "head ms", "tail ms", "f32 B"] + [f"{b}b B" for b in profile.bits]]
+    fmt = lambda t: "-" if t is None else f"{t.median:.3f}"  # noqa: E731
+    for c in profile.cuts:
+        rows.append([c.id, "x".join(map(str, c.shape)), fmt(c.head_ms), fmt(c.tail_ms), str(c.raw["float32"].bytes)]
+                    + [f"{c.bits[b].bytes_mean:.0f}" if b in c.bits else "-" for b in profile.bits])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    out = ["  ".join(v.rjust(w) if i else v.ljust(w) for i, (v, w) in enumerate(zip(r, widths, strict=True)))
+           for r in rows]
+    inp = profile.input
+    out.append(f"input: {inp.raw_bytes} B raw, {inp.compressed_bytes:.0f} B compressed; whole model "
+               f"{profile.whole_model_ms.median:.3f} ms; backbone accuracy {profile.backbone_accuracy}%")
+    return "\n".join(out)
+
+
+def run(args) -> int:
+    import time
+
+    import torch
+
+    from planner.errors import ProfileError
+    from planner.pipeline import SplitPipeline
+    from planner.profile.measure import ProfileSettings, profile_pipeline
+    from planner.profile.quota import check_available
+    from planner.profile.schema import Profile
+
+    if args.device != "cpu" and not (args.device.startswith("cuda") and torch.cuda.is_available()):
+        raise ProfileError(f"device {args.device!r} is not available here (torch {torch.__version__}, "
+                           f"CUDA available: {torch.cuda.is_available()})")
+    if args.device != "cpu":
+        raise ProfileError("CUDA profiling is not implemented yet: profile the cloud on its CPU (--device cpu)")
+    if args.cpu_quota is not None:
+        check_available()
+    if ":" in args.model:
+        raise ProfileError("profiling user models needs an autoencoder trained for them; use a zoo model")
+    start = time.perf_counter()
+    pipeline = SplitPipeline.from_zoo(args.model, None if args.autoencoder == "none" else args.autoencoder,
+                                      weights=args.weights)
+    settings = ProfileSettings(role=args.role, threads=args.threads, batch=args.batch, repeats=args.repeats,
+                               max_seconds=args.max_seconds, device=args.device, cpu_quota=args.cpu_quota,
+                               payload_samples=args.payload_samples, accuracy_limit=args.accuracy_limit,
+                               float16=args.float16)
+    profile = Profile.from_dict(profile_pipeline(pipeline, settings))
+    out = Path(args.out) if args.out else default_path(args.model, args.role, profile.device["threads"],
+                                                        args.cpu_quota)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    profile.save(out)
+    print(summary(profile))
+    print(f"wrote {out} in {time.perf_counter() - start:.0f} s")
+    if args.csv:
+        for path in profile.to_csv(args.csv, stem=out.stem):
+            print(f"wrote {path}")
+    return 0

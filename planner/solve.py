@@ -1,0 +1,426 @@
+"""Choose where to cut and how many bits to send: the latency-optimal candidate under an accuracy budget.
+
+Candidates: cloud-only (ship the input, losslessly compressed), the raw feature at every cut (float32, and
+float16 where both profiles have it), every (cut, bits) through the shared autoencoder, and edge-only.
+Edge-side times (head, encode, serialize, input encode, whole model) come from the edge profile, cloud-side
+times (tail, decode, deserialize, input decode, whole model) from the cloud profile, payload sizes and
+accuracy from the edge profile (the cloud's where the edge's accuracy is unknown):
+
+    T = edge_ms + transfer_ms + cloud_ms
+    edge_ms     = edge_slowdown * (head + encode)          (whole model for edge-only)
+    transfer_ms = link.transfer_ms(payload) + rtt + link.transfer_ms(reply_bytes)   (0 for edge-only)
+    cloud_ms    = decode + tail                            (0 for edge-only)
+
+On a constant link transfer is (payload + reply) * 8 / bandwidth + rtt, so every candidate's latency is affine
+in 1 / bandwidth and `breakpoints` computes the lower envelope exactly. On a trace the uplink starts when the
+edge finishes and the reply when the cloud finishes, both replayed exactly; `solve_trace` picks the candidate
+with the least mean or p95 latency over start times spread across the trace.
+Accuracy loss is in percentage points vs the backbone; lossless candidates (raw float32, cloud-only,
+edge-only) have loss 0, and they are the fallback when no candidate meets the budget.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from planner.errors import SolveError
+from planner.link import ConstantLink, Link, parse_bandwidth, parse_duration
+from planner.profile.schema import RAW_DTYPES, Profile, check_compatible
+from planner.profile.timing import Timing
+
+DEFAULT_MAX_LOSS = 1.0  # percentage points
+KINDS = ("cloud-only", "raw", "split", "edge-only")
+OBJECTIVES = ("mean", "p95")
+RAW_FLOAT16_KEY = 16  # assume_loss key for the raw float16 candidates
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One way to run a request, evaluated on one link: where it cuts, what it sends, how long each part takes."""
+
+    kind: str  # "cloud-only" | "raw" | "split" | "edge-only"
+    cut: str  # cut id; "input" for cloud-only, "output" for edge-only
+    bits: int | None  # autoencoder bitwidth; None for raw and trivial candidates
+    dtype: str | None  # "float32" / "float16" for raw candidates
+    nbytes: float  # payload sent to the cloud (0 for edge-only)
+    edge_ms: float
+    transfer_ms: float  # payload + reply on the wire, plus the RTT
+    cloud_ms: float
+    rtt_ms: float  # the part of transfer_ms that is RTT
+    predicted_ms: float
+    accuracy_loss: float  # percentage points vs the backbone
+    feasible: bool
+
+    @property
+    def label(self) -> str:
+        """A short name: 'cloud-only', 'edge-only', 'pool1 raw float16', 'pool1 @ 4 bits'."""
+        if self.kind in ("cloud-only", "edge-only"):
+            return self.kind
+        return f"{self.cut} raw {self.dtype}" if self.kind == "raw" else f"{self.cut} @ {self.bits} bits"
+
+    @property
+    def breakdown(self) -> dict[str, float]:
+        return {"edge_ms": self.edge_ms, "transfer_ms": self.transfer_ms, "cloud_ms": self.cloud_ms,
+                "rtt_ms": self.rtt_ms}
+
+    def to_dict(self) -> dict:
+        """The contract fields (cut, bits, predicted_ms, accuracy_loss, feasible) plus kind, dtype, bytes, parts."""
+        return {"cut": self.cut, "bits": self.bits, "predicted_ms": _r(self.predicted_ms),
+                "accuracy_loss": _r(self.accuracy_loss), "feasible": self.feasible, "kind": self.kind,
+                "dtype": self.dtype, "bytes": _r(self.nbytes), "edge_ms": _r(self.edge_ms),
+                "transfer_ms": _r(self.transfer_ms), "cloud_ms": _r(self.cloud_ms)}
+
+
+def _r(x: float) -> float:
+    return round(float(x), 6)
+
+
+@dataclass(frozen=True)
+class Breakpoint:
+    """A bandwidth at which the optimal candidate changes: `below` wins under it, `above` over it."""
+
+    bandwidth_bps: float
+    below: Candidate
+    above: Candidate
+
+    def to_dict(self) -> dict:
+        return {"bandwidth_bps": self.bandwidth_bps, "below": self.below.to_dict(), "above": self.above.to_dict()}
+
+
+def _timed(t: Timing | None, profile: Profile, side: str, *where: object) -> float:
+    if t is None:  # the field's name is only formatted on failure: building it costs more than the solve
+        what = ".".join(map(str, where))
+        raise SolveError(f"{side} profile {profile.name}: {what} was not measured (null); profile the {side} device "
+                         f"with the role '{side}' or 'both'")
+    return t.median
+
+
+def _check_max_loss(max_loss: float | None) -> None:
+    if max_loss is not None and (isinstance(max_loss, bool) or not math.isfinite(max_loss)):
+        raise SolveError(f"the accuracy budget must be a finite number of percentage points, got {max_loss!r}")
+
+
+class CandidateSet:
+    """All candidates of an (edge, cloud) profile pair as arrays, ready to be solved on any link many times."""
+
+    def __init__(self, edge: Profile, cloud: Profile, *, edge_slowdown: float = 1.0,
+                 assume_loss: dict[int, float] | None = None, payload: str = "mean"):
+        check_compatible(edge, cloud)
+        if not (math.isfinite(edge_slowdown) and edge_slowdown > 0):
+            raise SolveError(f"edge slowdown must be a positive number, got {edge_slowdown!r}")
+        if payload not in ("mean", "p95"):
+            raise SolveError(f"payload statistic must be 'mean' or 'p95', got {payload!r}")
+        self.edge, self.cloud, self.edge_slowdown, self.payload = edge, cloud, edge_slowdown, payload
+        self.assume_loss = dict(assume_loss or {})
+        backbone = edge.backbone_accuracy if edge.backbone_accuracy is not None else cloud.backbone_accuracy
+        rows: list[tuple] = []  # kind, cut, bits, dtype, edge_ms, cloud_ms, payload, loss
+        missing: list[tuple] = []  # (cut, bits or dtype) of candidates whose loss is unknown
+
+        def loss(acc_e: float | None, acc_c: float | None, key: int, label: tuple) -> float:
+            acc = acc_e if acc_e is not None else acc_c
+            if acc is not None and backbone is not None:
+                return backbone - acc
+            if key in self.assume_loss:
+                return float(self.assume_loss[key])
+            missing.append(label)
+            return math.nan
+
+        def e(t: Timing | None, *where: object) -> float:
+            return _timed(t, edge, "edge", *where)
+
+        def c(t: Timing | None, *where: object) -> float:
+            return _timed(t, cloud, "cloud", *where)
+
+        rows.append(("cloud-only", "input", None, None, e(edge.input.encode_ms, "input", "encode_ms"),
+                     c(cloud.input.decode_ms, "input", "decode_ms") + c(cloud.whole_model_ms, "whole_model_ms"),
+                     edge.input.compressed_bytes, 0.0))
+        for ce, cc in zip(edge.cuts, cloud.cuts, strict=True):
+            head, tail = e(ce.head_ms, "cut", ce.id, "head_ms"), c(cc.tail_ms, "cut", ce.id, "tail_ms")
+            for dtype in RAW_DTYPES:
+                if dtype not in ce.raw or dtype not in cc.raw:
+                    continue
+                re_, rc = ce.raw[dtype], cc.raw[dtype]
+                lost = 0.0 if dtype == "float32" else loss(re_.accuracy, rc.accuracy, RAW_FLOAT16_KEY, (ce.id, dtype))
+                rows.append(("raw", ce.id, None, dtype, head + e(re_.serialize_ms, "cut", ce.id, "raw", dtype, "serialize_ms"),
+                             c(rc.deserialize_ms, "cut", ce.id, "raw", dtype, "deserialize_ms") + tail, re_.bytes, lost))
+            for b, be in ce.bits.items():
+                bc = cc.bits[b]
+                rows.append(("split", ce.id, b, None, head + e(be.encode_ms, "cut", ce.id, "bits", b, "encode_ms"),
+                             c(bc.decode_ms, "cut", ce.id, "bits", b, "decode_ms") + tail,
+                             be.bytes_mean if payload == "mean" else be.bytes_p95,
+                             loss(be.accuracy, bc.accuracy, b, (ce.id, b))))
+        rows.append(("edge-only", "output", None, None, e(edge.whole_model_ms, "whole_model_ms"), 0.0, 0.0, 0.0))
+        if missing:
+            why = "the backbone accuracy is unknown" if backbone is None else "their accuracy is unknown (null)"
+            names = ", ".join(f"{cut} @ {b} bits" if isinstance(b, int) else f"{cut} raw {b}" for cut, b in missing[:4])
+            raise SolveError(f"cannot compute the accuracy loss of {len(missing)} candidates ({names}"
+                             f"{', ...' if len(missing) > 4 else ''}): {why} in {edge.name} and {cloud.name}; "
+                             f"profile accuracy, or assume a loss per bitwidth (assume_loss={{bits: pp}}, "
+                             f"{RAW_FLOAT16_KEY} = raw float16)")
+        self.kind = [r[0] for r in rows]
+        self.cut = [r[1] for r in rows]
+        self.bits = [r[2] for r in rows]
+        self.dtype = [r[3] for r in rows]
+        self.edge_ms = np.array([r[4] for r in rows]) * edge_slowdown
+        self.cloud_ms = np.array([r[5] for r in rows])
+        self.payload_bytes = np.array([r[6] for r in rows], dtype=float)
+        self.loss = np.array([r[7] for r in rows], dtype=float)
+        self.remote = np.array([k != "edge-only" for k in self.kind])
+        self.lossless = np.array([k in ("cloud-only", "edge-only") or d == "float32"
+                                  for k, d in zip(self.kind, self.dtype, strict=True)])
+        self.reply_bytes = float(edge.reply_bytes)
+
+    def __len__(self) -> int:
+        return len(self.kind)
+
+    def feasible(self, max_loss: float | None) -> tuple[np.ndarray, str | None]:
+        """Mask of candidates within the budget (None = no budget), or the lossless ones and why."""
+        _check_max_loss(max_loss)
+        if max_loss is None:
+            return np.ones(len(self), dtype=bool), None
+        mask = self.loss <= max_loss + 1e-9
+        if mask.any():
+            return mask, None
+        return self.lossless.copy(), (f"no candidate meets the accuracy budget of {max_loss:g} pp (the least loss is "
+                                      f"{self.loss.min():g} pp): fell back to the lossless candidates")
+
+    def transfer_ms(self, link: Link, starts_ms: np.ndarray) -> np.ndarray:
+        """(candidates, starts) array: uplink after the edge part, RTT, reply after the cloud part (0 edge-only)."""
+        starts = np.asarray(starts_ms, dtype=float)[None, :]
+        edge_done = starts + self.edge_ms[:, None]
+        uplink = np.asarray(link.transfer_ms(self.payload_bytes[:, None], edge_done))
+        cloud_done = edge_done + uplink + link.rtt_ms + self.cloud_ms[:, None]
+        reply = np.asarray(link.transfer_ms(self.reply_bytes, cloud_done))
+        return np.where(self.remote[:, None], uplink + link.rtt_ms + reply, 0.0)
+
+    def _plan(self, link: Link, transfer: np.ndarray, max_loss: float | None, objective: str,
+              extra: dict[str, np.ndarray] | None = None) -> Plan:
+        feasible, reason = self.feasible(max_loss)
+        total = self.edge_ms + transfer + self.cloud_ms
+        best = int(np.argmin(np.where(feasible, total, np.inf)))
+        rtt = np.where(self.remote, link.rtt_ms, 0.0)
+        return Plan(self, best, {"edge": self.edge_ms, "transfer": transfer, "cloud": self.cloud_ms, "rtt": rtt,
+                                 "total": total, "feasible": feasible, **(extra or {})},
+                    objective=objective, max_loss=max_loss, fallback_reason=reason, link=link.describe())
+
+    def solve(self, link: Link, *, max_loss: float | None = DEFAULT_MAX_LOSS, start_ms: float = 0.0) -> Plan:
+        """The fastest feasible candidate for a request starting at `start_ms` (matters on a trace)."""
+        return self._plan(link, self.transfer_ms(link, np.array([start_ms]))[:, 0], max_loss, "latency")
+
+    def solve_trace(self, link: Link, *, objective: str = "mean", max_loss: float | None = DEFAULT_MAX_LOSS,
+                    n_starts: int = 200, starts_ms=None) -> Plan:
+        """The candidate with the least mean or p95 latency over request start times spread across the trace."""
+        if objective not in OBJECTIVES:
+            raise SolveError(f"unknown objective {objective!r}: use one of {', '.join(OBJECTIVES)}")
+        if starts_ms is None:
+            period = getattr(link, "period_ms", None)
+            if period is None:
+                raise SolveError(f"solve_trace needs a trace link (got {link!r}) or explicit start times")
+            if n_starts < 1:
+                raise SolveError(f"n_starts must be >= 1, got {n_starts}")
+            starts_ms = (np.arange(n_starts) + 0.5) / n_starts * period
+        transfer = self.transfer_ms(link, np.asarray(starts_ms, dtype=float))
+        base = self.edge_ms + self.cloud_ms  # compute is the same at every start: only the transfer varies
+        mean_t, p95_t = transfer.mean(axis=1), np.percentile(transfer, 95, axis=1)
+        chosen = mean_t if objective == "mean" else p95_t
+        return self._plan(link, chosen, max_loss, objective,
+                          {"mean_ms": base + mean_t, "p95_ms": base + p95_t, "max_ms": base + transfer.max(axis=1)})
+
+    def breakpoints(self, *, rtt: str | float = 0.0, low: str | float = "10kbit", high: str | float = "10gbit",
+                    max_loss: float | None = DEFAULT_MAX_LOSS) -> list[Breakpoint]:
+        """Bandwidths in (low, high) where the optimal candidate on a constant link changes, ascending; exact.
+
+        Latency is a + s / bandwidth per candidate: walk the lower envelope of these lines in x = 1 / bandwidth.
+        """
+        rtt_ms = parse_duration(rtt, allow_zero=True)
+        lo_bps, hi_bps = parse_bandwidth(low), parse_bandwidth(high)
+        if lo_bps >= hi_bps:
+            raise SolveError(f"bandwidth range must be low < high, got {low!r} .. {high!r}")
+        feasible, _ = self.feasible(max_loss)
+        a = self.edge_ms + self.cloud_ms + np.where(self.remote, rtt_ms, 0.0)
+        s = np.where(self.remote, (self.payload_bytes + self.reply_bytes) * 8000.0, 0.0)
+        idx = np.flatnonzero(feasible)
+
+        def pick(among: np.ndarray) -> int:  # least slope wins to the right of a tie; then the earlier candidate
+            return int(among[np.lexsort((among, s[among]))[0]])
+
+        x, x_end = 1.0 / hi_bps, 1.0 / lo_bps
+        t = a[idx] + s[idx] * x
+        current = pick(idx[t <= t.min() + 1e-12 * max(1.0, abs(t.min()))])
+        changes: list[tuple[float, int, int]] = []
+        while True:
+            flatter = idx[s[idx] < s[current]]
+            if flatter.size == 0:
+                break
+            cross = (a[flatter] - a[current]) / (s[current] - s[flatter])
+            ahead = cross > x * (1 + 1e-12)
+            if not ahead.any():
+                break
+            x_next = cross[ahead].min()
+            if x_next >= x_end:
+                break
+            nxt = pick(flatter[ahead & (cross <= x_next * (1 + 1e-12))])
+            changes.append((x_next, nxt, current))
+            current, x = nxt, x_next
+        return [Breakpoint(1.0 / xb, self.candidate_at(below, 1.0 / xb, rtt_ms, feasible),
+                           self.candidate_at(above, 1.0 / xb, rtt_ms, feasible)) for xb, below, above in reversed(changes)]
+
+    def candidate_at(self, i: int, bandwidth_bps: float, rtt_ms: float, feasible: np.ndarray | None = None) -> Candidate:
+        """Candidate i evaluated on a constant link."""
+        transfer = ConstantLink(bandwidth_bps, rtt_ms).transfer_ms(self.payload_bytes[i] + self.reply_bytes) + rtt_ms
+        transfer = transfer if self.remote[i] else 0.0
+        return self._candidate(i, transfer, rtt_ms if self.remote[i] else 0.0,
+                               bool(feasible[i]) if feasible is not None else True)
+
+    def _candidate(self, i: int, transfer: float, rtt: float, feasible: bool, total: float | None = None) -> Candidate:
+        edge, cloud = float(self.edge_ms[i]), float(self.cloud_ms[i])
+        return Candidate(kind=self.kind[i], cut=self.cut[i], bits=self.bits[i], dtype=self.dtype[i],
+                         nbytes=float(self.payload_bytes[i]), edge_ms=edge, transfer_ms=float(transfer),
+                         cloud_ms=cloud, rtt_ms=float(rtt),
+                         predicted_ms=edge + float(transfer) + cloud if total is None else float(total),
+                         accuracy_loss=float(self.loss[i]), feasible=feasible)
+
+
+@dataclass(eq=False)
+class Plan:
+    """The chosen candidate with its predicted breakdown, and every candidate it was chosen from."""
+
+    candidate_set: CandidateSet = field(repr=False)
+    index: int = field(repr=False)
+    columns: dict[str, np.ndarray] = field(repr=False)
+    objective: str = "latency"  # "latency" (one request), or "mean" / "p95" over a trace
+    max_loss: float | None = DEFAULT_MAX_LOSS
+    fallback_reason: str | None = None
+    link: dict = field(default_factory=dict)
+
+    def _candidate(self, i: int) -> Candidate:
+        col = self.columns
+        return self.candidate_set._candidate(i, col["transfer"][i], col["rtt"][i], bool(col["feasible"][i]),
+                                             col["total"][i])
+
+    @cached_property
+    def chosen(self) -> Candidate:
+        return self._candidate(self.index)
+
+    @property
+    def cut(self) -> str:
+        return self.chosen.cut
+
+    @property
+    def bits(self) -> int | None:
+        return self.chosen.bits
+
+    @property
+    def kind(self) -> str:
+        return self.chosen.kind
+
+    @property
+    def predicted_ms(self) -> float:
+        return self.chosen.predicted_ms
+
+    @property
+    def accuracy_loss(self) -> float:
+        return self.chosen.accuracy_loss
+
+    @property
+    def breakdown(self) -> dict[str, float]:
+        """edge_ms + transfer_ms + cloud_ms = predicted_ms; rtt_ms is the RTT's part of transfer_ms."""
+        return self.chosen.breakdown
+
+    @cached_property
+    def candidates(self) -> list[Candidate]:
+        return [self._candidate(i) for i in range(len(self.candidate_set))]
+
+    @cached_property
+    def pareto(self) -> list[Candidate]:
+        """Candidates no other beats on both latency and accuracy loss, by increasing latency."""
+        order = np.lexsort((self.candidate_set.loss, self.columns["total"]))
+        front, best_loss = [], math.inf
+        for i in order:
+            if self.candidate_set.loss[i] < best_loss - 1e-12:
+                front.append(int(i))
+                best_loss = self.candidate_set.loss[i]
+        return [self.candidates[i] for i in front]
+
+    @cached_property
+    def table(self):
+        """Every candidate as a pandas DataFrame (one row each, `chosen` and `pareto` marked)."""
+        import pandas as pd
+
+        df = pd.DataFrame([{**c.to_dict(), "label": c.label} for c in self.candidates])
+        df["bits"] = df["bits"].astype("Int64")
+        df["chosen"] = df.index == self.index
+        on_front = {(c.kind, c.cut, c.bits, c.dtype) for c in self.pareto}
+        df["pareto"] = [(c.kind, c.cut, c.bits, c.dtype) in on_front for c in self.candidates]
+        for name in ("mean_ms", "p95_ms", "max_ms"):
+            if name in self.columns:
+                df[name] = self.columns[name]
+        return df
+
+    def to_dict(self) -> dict:
+        """The `planner plan --json` object (DESIGN.md contract, plus kind, dtype, link, fallback_reason...)."""
+        c = self.chosen
+        return {"cut": c.cut, "bits": c.bits, "predicted_ms": _r(c.predicted_ms), "accuracy_loss": _r(c.accuracy_loss),
+                "breakdown": {k: _r(v) for k, v in c.breakdown.items()}, "kind": c.kind, "dtype": c.dtype,
+                "bytes": _r(c.nbytes), "objective": self.objective, "max_loss": self.max_loss,
+                "fallback_reason": self.fallback_reason, "link": self.link,
+                "edge_profile": self.candidate_set.edge.name, "cloud_profile": self.candidate_set.cloud.name,
+                "edge_slowdown": self.candidate_set.edge_slowdown,
+                "candidates": [x.to_dict() for x in self.candidates]}
+
+    def __repr__(self) -> str:
+        c = self.chosen
+        return (f"Plan({c.label}: {c.predicted_ms:.3f} ms = edge {c.edge_ms:.3f} + transfer {c.transfer_ms:.3f} + "
+                f"cloud {c.cloud_ms:.3f}, loss {c.accuracy_loss:.3g} pp)")
+
+
+_PREPARED: OrderedDict[tuple, CandidateSet] = OrderedDict()
+_PREPARED_MAX = 8
+
+
+def prepare(edge: Profile, cloud: Profile, *, edge_slowdown: float = 1.0,
+            assume_loss: dict[int, float] | None = None, payload: str = "mean") -> CandidateSet:
+    """The CandidateSet of a profile pair, cached for the last few pairs (profiles are immutable), so that
+    re-planning per request on the same profiles costs only the solve."""
+    key = (id(edge), id(cloud), edge_slowdown, payload, tuple(sorted((assume_loss or {}).items())))
+    cs = _PREPARED.get(key)
+    if cs is not None and cs.edge is edge and cs.cloud is cloud:
+        _PREPARED.move_to_end(key)
+        return cs
+    cs = CandidateSet(edge, cloud, edge_slowdown=edge_slowdown, assume_loss=assume_loss, payload=payload)
+    _PREPARED[key] = cs
+    while len(_PREPARED) > _PREPARED_MAX:
+        _PREPARED.popitem(last=False)
+    return cs
+
+
+def solve(edge: Profile, cloud: Profile, link: Link, *, max_loss: float | None = DEFAULT_MAX_LOSS,
+          edge_slowdown: float = 1.0, assume_loss: dict[int, float] | None = None, payload: str = "mean",
+          start_ms: float = 0.0) -> Plan:
+    """The latency-optimal (cut, bits) for one request on `link` within `max_loss` percentage points."""
+    cs = prepare(edge, cloud, edge_slowdown=edge_slowdown, assume_loss=assume_loss, payload=payload)
+    return cs.solve(link, max_loss=max_loss, start_ms=start_ms)
+
+
+def solve_trace(edge: Profile, cloud: Profile, link: Link, *, objective: str = "mean",
+                max_loss: float | None = DEFAULT_MAX_LOSS, edge_slowdown: float = 1.0,
+                assume_loss: dict[int, float] | None = None, payload: str = "mean", n_starts: int = 200) -> Plan:
+    """The candidate with the least mean or p95 latency over a bandwidth trace (a trace-robust plan)."""
+    cs = prepare(edge, cloud, edge_slowdown=edge_slowdown, assume_loss=assume_loss, payload=payload)
+    return cs.solve_trace(link, objective=objective, max_loss=max_loss, n_starts=n_starts)
+
+
+def breakpoints(edge: Profile, cloud: Profile, *, rtt: str | float = 0.0, low: str | float = "10kbit",
+                high: str | float = "10gbit", max_loss: float | None = DEFAULT_MAX_LOSS, edge_slowdown: float = 1.0,
+                assume_loss: dict[int, float] | None = None, payload: str = "mean") -> list[Breakpoint]:
+    """The bandwidths in (low, high) at which the optimal candidate changes on a constant link, ascending."""
+    cs = prepare(edge, cloud, edge_slowdown=edge_slowdown, assume_loss=assume_loss, payload=payload)
+    return cs.breakpoints(rtt=rtt, low=low, high=high, max_loss=max_loss)
+
+
+plan = solve  # exported as `planner.plan`: the name `planner.solve` is this module
