@@ -130,3 +130,14 @@ def test_planning_modules_do_not_import_torch():
             "assert 'torch' not in sys.modules, 'torch imported'")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
+
+
+def test_documented_example_is_a_valid_profile():
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "profile-format.md").read_text()
+    example = json.loads(re.search(r"```json\n(.*?)```", doc, re.S).group(1))
+    profile = Profile.from_dict(example, source="docs/profile-format.md")
+    assert profile.to_dict() == example
+    assert profile.cuts[0].bits[4].decode_ms is None and profile.whole_model_ms.p90 == 12.6

@@ -47,7 +47,7 @@ def format_table(plan, top: int) -> str:
     widths = [max(len(r[k]) for r in rows) for k in range(len(header))]
     lines = ["  ".join(v.ljust(w) if k < 2 else v.rjust(w) for k, (v, w) in enumerate(zip(r, widths, strict=True)))
              for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines.insert(1, "  ".join(("-" if k else " ") * w for k, w in enumerate(widths)))
     return "\n".join(line.rstrip() for line in lines)
 
 

@@ -145,6 +145,29 @@ def distill_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: floa
                     log_target=True) * t * t
 
 
+def step_loss(ae: Autoencoder, backbone: Backbone, x: torch.Tensor, y: torch.Tensor, cut: str,
+              bits: Sequence[int], cfg: TrainConfig) -> torch.Tensor:
+    """The training loss on one batch at one cut, averaged over `bits` (one encoder pass, one decoder and
+    tail pass per bitwidth)."""
+    teacher, feats = backbone.features(x)
+    feature = feats[cut]
+    tail = backbone.tail(cut)
+    z = ae.latent(feature, cut)
+    scale = ae.input_scale(cut)
+    loss = torch.zeros(())
+    for b in bits:
+        rec = ae.reconstruct(fake_quantize(z, b), cut, b)
+        term = cfg.mse_weight * F.mse_loss(rec / scale, feature / scale)
+        if cfg.kd_weight or cfg.ce_weight:
+            logits = tail(rec)
+            if cfg.kd_weight:
+                term = term + cfg.kd_weight * distill_loss(logits, teacher, cfg.temperature)
+            if cfg.ce_weight:
+                term = term + cfg.ce_weight * F.cross_entropy(logits, y)
+        loss = loss + term / len(bits)
+    return loss
+
+
 def _lr_lambda(steps: int, warmup: float) -> Callable[[int], float]:
     w = max(1, int(steps * warmup))
 
@@ -205,25 +228,9 @@ def train(ae: Autoencoder, backbone: Backbone, images: torch.Tensor, labels: tor
             break
         idx = torch.randint(0, n, (cfg.batch_size,), generator=gen)
         x, y = images[idx], labels[idx]
-        teacher, feats = backbone.features(x)
         cut = cuts[order[step]]
-        feature = feats[cut]
-        tail = backbone.tail(cut)
-        rng = random.Random(cfg.seed * 1_000_003 + step)
-        z = ae.latent(feature, cut)
-        scale = ae.input_scale(cut)
-        loss = 0.0
-        chosen = sandwich(ae.bits, cfg.bits_per_step, rng)
-        for b in chosen:
-            rec = ae.reconstruct(fake_quantize(z, b), cut, b)
-            term = cfg.mse_weight * F.mse_loss(rec / scale, feature / scale)
-            if cfg.kd_weight or cfg.ce_weight:
-                logits = tail(rec)
-                if cfg.kd_weight:
-                    term = term + cfg.kd_weight * distill_loss(logits, teacher, cfg.temperature)
-                if cfg.ce_weight:
-                    term = term + cfg.ce_weight * F.cross_entropy(logits, y)
-            loss = loss + term / len(chosen)
+        chosen = sandwich(ae.bits, cfg.bits_per_step, random.Random(cfg.seed * 1_000_003 + step))
+        loss = step_loss(ae, backbone, x, y, cut, chosen, cfg)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

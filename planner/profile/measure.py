@@ -58,6 +58,10 @@ def profile_pipeline(pipeline, settings: ProfileSettings | None = None, progress
         from planner.errors import ProfileError
 
         raise ProfileError(f"role must be one of {', '.join(ROLES)}, got {s.role!r}")
+    if s.cpu_quota is not None and s.role != "edge":
+        from planner.errors import ProfileError
+
+        raise ProfileError("--cpu-quota emulates a weak edge device: use it with --role edge")
     edge, cloud = s.role in ("edge", "both"), s.role in ("cloud", "both")
     threads = s.threads or (1 if s.role == "edge" else torch.get_num_threads() or 1)
     previous_threads = torch.get_num_threads()

@@ -111,7 +111,12 @@ def _timing(v: Any, where: str, *, null: bool = True) -> Timing | None:
 
 
 def _timing_dict(t: Timing | None) -> dict | None:
-    return None if t is None else asdict(t)
+    if t is None:
+        return None
+    d = asdict(t)
+    if d.get("p10") == 0 and d.get("p90") == 0:  # not recorded: keep the file as it was written
+        del d["p10"], d["p90"]
+    return d
 
 
 def _scale(t: Timing | None, k: float) -> Timing | None:

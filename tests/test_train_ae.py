@@ -1,0 +1,144 @@
+import json
+import random
+
+import pytest
+import torch
+from torch import nn
+
+from planner.compress.autoencoder import AEConfig, build_autoencoder, load_autoencoder_file
+from planner.compress.train import (
+    Backbone,
+    TrainConfig,
+    calibrate_scales,
+    evaluate,
+    recalibrate_bn,
+    sandwich,
+    step_loss,
+    train,
+)
+
+
+class Toy(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c1, self.c2 = nn.Conv2d(1, 8, 3, padding=1), nn.Conv2d(8, 16, 3, padding=1)
+        self.pool = nn.MaxPool2d(2)
+        self.fc = nn.Linear(16 * 7 * 7, 10)
+
+    def forward(self, x):
+        x = self.pool(torch.relu(self.c1(x)))
+        x = self.pool(torch.relu(self.c2(x)))
+        return self.fc(torch.flatten(x, 1))
+
+
+@pytest.fixture(scope="module")
+def toy():
+    torch.manual_seed(0)
+    backbone = Backbone(Toy(), torch.zeros(1, 1, 28, 28))
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(512, 1, 28, 28, generator=gen).cumsum(3) / 5  # smooth-ish images
+    y = backbone.features(x)[0].argmax(1)
+    return backbone, x, y
+
+
+def _fresh(backbone, x, kind="shared"):
+    torch.manual_seed(0)
+    config = AEConfig.for_cuts(backbone.cuts, latent=4, width=8, decoder_width=8, bits=(2, 4, 8))
+    ae = build_autoencoder(config, kind)
+    calibrate_scales(ae, backbone, x, count=256)
+    return ae
+
+
+def test_toy_cuts_served(toy):
+    backbone, _, _ = toy
+    assert [c.shape for c in backbone.cuts] == [(8, 28, 28), (8, 14, 14), (16, 14, 14), (16, 7, 7)]
+
+
+def test_sandwich_rule():
+    rng = random.Random(0)
+    for _ in range(20):
+        chosen = sandwich((2, 3, 4, 6, 8), 3, rng)
+        assert chosen[0] == 2 and chosen[-1] == 8 and len(chosen) == 3
+    assert sandwich((2, 4, 8), 5, rng) == [2, 4, 8]
+    assert len(sandwich((2, 4, 8), 1, rng)) == 1
+
+
+@pytest.mark.parametrize("kind", ["shared", "independent"])
+def test_short_training_lowers_the_loss(toy, kind):
+    backbone, x, y = toy
+    ae = _fresh(backbone, x, kind)
+    cfg = TrainConfig(steps=40, batch_size=32, lr=5e-3, checkpoint_every=10**6)
+    probe = x[:128], y[:128]
+
+    def loss():
+        torch.manual_seed(1)
+        with torch.no_grad():
+            return sum(float(step_loss(ae.train(), backbone, *probe, c, (2, 8), cfg)) for c in ae.cuts)
+
+    before = loss()
+    train(ae, backbone, x, y, cfg, progress=False)
+    after = loss()
+    assert after < 0.7 * before, (before, after)
+
+
+def test_resume_continues_exactly(toy, tmp_path):
+    backbone, x, y = toy
+    cfg = TrainConfig(steps=10, batch_size=16, checkpoint_every=100)
+    straight = _fresh(backbone, x)
+    train(straight, backbone, x, y, cfg, progress=False)
+    resumed = _fresh(backbone, x)
+    ckpt = tmp_path / "toy.ckpt"
+    first = train(resumed, backbone, x, y, cfg, checkpoint=ckpt, progress=False, stop_after=4)
+    assert first.steps_done == 4 and ckpt.exists()
+    resumed = _fresh(backbone, x)  # a new process would start from scratch and load the checkpoint
+    second = train(resumed, backbone, x, y, cfg, checkpoint=ckpt, resume=True, progress=False)
+    assert second.steps_done == 10
+    a, b = straight.state_dict(), resumed.state_dict()
+    assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)
+    with pytest.raises(Exception, match="made for 10 steps"):
+        train(_fresh(backbone, x), backbone, x, y, TrainConfig(steps=20), checkpoint=ckpt, resume=True,
+              progress=False)
+
+
+def test_bn_recalibration_is_per_cut_and_bitwidth(toy):
+    backbone, x, _ = toy
+    ae = _fresh(backbone, x)
+    feature = backbone.features(x[:8])[1][ae.cuts[0]]
+    with torch.inference_mode():
+        before = ae.eval().decode(ae.encode(feature, ae.cuts[0], 4), ae.cuts[0], 4)
+    recalibrate_bn(ae, backbone, x, batches=3, batch_size=64)
+    assert not ae.training
+    for bn in ae.enc_bn:
+        assert (bn.num_batches == 3).all()  # one slot per cut in the encoder
+    for bn in ae.dec_bn:
+        assert bn.num_batches.shape == (4, 3) and (bn.num_batches == 3).all()  # per cut and bitwidth
+        assert not torch.allclose(bn.running_mean[0, 0], bn.running_mean[0, 2])  # 2 bits != 8 bits statistics
+    with torch.inference_mode():
+        after = ae.decode(ae.encode(feature, ae.cuts[0], 4), ae.cuts[0], 4)
+    assert not torch.allclose(before, after)
+
+
+def test_evaluate_reports_backbone_and_every_pair(toy):
+    backbone, x, y = toy
+    ae = _fresh(backbone, x).eval()
+    result = evaluate(ae, backbone, x[:100], y[:100], bits=[2, 8])
+    assert result["backbone"] == 100.0  # labels are the backbone's own predictions
+    assert set(result["rows"]) == {(c, b) for c in ae.cuts for b in (2, 8)}
+
+
+def test_cli_train_ae_smoke(tmp_path):
+    from planner.cli import main
+    from planner.data import DEFAULT_ROOT
+    from planner.zoo import weights_path
+
+    if not weights_path("resnet-fmnist").exists() or not DEFAULT_ROOT.exists():
+        pytest.skip("needs the committed resnet-fmnist weights and Fashion-MNIST")
+    out = tmp_path / "resnet-fmnist-shared.pt"
+    rc = main(["train-ae", "--model", "resnet-fmnist", "--cuts", "relu_5,relu_7", "--bits", "2,8", "--steps", "3",
+               "--limit", "300", "--recal-batches", "1", "--val-limit", "50", "--threads", "1", "--no-progress",
+               "--out", str(out), "--checkpoint", str(tmp_path / "c.ckpt")])
+    assert rc == 0
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["train"]["steps"] == 3 and set(card["val_accuracy"]) == {"relu_5@2", "relu_5@8", "relu_7@2", "relu_7@8"}
+    ae = load_autoencoder_file(out)
+    assert ae.id == card["id"] and ae.cuts == ["relu_5", "relu_7"] and ae.bits == (2, 8)
