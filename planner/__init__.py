@@ -40,11 +40,16 @@ _LAZY = {
     # profiles, links, solver (torch-free)
     "Profile": "planner.profile.schema",
     "load_profile": "planner.profile.schema",
+    "profile_arch": "planner.profile.arch",
+    "ArchSettings": "planner.profile.arch",
     "Plan": "planner.solve",
     "Candidate": "planner.solve",
     "plan": "planner.solve",  # planner.solve.solve (`planner.solve` is the module)
     "solve_trace": "planner.solve",
     "breakpoints": "planner.solve",
+    "parse_assume_loss": "planner.solve",
+    "find_profiles": "planner.report",
+    "write_report": "planner.report",
     "parse_bandwidth": "planner.link",
     "parse_duration": "planner.link",
     "ConstantLink": "planner.link",
@@ -55,6 +60,10 @@ _LAZY = {
     "CloudClient": "planner.runtime.client",
     "CloudUnavailable": "planner.runtime.client",
     "Shaper": "planner.runtime.shaper",
+    # runtime (edge side)
+    "run": "planner.runtime.edge",
+    "EdgeClient": "planner.runtime.edge",
+    "RunReport": "planner.runtime.edge",
 }
 
 __all__ = [

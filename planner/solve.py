@@ -9,14 +9,18 @@ accuracy from the edge profile (the cloud's where the edge's accuracy is unknown
     T = edge_ms + transfer_ms + cloud_ms
     edge_ms     = edge_slowdown * (head + encode)          (whole model for edge-only)
     transfer_ms = link.transfer_ms(payload) + rtt + link.transfer_ms(reply_bytes)   (0 for edge-only)
-    cloud_ms    = decode + tail                            (0 for edge-only)
+    cloud_ms    = decode + tail + cloud_wait               (0 for edge-only)
 
 On a constant link transfer is (payload + reply) * 8 / bandwidth + rtt, so every candidate's latency is affine
 in 1 / bandwidth and `breakpoints` computes the lower envelope exactly. On a trace the uplink starts when the
 edge finishes and the reply when the cloud finishes, both replayed exactly; `solve_trace` picks the candidate
-with the least mean or p95 latency over start times spread across the trace.
+with the least mean or p95 latency over start times spread across the trace. `cloud_wait_ms` is the cloud's
+queueing delay (0 unless the caller measures it, as the load-aware edge client does): under load it makes every
+candidate that uses the cloud dearer, so the plan moves work to the edge.
 Accuracy loss is in percentage points vs the backbone; lossless candidates (raw float32, cloud-only,
-edge-only) have loss 0, and they are the fallback when no candidate meets the budget.
+edge-only) have loss 0, and they are the fallback when no candidate meets the budget. Where accuracy is unknown
+(architecture-only profiles) the loss is the caller's `assume_loss[bits]`: such candidates are marked
+`loss_assumed` and the plan lists the assumptions it rests on in `assumed_loss`.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ class Candidate:
     predicted_ms: float
     accuracy_loss: float  # percentage points vs the backbone
     feasible: bool
+    loss_assumed: bool = False  # accuracy_loss is the user's assumption (assume_loss), not a measurement
 
     @property
     def label(self) -> str:
@@ -71,7 +76,8 @@ class Candidate:
     def to_dict(self) -> dict:
         """The contract fields (cut, bits, predicted_ms, accuracy_loss, feasible) plus kind, dtype, bytes, parts."""
         return {"cut": self.cut, "bits": self.bits, "predicted_ms": _r(self.predicted_ms),
-                "accuracy_loss": _r(self.accuracy_loss), "feasible": self.feasible, "kind": self.kind,
+                "accuracy_loss": _r(self.accuracy_loss), "loss_assumed": self.loss_assumed,
+                "feasible": self.feasible, "kind": self.kind,
                 "dtype": self.dtype, "bytes": _r(self.nbytes), "edge_ms": _r(self.edge_ms),
                 "transfer_ms": _r(self.transfer_ms), "cloud_ms": _r(self.cloud_ms)}
 
@@ -100,6 +106,46 @@ def _timed(t: Timing | None, profile: Profile, side: str, *where: object) -> flo
     return t.median
 
 
+def check_assume_loss(assume_loss: dict) -> dict[int, float]:
+    """Validate an assumed accuracy loss per bitwidth ({bits: percentage points}, key 16 = raw float16)."""
+    if not isinstance(assume_loss, dict):
+        raise SolveError(f"assume_loss must be a dict {{bits: percentage points}}, got {type(assume_loss).__name__}")
+    out = {}
+    for b, pp in assume_loss.items():
+        if isinstance(b, bool) or not isinstance(b, int) or not 1 <= b <= 32:
+            raise SolveError(f"assume_loss key {b!r} is not a bitwidth (an integer 1..32; {RAW_FLOAT16_KEY} = raw "
+                             f"float16)")
+        if isinstance(pp, bool) or not isinstance(pp, int | float) or not math.isfinite(pp) or pp < 0:
+            raise SolveError(f"assumed loss for {b} bits must be a finite number of percentage points >= 0, "
+                             f"got {pp!r}")
+        out[b] = float(pp)
+    return dict(sorted(out.items()))
+
+
+def parse_assume_loss(text: str) -> dict[int, float]:
+    """'8:0.1,4:0.5,2:2.0' -> {2: 2.0, 4: 0.5, 8: 0.1}: assumed accuracy loss in percentage points per bitwidth
+    (`f16` or 16 for the raw float16 feature), for profiles whose accuracy is unknown."""
+    if not isinstance(text, str) or not text.strip():
+        raise SolveError("--assume-loss needs BITS:PP pairs, e.g. 8:0.1,4:0.5,2:2.0 (percentage points per bitwidth)")
+    out: dict[int, float] = {}
+    for item in text.split(","):
+        key, sep, value = item.strip().partition(":")
+        key = key.strip().lower()
+        key = str(RAW_FLOAT16_KEY) if key in ("f16", "float16") else key
+        if not sep or not key.isdigit():
+            raise SolveError(f"--assume-loss: {item.strip()!r} is not BITS:PP (e.g. 4:0.5, or f16:0 for raw "
+                             f"float16) in {text!r}")
+        try:
+            pp = float(value)
+        except ValueError:
+            raise SolveError(f"--assume-loss: {value.strip()!r} for {key} bits is not a number of percentage "
+                             f"points in {text!r}") from None
+        if int(key) in out:
+            raise SolveError(f"--assume-loss: {key} bits is given twice in {text!r}")
+        out[int(key)] = pp
+    return check_assume_loss(out)
+
+
 def _check_max_loss(max_loss: float | None) -> None:
     if max_loss is not None and (isinstance(max_loss, bool) or not math.isfinite(max_loss)):
         raise SolveError(f"the accuracy budget must be a finite number of percentage points, got {max_loss!r}")
@@ -116,17 +162,21 @@ class CandidateSet:
         if payload not in ("mean", "p95"):
             raise SolveError(f"payload statistic must be 'mean' or 'p95', got {payload!r}")
         self.edge, self.cloud, self.edge_slowdown, self.payload = edge, cloud, edge_slowdown, payload
-        self.assume_loss = dict(assume_loss or {})
+        self.assume_loss = check_assume_loss(assume_loss or {})
         backbone = edge.backbone_accuracy if edge.backbone_accuracy is not None else cloud.backbone_accuracy
         rows: list[tuple] = []  # kind, cut, bits, dtype, edge_ms, cloud_ms, payload, loss
         missing: list[tuple] = []  # (cut, bits or dtype) of candidates whose loss is unknown
+        assumed: set[int] = set()  # rows whose loss is assumed (loss() runs while row len(rows) is built)
+        used: dict[int, float] = {}
 
         def loss(acc_e: float | None, acc_c: float | None, key: int, label: tuple) -> float:
             acc = acc_e if acc_e is not None else acc_c
             if acc is not None and backbone is not None:
                 return backbone - acc
             if key in self.assume_loss:
-                return float(self.assume_loss[key])
+                assumed.add(len(rows))
+                used[key] = self.assume_loss[key]
+                return self.assume_loss[key]
             missing.append(label)
             return math.nan
 
@@ -158,10 +208,13 @@ class CandidateSet:
         if missing:
             why = "the backbone accuracy is unknown" if backbone is None else "their accuracy is unknown (null)"
             names = ", ".join(f"{cut} @ {b} bits" if isinstance(b, int) else f"{cut} raw {b}" for cut, b in missing[:4])
+            keys = sorted({b if isinstance(b, int) else RAW_FLOAT16_KEY for _, b in missing})
             raise SolveError(f"cannot compute the accuracy loss of {len(missing)} candidates ({names}"
                              f"{', ...' if len(missing) > 4 else ''}): {why} in {edge.name} and {cloud.name}; "
-                             f"profile accuracy, or assume a loss per bitwidth (assume_loss={{bits: pp}}, "
-                             f"{RAW_FLOAT16_KEY} = raw float16)")
+                             f"profile accuracy, or assume a loss in percentage points per bitwidth "
+                             f"(assume_loss={{bits: pp}}, on the command line --assume-loss 8:0.1,4:0.5,2:2.0; "
+                             f"{RAW_FLOAT16_KEY} = raw float16); no assumption for: "
+                             f"{', '.join(f'{k} (raw float16)' if k == RAW_FLOAT16_KEY else str(k) for k in keys)}")
         self.kind = [r[0] for r in rows]
         self.cut = [r[1] for r in rows]
         self.bits = [r[2] for r in rows]
@@ -170,6 +223,8 @@ class CandidateSet:
         self.cloud_ms = np.array([r[5] for r in rows])
         self.payload_bytes = np.array([r[6] for r in rows], dtype=float)
         self.loss = np.array([r[7] for r in rows], dtype=float)
+        self.loss_assumed = np.array([i in assumed for i in range(len(rows))], dtype=bool)
+        self.assumed_loss = dict(sorted(used.items()))  # the assumptions some candidate's loss rests on
         self.remote = np.array([k != "edge-only" for k in self.kind])
         self.lossless = np.array([k in ("cloud-only", "edge-only") or d == "float32"
                                   for k, d in zip(self.kind, self.dtype, strict=True)])
@@ -189,28 +244,41 @@ class CandidateSet:
         return self.lossless.copy(), (f"no candidate meets the accuracy budget of {max_loss:g} pp (the least loss is "
                                       f"{self.loss.min():g} pp): fell back to the lossless candidates")
 
-    def transfer_ms(self, link: Link, starts_ms: np.ndarray) -> np.ndarray:
+    def transfer_ms(self, link: Link, starts_ms: np.ndarray, cloud_ms: np.ndarray | None = None) -> np.ndarray:
         """(candidates, starts) array: uplink after the edge part, RTT, reply after the cloud part (0 edge-only)."""
         starts = np.asarray(starts_ms, dtype=float)[None, :]
         edge_done = starts + self.edge_ms[:, None]
         uplink = np.asarray(link.transfer_ms(self.payload_bytes[:, None], edge_done))
-        cloud_done = edge_done + uplink + link.rtt_ms + self.cloud_ms[:, None]
+        cloud = self.cloud_ms if cloud_ms is None else cloud_ms
+        cloud_done = edge_done + uplink + link.rtt_ms + cloud[:, None]
         reply = np.asarray(link.transfer_ms(self.reply_bytes, cloud_done))
         return np.where(self.remote[:, None], uplink + link.rtt_ms + reply, 0.0)
 
+    def cloud_with_wait(self, cloud_wait_ms: float) -> np.ndarray:
+        """The cloud column with a queueing delay added to every candidate that uses the cloud."""
+        if (isinstance(cloud_wait_ms, bool) or not isinstance(cloud_wait_ms, int | float)
+                or not math.isfinite(cloud_wait_ms) or cloud_wait_ms < 0):
+            raise SolveError(f"the cloud's queueing delay must be a finite number of ms >= 0, got {cloud_wait_ms!r}")
+        return self.cloud_ms + np.where(self.remote, float(cloud_wait_ms), 0.0) if cloud_wait_ms else self.cloud_ms
+
     def _plan(self, link: Link, transfer: np.ndarray, max_loss: float | None, objective: str,
-              extra: dict[str, np.ndarray] | None = None) -> Plan:
+              extra: dict[str, np.ndarray] | None = None, cloud: np.ndarray | None = None) -> Plan:
         feasible, reason = self.feasible(max_loss)
-        total = self.edge_ms + transfer + self.cloud_ms
+        cloud = self.cloud_ms if cloud is None else cloud
+        total = self.edge_ms + transfer + cloud
         best = int(np.argmin(np.where(feasible, total, np.inf)))
         rtt = np.where(self.remote, link.rtt_ms, 0.0)
-        return Plan(self, best, {"edge": self.edge_ms, "transfer": transfer, "cloud": self.cloud_ms, "rtt": rtt,
+        return Plan(self, best, {"edge": self.edge_ms, "transfer": transfer, "cloud": cloud, "rtt": rtt,
                                  "total": total, "feasible": feasible, **(extra or {})},
                     objective=objective, max_loss=max_loss, fallback_reason=reason, link=link.describe())
 
-    def solve(self, link: Link, *, max_loss: float | None = DEFAULT_MAX_LOSS, start_ms: float = 0.0) -> Plan:
-        """The fastest feasible candidate for a request starting at `start_ms` (matters on a trace)."""
-        return self._plan(link, self.transfer_ms(link, np.array([start_ms]))[:, 0], max_loss, "latency")
+    def solve(self, link: Link, *, max_loss: float | None = DEFAULT_MAX_LOSS, start_ms: float = 0.0,
+              cloud_wait_ms: float = 0.0) -> Plan:
+        """The fastest feasible candidate for a request starting at `start_ms` (matters on a trace), when a
+        request waits `cloud_wait_ms` in the cloud's queue."""
+        cloud = self.cloud_with_wait(cloud_wait_ms)
+        transfer = self.transfer_ms(link, np.array([start_ms]), cloud)[:, 0]
+        return self._plan(link, transfer, max_loss, "latency", cloud=cloud)
 
     def solve_trace(self, link: Link, *, objective: str = "mean", max_loss: float | None = DEFAULT_MAX_LOSS,
                     n_starts: int = 200, starts_ms=None) -> Plan:
@@ -277,13 +345,15 @@ class CandidateSet:
         return self._candidate(i, transfer, rtt_ms if self.remote[i] else 0.0,
                                bool(feasible[i]) if feasible is not None else True)
 
-    def _candidate(self, i: int, transfer: float, rtt: float, feasible: bool, total: float | None = None) -> Candidate:
-        edge, cloud = float(self.edge_ms[i]), float(self.cloud_ms[i])
+    def _candidate(self, i: int, transfer: float, rtt: float, feasible: bool, total: float | None = None,
+                   cloud: float | None = None) -> Candidate:
+        edge, cloud = float(self.edge_ms[i]), float(self.cloud_ms[i] if cloud is None else cloud)
         return Candidate(kind=self.kind[i], cut=self.cut[i], bits=self.bits[i], dtype=self.dtype[i],
                          nbytes=float(self.payload_bytes[i]), edge_ms=edge, transfer_ms=float(transfer),
                          cloud_ms=cloud, rtt_ms=float(rtt),
                          predicted_ms=edge + float(transfer) + cloud if total is None else float(total),
-                         accuracy_loss=float(self.loss[i]), feasible=feasible)
+                         accuracy_loss=float(self.loss[i]), feasible=feasible,
+                         loss_assumed=bool(self.loss_assumed[i]))
 
 
 @dataclass(eq=False)
@@ -301,7 +371,7 @@ class Plan:
     def _candidate(self, i: int) -> Candidate:
         col = self.columns
         return self.candidate_set._candidate(i, col["transfer"][i], col["rtt"][i], bool(col["feasible"][i]),
-                                             col["total"][i])
+                                             col["total"][i], col["cloud"][i])
 
     @cached_property
     def chosen(self) -> Candidate:
@@ -369,6 +439,7 @@ class Plan:
                 "breakdown": {k: _r(v) for k, v in c.breakdown.items()}, "kind": c.kind, "dtype": c.dtype,
                 "bytes": _r(c.nbytes), "objective": self.objective, "max_loss": self.max_loss,
                 "fallback_reason": self.fallback_reason, "link": self.link,
+                "assumed_loss": ({str(b): pp for b, pp in self.candidate_set.assumed_loss.items()} or None),
                 "edge_profile": self.candidate_set.edge.name, "cloud_profile": self.candidate_set.cloud.name,
                 "edge_slowdown": self.candidate_set.edge_slowdown,
                 "candidates": [x.to_dict() for x in self.candidates]}
@@ -376,7 +447,7 @@ class Plan:
     def __repr__(self) -> str:
         c = self.chosen
         return (f"Plan({c.label}: {c.predicted_ms:.3f} ms = edge {c.edge_ms:.3f} + transfer {c.transfer_ms:.3f} + "
-                f"cloud {c.cloud_ms:.3f}, loss {c.accuracy_loss:.3g} pp)")
+                f"cloud {c.cloud_ms:.3f}, loss {c.accuracy_loss:.3g} pp{' (assumed)' if c.loss_assumed else ''})")
 
 
 _PREPARED: OrderedDict[tuple, CandidateSet] = OrderedDict()
@@ -387,7 +458,8 @@ def prepare(edge: Profile, cloud: Profile, *, edge_slowdown: float = 1.0,
             assume_loss: dict[int, float] | None = None, payload: str = "mean") -> CandidateSet:
     """The CandidateSet of a profile pair, cached for the last few pairs (profiles are immutable), so that
     re-planning per request on the same profiles costs only the solve."""
-    key = (id(edge), id(cloud), edge_slowdown, payload, tuple(sorted((assume_loss or {}).items())))
+    assume_loss = check_assume_loss(assume_loss or {})
+    key = (id(edge), id(cloud), edge_slowdown, payload, tuple(assume_loss.items()))
     cs = _PREPARED.get(key)
     if cs is not None and cs.edge is edge and cs.cloud is cloud:
         _PREPARED.move_to_end(key)
@@ -401,10 +473,10 @@ def prepare(edge: Profile, cloud: Profile, *, edge_slowdown: float = 1.0,
 
 def solve(edge: Profile, cloud: Profile, link: Link, *, max_loss: float | None = DEFAULT_MAX_LOSS,
           edge_slowdown: float = 1.0, assume_loss: dict[int, float] | None = None, payload: str = "mean",
-          start_ms: float = 0.0) -> Plan:
+          start_ms: float = 0.0, cloud_wait_ms: float = 0.0) -> Plan:
     """The latency-optimal (cut, bits) for one request on `link` within `max_loss` percentage points."""
     cs = prepare(edge, cloud, edge_slowdown=edge_slowdown, assume_loss=assume_loss, payload=payload)
-    return cs.solve(link, max_loss=max_loss, start_ms=start_ms)
+    return cs.solve(link, max_loss=max_loss, start_ms=start_ms, cloud_wait_ms=cloud_wait_ms)
 
 
 def solve_trace(edge: Profile, cloud: Profile, link: Link, *, objective: str = "mean",

@@ -16,7 +16,9 @@ COMMANDS = [
     "train_ae",
     "profile",
     "plan",
+    "report",
     "serve",
+    "run",
     "demo",
 ]
 

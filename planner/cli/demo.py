@@ -1,26 +1,194 @@
-"""`planner demo`: the main job on the built-in models, with embedded defaults."""
+"""`planner demo`: the main job on a built-in model, with embedded defaults — the model and its shared
+autoencoder, profiles of this machine (or the committed ones with --fast), plans for a slow and a fast link
+with an emulated weak edge, then real runs through a local cloud server: measured vs predicted latency next to
+edge-only and cloud-only."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from planner.errors import PlannerError
+
+DEFAULT_LINKS = "0.3mbit/60ms,20mbit/20ms"
 
 
 def register(sub) -> None:
-    p = sub.add_parser("demo", help="the whole story on the built-in models (the README's main job)")
-    p.add_argument("--model", action="append", default=None,
-                   help="zoo model(s) to show (default: vgg-fmnist and resnet-fmnist)")
-    p.add_argument("--limit", type=int, default=None, help="evaluate on the first N test images only")
+    p = sub.add_parser("demo", help="the whole story on a built-in model: profile -> plan -> run (the main job)")
+    p.add_argument("--model", default="resnet-fmnist", help="zoo model (default resnet-fmnist)")
+    p.add_argument("--fast", action="store_true", help="use the committed profiles instead of profiling this machine")
+    p.add_argument("--links", default=DEFAULT_LINKS, help=f"BANDWIDTH/RTT,... (default {DEFAULT_LINKS})")
+    p.add_argument("--edge-cpu-quota", type=float, default=0.125,
+                   help="the weak edge: this fraction of one core (root; default 0.125; 0 = a plain core)")
+    p.add_argument("--n", type=int, default=200, help="test images the planner runs per link (default 200)")
+    p.add_argument("--baseline-n", type=int, default=40, help="images for edge-only and cloud-only (default 40)")
+    p.add_argument("--max-loss", type=float, default=1.0, help="accuracy budget, percentage points (default 1.0)")
+    p.add_argument("--profiles-dir", default=None, help="where to write this machine's profiles (default: a temp dir)")
+    p.add_argument("--json", default=None, metavar="FILE", help="also write the results as JSON to FILE")
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
-    from planner.cli import cuts as cuts_cmd
-    from planner.cli import evaluate as evaluate_cmd
+def parse_links(text: str) -> list[tuple[str, str]]:
+    """'0.3mbit/60ms,20mbit/20ms' -> [('0.3mbit', '60ms'), ('20mbit', '20ms')], units checked."""
+    from planner.link import parse_bandwidth, parse_duration
 
-    for name in args.model or ["vgg-fmnist", "resnet-fmnist"]:
-        print(f"\n=== {name}: cuts ===")
-        cuts_cmd.run(argparse.Namespace(model=name, weights=None, input_shape=None, json=False))
-        print(f"\n=== {name}: Fashion-MNIST test accuracy ===")
-        evaluate_cmd.run(argparse.Namespace(model=name, weights=None, input_shape=None, split="test",
-                                            limit=args.limit, data_root=None))
+    links = []
+    for item in (s.strip() for s in text.split(",") if s.strip()):
+        bw, sep, rtt = item.rpartition("/")
+        if not sep:
+            raise PlannerError(f"--links takes BANDWIDTH/RTT items, e.g. 0.3mbit/60ms, got {item!r}")
+        parse_bandwidth(bw), parse_duration(rtt, allow_zero=True)
+        links.append((bw, rtt))
+    if not links:
+        raise PlannerError("--links is empty")
+    return links
+
+
+def _quota(requested: float) -> tuple[float | None, str]:
+    """The edge quota to use and a line saying so (a plain core when quotas are unavailable here)."""
+    from planner.profile.quota import QuotaError, check_available
+
+    if not requested:
+        return None, "edge: one plain core (no quota)"
+    try:
+        check_available()
+    except QuotaError as exc:
+        return None, f"edge: one plain core; the weak-edge emulation is off here ({exc})"
+    return requested, f"edge: a weak device emulated as {requested:g} of one core (Linux CPU quota)"
+
+
+def _profiles(args, quota: float | None):
+    """(edge, cloud) Profiles: this machine's, measured now, or the committed ones (--fast)."""
+    from planner.profile.measure import ProfileSettings, profile_pipeline
+    from planner.profile.schema import Profile
+    from planner.runtime.edge import default_profiles, pipeline_for_profile
+
+    if args.fast:
+        e, c = default_profiles(args.model, quota)
+        print(f"committed profiles: {e.name}, {c.name}")
+        return Profile.load(e), Profile.load(c)
+    from planner.cli.profile import default_path, summary
+    from planner.pipeline import SplitPipeline
+
+    out = Path(args.profiles_dir or tempfile.mkdtemp(prefix="planner-demo-"))
+    pipeline = SplitPipeline.from_zoo(args.model, "shared")
+    profiles = []
+    for role, threads, q in (("edge", 1, quota), ("cloud", None, None)):
+        t0 = time.perf_counter()
+        prof = Profile.from_dict(profile_pipeline(pipeline, ProfileSettings(role=role, threads=threads, cpu_quota=q)))
+        path = out / default_path(args.model, role, prof.device["threads"], q).name
+        prof.save(path)
+        print(summary(prof))
+        print(f"wrote {path} in {time.perf_counter() - t0:.0f} s\n")
+        profiles.append(prof)
+    pipeline_for_profile(args.model, profiles[0])  # the profile's autoencoder is the one loaded
+    return tuple(profiles)
+
+
+def _median(xs) -> float | None:
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def _forced(client, images, labels, choice: str, n: int) -> dict:
+    """Median measured latency of a forced candidate over n images (after one warm-up)."""
+    client.infer(images[:1], choice=choice)
+    rs = [client.infer(images[k:k + 1], index=k, label=int(labels[k]), choice=choice) for k in range(n)]
+    ok = [r for r in rs if r.error is None and not r.fallback]
+    return {"measured_ms_median": _median(r.measured_ms for r in ok),
+            "predicted_ms_median": _median(r.predicted_ms for r in ok), "n": len(ok)}
+
+
+def run_links(args, edge, cloud, quota, links) -> list[dict]:
+    """Plan and run every link through one local cloud server (a child process, always stopped)."""
+    import torch
+
+    from planner.cli.plan import format_table
+    from planner.data import load_arrays
+    from planner.link import LiveEstimate, parse_bandwidth, parse_duration
+    from planner.runtime.edge import EdgeClient, pipeline_for_profile
+    from planner.runtime.local import ServerProcess
+    from planner.runtime.shaper import Shaper
+
+    torch.set_num_threads(1)
+    images, labels = load_arrays("test")
+    x, y = images[:args.n], labels[:args.n]
+    pipeline = pipeline_for_profile(args.model, edge)
+    rows = []
+    with ServerProcess(args.model, "shared", threads=1) as server:
+        print(f"local cloud server on {server.address} (pid {server.proc.pid})")
+        for bw, rtt in links:
+            bps, rtt_ms = parse_bandwidth(bw), parse_duration(rtt, allow_zero=True)
+            with EdgeClient(pipeline, edge, cloud, cloud=server.address, link=LiveEstimate(bps, rtt_ms),
+                            shaper=Shaper(bps, delay_ms=rtt_ms / 2.0), edge_cpu_quota=quota,
+                            max_loss=args.max_loss, timeout=10.0) as client:
+                plan = client.plan()
+                print(f"\n=== link {bw}, RTT {rtt}: plan ===")
+                print(f"chosen: {plan.chosen.label}, predicted {plan.chosen.predicted_ms:.1f} ms, "
+                      f"accuracy loss {plan.chosen.accuracy_loss:.2f} pp")
+                print(format_table(plan, 6))
+                print(f"running {args.n} test images through the split ...")
+                report = client.run(x, y)
+                base = {c: _forced(client, x, y, c, min(args.baseline_n, len(x))) for c in ("edge-only", "cloud-only")}
+            summary = report.to_dict()
+            row = {"link": f"{bw}/{rtt}", "plan": summary["plans"][0]["label"] if summary["plans"] else "fallback",
+                   "plans": {p["label"]: p["count"] for p in summary["plans"]}, "accuracy": summary["accuracy"],
+                   "measured_ms_median": summary["measured_ms_median"],
+                   "predicted_ms_median": summary["predicted_ms_median"], "fallbacks": summary["fallbacks"],
+                   "errors": summary["errors"], "edge_only": base["edge-only"], "cloud_only": base["cloud-only"]}
+            print(report.format())
+            rows.append(row)
+    print("local cloud server stopped")
+    return rows
+
+
+def format_results(rows: list[dict]) -> str:
+    """The side-by-side table: the planner's measured latency vs the two ends, from the same run."""
+    f = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
+    header = ("link", "plan (most used)", "accuracy %", "measured ms", "predicted ms", "edge-only ms",
+              "cloud-only ms", "speed-up vs best end")
+    table = [header]
+    for r in rows:
+        ends = [v for v in (r["edge_only"]["measured_ms_median"], r["cloud_only"]["measured_ms_median"]) if v]
+        speed = min(ends) / r["measured_ms_median"] if ends and r["measured_ms_median"] else None
+        table.append((r["link"], r["plan"], f(r["accuracy"]), f(r["measured_ms_median"]), f(r["predicted_ms_median"]),
+                      f(r["edge_only"]["measured_ms_median"]), f(r["cloud_only"]["measured_ms_median"]),
+                      "-" if speed is None else f"{speed:.2f}x"))
+    widths = [max(len(str(t[k])) for t in table) for k in range(len(header))]
+    return "\n".join("  ".join(str(v).ljust(w) for v, w in zip(t, widths, strict=True)) for t in table)
+
+
+def run(args) -> int:
+    from planner import zoo
+    from planner.cli import cuts as cuts_cmd
+    from planner.compress.autoencoder import load_autoencoder
+
+    if args.n < 1 or args.baseline_n < 1:
+        raise PlannerError("--n and --baseline-n must be >= 1")
+    links = parse_links(args.links)
+    start = time.perf_counter()
+    model, info = zoo.load(args.model)
+    ae = load_autoencoder(args.model, "shared")
+    print(f"=== 1. model {args.model}: {sum(p.numel() for p in model.parameters()):,} parameters, "
+          f"test accuracy {info.test_accuracy}% ===")
+    cuts_cmd.run(argparse.Namespace(model=args.model, weights=None, input_shape=None, json=False))
+    counts = ae.param_counts()
+    print(f"shared autoencoder {ae.id}: {counts['total']:,} parameters serve {len(ae.cuts)} cuts "
+          f"({', '.join(ae.cuts)}) at {', '.join(map(str, ae.bits))} bits")
+    quota, where = _quota(args.edge_cpu_quota)
+    print(f"\n=== 2. profiles ({where}) ===")
+    edge, cloud = _profiles(args, quota)
+    print("\n=== 3. plan and run ===")
+    rows = run_links(args, edge, cloud, quota, links)
+    print(f"\n=== 4. results: {args.model}, {where}; ends measured on {args.baseline_n} images each ===")
+    print(format_results(rows))
+    print(f"\ndone in {time.perf_counter() - start:.0f} s")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"model": args.model, "edge": where, "edge_profile": edge.name,
+                                               "cloud_profile": cloud.name, "links": rows}, indent=1) + "\n")
+        print(f"wrote {args.json}")
     return 0

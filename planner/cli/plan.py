@@ -19,6 +19,9 @@ def register(sub) -> None:
     p.add_argument("--max-loss", type=float, default=1.0,
                    help="accuracy budget: percentage points of loss vs the backbone (default 1.0)")
     p.add_argument("--objective", choices=("mean", "p95"), default="mean", help="with --trace: mean or p95 latency")
+    p.add_argument("--assume-loss", metavar="BITS:PP,...",
+                   help="assumed accuracy loss (percentage points) per bitwidth where the profiles have no accuracy "
+                        "(architecture-only profiles), e.g. 8:0.1,4:0.5,2:2.0 (f16:PP for raw float16)")
     p.add_argument("--edge-slowdown", type=float, default=1.0, help="multiply every edge compute time (what-if)")
     p.add_argument("--payload", choices=("mean", "p95"), default="mean", help="payload size statistic (default mean)")
     p.add_argument("--breakpoints", nargs="?", const="10kbit:10gbit", metavar="LOW:HIGH",
@@ -43,7 +46,8 @@ def format_table(plan, top: int) -> str:
     for i in shown:
         c = plan.candidates[i]
         rows.append(("*" if i == plan.index else "", c.label, _fmt(c.predicted_ms), _fmt(c.edge_ms), _fmt(c.transfer_ms),
-                     _fmt(c.cloud_ms), f"{c.nbytes:,.0f}", f"{c.accuracy_loss:.2f}", "yes" if c.feasible else "no"))
+                     _fmt(c.cloud_ms), f"{c.nbytes:,.0f}",
+                     f"{c.accuracy_loss:.2f}{' assumed' if c.loss_assumed else ''}", "yes" if c.feasible else "no"))
     widths = [max(len(r[k]) for r in rows) for k in range(len(header))]
     lines = ["  ".join(v.ljust(w) if k < 2 else v.rjust(w) for k, (v, w) in enumerate(zip(r, widths, strict=True)))
              for r in rows]
@@ -54,12 +58,13 @@ def format_table(plan, top: int) -> str:
 def run(args) -> int:
     from planner.link import ConstantLink, TraceLink, format_bandwidth
     from planner.profile.schema import Profile
-    from planner.solve import prepare
+    from planner.solve import RAW_FLOAT16_KEY, parse_assume_loss, prepare
 
     if args.top < 1:
         raise PlannerError(f"--top must be >= 1, got {args.top}")
     edge, cloud = Profile.load(args.edge), Profile.load(args.cloud)
-    cs = prepare(edge, cloud, edge_slowdown=args.edge_slowdown, payload=args.payload)
+    assume = parse_assume_loss(args.assume_loss) if args.assume_loss is not None else None
+    cs = prepare(edge, cloud, edge_slowdown=args.edge_slowdown, payload=args.payload, assume_loss=assume)
     if args.trace:
         link = TraceLink.load(args.trace, rtt=args.rtt)
         plan = cs.solve_trace(link, objective=args.objective, max_loss=args.max_loss)
@@ -83,8 +88,12 @@ def run(args) -> int:
         return 0
     c = plan.chosen
     print(f"plan: {c.label}: {c.predicted_ms:.3f} ms = edge {c.edge_ms:.3f} + transfer {c.transfer_ms:.3f} "
-          f"(rtt {c.rtt_ms:g}) + cloud {c.cloud_ms:.3f}; accuracy loss {c.accuracy_loss:.2f} pp")
+          f"(rtt {c.rtt_ms:g}) + cloud {c.cloud_ms:.3f}; accuracy loss {c.accuracy_loss:.2f} pp"
+          f"{' (ASSUMED)' if c.loss_assumed else ''}")
     print(f"link: {where}, rtt {link.rtt_ms:g} ms; budget {args.max_loss:g} pp; edge slowdown {args.edge_slowdown:g}")
+    if cs.assumed_loss:
+        print("ASSUMED accuracy loss (not measured; the profiles have no accuracy): "
+              + ", ".join(f"{'raw float16' if b == RAW_FLOAT16_KEY else f'{b} bits'} {pp:g} pp" for b, pp in cs.assumed_loss.items()))
     if plan.fallback_reason:
         print(f"note: {plan.fallback_reason}")
     print(format_table(plan, args.top))

@@ -9,7 +9,19 @@ from planner.cli._model import add_model_args
 
 def register(sub) -> None:
     p = sub.add_parser("profile", help="measure per-cut times, payload bytes and accuracy on this device")
-    add_model_args(p)
+    add_model_args(p, required=False)
+    arch = p.add_argument_group("architecture-only profile (random weights, payloads from the latent-shape rule, "
+                                "accuracy unknown)")
+    arch.add_argument("--arch", default=None, help="profile an architecture instead of --model: resnet18, resnet50, "
+                                                   "mobilenet_v2, vgg16, vgg16_bn or torchvision:NAME")
+    arch.add_argument("--input", default=None, metavar="CxHxW", help="input shape for --arch (default 3x224x224)")
+    arch.add_argument("--latent", type=float, default=8,
+                      help="latent width of the assumed autoencoder: channels (>= 1) or a fraction of C (default 8)")
+    arch.add_argument("--bits", default=None, help="bitwidths for --arch, e.g. 2,4,8 (default 2,3,4,6,8)")
+    arch.add_argument("--input-format", default="jpeg_q90", choices=["raw", "jpeg_q90", "jpeg_q75", "png"],
+                      help="how the cloud-only plan ships the photo (default jpeg_q90)")
+    arch.add_argument("--images", default=None, help="photo file or folder for the input size (default: "
+                                                     "matplotlib's sample photo)")
     p.add_argument("--role", choices=["edge", "cloud", "both"], default="both")
     p.add_argument("--out", default=None, help="profile file (default: profiles/MODEL_ROLE_CPU-Nt.json)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: 1 for edge, all otherwise)")
@@ -27,12 +39,15 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def default_path(model: str, role: str, threads: int, cpu_quota: float | None, device: str = "cpu") -> Path:
+def default_path(model: str, role: str, threads: int, cpu_quota: float | None, device: str = "cpu",
+                 autoencoder: str = "shared") -> Path:
+    """profiles/MODEL_ROLE_CPU-Nt[-qF][_independent].json: the names commands look for by default."""
     from planner.profile.device import cpu_slug
 
     where = cpu_slug() if device == "cpu" else device
     quota = f"-q{cpu_quota:g}" if cpu_quota else ""
-    return Path("profiles") / f"{model}_{role}_{where}-{threads}t{quota}.json"
+    kind = "" if autoencoder == "shared" else f"_{autoencoder}"
+    return Path("profiles") / f"{model}_{role}_{where}-{threads}t{quota}{kind}.json"
 
 
 def summary(profile) -> str:
@@ -46,8 +61,9 @@ def summary(profile) -> str:
     out = ["  ".join(v.rjust(w) if i else v.ljust(w) for i, (v, w) in enumerate(zip(r, widths, strict=True)))
            for r in rows]
     inp = profile.input
+    acc = "unknown" if profile.backbone_accuracy is None else f"{profile.backbone_accuracy}%"
     out.append(f"input: {inp.raw_bytes} B raw, {inp.compressed_bytes:.0f} B compressed; whole model "
-               f"{profile.whole_model_ms.median:.3f} ms; backbone accuracy {profile.backbone_accuracy}%")
+               f"{profile.whole_model_ms.median:.3f} ms; backbone accuracy {acc}")
     return "\n".join(out)
 
 
@@ -69,6 +85,11 @@ def run(args) -> int:
         raise ProfileError("CUDA profiling is not implemented yet: profile the cloud on its CPU (--device cpu)")
     if args.cpu_quota is not None:
         check_available()
+    if (args.arch is None) == (args.model is None):
+        raise ProfileError("give --model (a zoo model with its trained autoencoder) or --arch (an architecture "
+                           "with random weights), exactly one")
+    if args.arch:
+        return run_arch(args)
     if ":" in args.model:
         raise ProfileError("profiling user models needs an autoencoder trained for them; use a zoo model")
     start = time.perf_counter()
@@ -80,12 +101,50 @@ def run(args) -> int:
                                float16=args.float16)
     profile = Profile.from_dict(profile_pipeline(pipeline, settings))
     out = Path(args.out) if args.out else default_path(args.model, args.role, profile.device["threads"],
-                                                        args.cpu_quota)
+                                                        args.cpu_quota, autoencoder=args.autoencoder)
+    return write(profile, out, args.csv, start)
+
+
+def write(profile, out: Path, csv: str | None, start: float) -> int:
+    """Save the profile (and CSV tables), print its summary."""
+    import time
+
     out.parent.mkdir(parents=True, exist_ok=True)
     profile.save(out)
     print(summary(profile))
     print(f"wrote {out} in {time.perf_counter() - start:.0f} s")
-    if args.csv:
-        for path in profile.to_csv(args.csv, stem=out.stem):
+    if csv:
+        for path in profile.to_csv(csv, stem=out.stem):
             print(f"wrote {path}")
     return 0
+
+
+def run_arch(args) -> int:
+    """`--arch NAME`: time the architecture with random weights; payloads from the rule; accuracy unknown."""
+    import time
+
+    from planner.errors import ProfileError
+    from planner.profile.arch import ArchSettings, default_path, profile_arch
+    from planner.profile.schema import Profile
+    from planner.zoo import parse_shape
+
+    if args.weights or args.input_shape:
+        raise ProfileError("--arch profiles random weights at --input CxHxW; --weights and --input-shape are for "
+                           "--model")
+    try:
+        bits = tuple(int(b) for b in args.bits.split(",")) if args.bits else ArchSettings.bits
+    except ValueError:
+        raise ProfileError(f"--bits takes comma-separated integers, e.g. 2,4,8, got {args.bits!r}") from None
+    start = time.perf_counter()
+    settings = ArchSettings(role=args.role, input_shape=parse_shape(args.input) if args.input else None,
+                            threads=args.threads, batch=args.batch, repeats=args.repeats, max_seconds=args.max_seconds,
+                            device=args.device, cpu_quota=args.cpu_quota, bits=bits, latent=args.latent,
+                            autoencoder=None if args.autoencoder == "none" else args.autoencoder,
+                            input_format=args.input_format, images=args.images, float16=args.float16)
+    profile = Profile.from_dict(profile_arch(args.arch, settings))
+    out = Path(args.out) if args.out else default_path(args.arch, args.role, profile.device["threads"],
+                                                        tuple(profile.input.shape), args.latent, args.cpu_quota)
+    print(f"{args.arch}: {len(profile.cuts)} cuts, the autoencoder serves "
+          f"{sum(bool(c.bits) for c in profile.cuts)}; payloads from the latent-shape rule (latent {args.latent:g}, "
+          f"no lossless stage); accuracy unknown (plan with --assume-loss)")
+    return write(profile, out, args.csv, start)

@@ -1,4 +1,5 @@
-"""`planner serve --model NAME`: run the cloud server (tails + shared decoder) until SIGTERM/SIGINT."""
+"""`planner serve --model NAME [--backend asyncio|ray]`: run the cloud server (tails + shared decoder) until
+SIGTERM/SIGINT; with `--backend ray` the compute runs on Ray Serve replicas behind the same TCP front."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sys
 
 from planner.errors import PlannerError
 
+RAY_FRONT_WORKERS = 64
 _UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "kib": 1024, "mib": 1024**2, "gib": 1024**3}
 
 
@@ -43,11 +45,25 @@ def register(sub) -> None:
                    help="shared token every client must present (default: $PLANNER_TOKEN)")
     p.add_argument("--read-timeout", type=float, default=10.0, help="seconds a client may stall inside a frame")
     p.add_argument("--idle-timeout", type=float, default=300.0, help="seconds an idle connection is kept")
+    p.add_argument("--autoencoder", default="shared", choices=("shared", "independent", "none"),
+                   help="autoencoder to decode with ('none': raw-feature candidates only; default shared)")
+    p.add_argument("--backend", choices=("asyncio", "ray"), default="asyncio",
+                   help="compute in this process (asyncio, default) or on Ray Serve replicas (needs planner[ray])")
+    scale = p.add_mutually_exclusive_group()
+    scale.add_argument("--replicas", type=int, default=None, help="Ray backend: fixed number of replicas (default 1)")
+    scale.add_argument("--autoscale", default=None, metavar="MIN:MAX",
+                       help="Ray backend: autoscale between MIN and MAX replicas on ongoing requests")
+    p.add_argument("--address", default=None,
+                   help="Ray backend: cluster to join ('auto' or ray://HOST:PORT; default: start a local Ray)")
+    p.add_argument("--replica-cpus", type=float, default=1.0, help="Ray backend: CPUs reserved per replica (1)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     import logging
+
+    if args.backend != "ray" and (args.replicas is not None or args.autoscale or args.address):
+        raise PlannerError("--replicas, --autoscale and --address need --backend ray")
 
     from planner.runtime.server import CloudServer
 
@@ -61,9 +77,24 @@ def run(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if args.host not in ("127.0.0.1", "::1", "localhost") and not args.token:
         print(f"planner serve: warning: listening on {args.host} without --token", file=sys.stderr)
-    handler = make_cloud_handler(args.model)
-    server = CloudServer(handler, host=args.host, port=args.port, max_frame=args.max_frame, workers=args.workers,
-                         token=args.token, read_timeout=args.read_timeout, idle_timeout=args.idle_timeout)
-    server.serve_forever(on_ready=lambda port: print(
-        f"planner serve: {args.model} on {args.host}:{port} ({server.workers} workers)", flush=True))
+    autoencoder = None if args.autoencoder == "none" else args.autoencoder
+    backend, workers, where = None, args.workers, None
+    if args.backend == "ray":
+        from planner.runtime.ray_backend import RayBackend, parse_autoscale
+
+        backend = RayBackend(args.model, autoencoder, replicas=1 if args.replicas is None else args.replicas, address=args.address,
+                             autoscale=parse_autoscale(args.autoscale) if args.autoscale else None,
+                             replica_cpus=args.replica_cpus)
+        workers = workers or RAY_FRONT_WORKERS  # the front's threads only wait on Ray: queueing happens there
+        where = (f"Ray Serve, autoscale {args.autoscale}" if args.autoscale else
+                 f"Ray Serve, {backend.replicas} replicas")
+    try:
+        handler = backend.start() if backend else make_cloud_handler(args.model, autoencoder)
+        server = CloudServer(handler, host=args.host, port=args.port, max_frame=args.max_frame, workers=workers,
+                             token=args.token, read_timeout=args.read_timeout, idle_timeout=args.idle_timeout)
+        server.serve_forever(on_ready=lambda port: print(
+            f"planner serve: {args.model} on {args.host}:{port} ({where or f'{server.workers} workers'})", flush=True))
+    finally:
+        if backend is not None:
+            backend.close()
     return 0

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from planner.compress import codec
+from planner.errors import ProfileError
 from planner.partition import INPUT
 from planner.profile.accuracy import accuracy_table
 from planner.profile.device import device_facts
@@ -55,12 +56,8 @@ def profile_pipeline(pipeline, settings: ProfileSettings | None = None, progress
 
     s = settings or ProfileSettings()
     if s.role not in ROLES:
-        from planner.errors import ProfileError
-
         raise ProfileError(f"role must be one of {', '.join(ROLES)}, got {s.role!r}")
     if s.cpu_quota is not None and s.role != "edge":
-        from planner.errors import ProfileError
-
         raise ProfileError("--cpu-quota emulates a weak edge device: use it with --role edge")
     edge, cloud = s.role in ("edge", "both"), s.role in ("cloud", "both")
     threads = s.threads or (1 if s.role == "edge" else torch.get_num_threads() or 1)

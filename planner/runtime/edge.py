@@ -3,9 +3,12 @@
 `EdgeClient` holds the model's heads and the shared encoder (a `SplitPipeline`), the two device profiles,
 a live bandwidth estimate and a `CloudClient`. Per request it solves for the fastest (cut, bits) on the
 current estimate, runs the edge part, sends the payload, and folds the measured transfer into the estimate,
-so the next request is planned on what the link just did. When the cloud is unreachable, refuses or times
-out, the request is computed fully on the edge and marked `fallback`; while the client backs off, requests
-go straight to the edge. Every input gets a `Result` (a prediction, or an explicit `error`).
+so the next request is planned on what the link just did. It also keeps an estimate of the cloud's queueing
+delay from the waits the server reports and (`load_aware`) adds it to every candidate that uses the cloud, so a
+saturated cloud moves the plan to edge-only (a constant wait leaves the order of the cloud candidates as it is).
+When the cloud is unreachable, refuses or times out, the request is computed fully on the edge and marked
+`fallback`; while the client backs off, requests go straight to the edge. Every input gets a `Result` (a
+prediction, or an explicit `error`).
 
 `run(inputs, model=..., cloud=..., ...)` is the application entry point (`planner.run`).
 """
@@ -49,7 +52,8 @@ def default_profiles(model: str, cpu_quota: float | None = None,
 
     search = [Path(d) for d in dirs] if dirs is not None else [Path("profiles"), PROFILES_DIR]
     found: list[tuple[Path, re.Match]] = []
-    for d in dict.fromkeys(p.resolve() for p in search if p.is_dir()):
+    search = list(dict.fromkeys(p.resolve() for p in search))
+    for d in (p for p in search if p.is_dir()):
         for path in sorted(d.glob(f"{glob_escape(model)}_*.json")):
             m = _PROFILE_NAME.match(path.name)
             if m and m["model"] == model:
@@ -340,6 +344,29 @@ def _inline(fn, *args):
     return fn(*args)
 
 
+class QueueEstimate:
+    """The cloud's queueing delay as this edge sees it: an EWMA of the queue waits the server reports, fading
+    with `half_life_s` while no reply comes, so that an edge that moved off a saturated cloud tries it again
+    once the estimate has faded (it would otherwise never learn that the queue drained)."""
+
+    def __init__(self, alpha: float = 0.3, half_life_s: float = 2.0, clock=time.monotonic) -> None:
+        if not (0 < alpha <= 1 and half_life_s > 0):
+            raise PlannerError(f"queue estimate needs 0 < alpha <= 1 and half_life_s > 0, got {alpha}, {half_life_s}")
+        self.alpha, self.half_life_s, self.clock = float(alpha), float(half_life_s), clock
+        self.samples = 0
+        self._ms, self._at = 0.0, clock()
+
+    @property
+    def ms(self) -> float:
+        """The current estimate (ms), faded since the last sample."""
+        return self._ms * 0.5 ** ((self.clock() - self._at) / self.half_life_s)
+
+    def observe(self, queue_ms: float) -> None:
+        self._ms = self.alpha * max(0.0, float(queue_ms)) + (1.0 - self.alpha) * self.ms
+        self._at = self.clock()
+        self.samples += 1
+
+
 # ------------------------------------------------------------------------------------------------ the client
 
 def _live(link, rtt, estimator: str) -> LiveEstimate:
@@ -362,8 +389,9 @@ class EdgeClient:
                  cloud_profile: Profile | str | Path | None = None, *, cloud: str | CloudClient = "127.0.0.1:7000",
                  link="10mbit", rtt: str | float | None = None, max_loss: float | None = DEFAULT_MAX_LOSS,
                  shaper=None, token: str | None = None, timeout: float = 5.0, edge_cpu_quota: float | None = None,
-                 estimator: str = "ewma", replan: bool = True, payload: str = "mean", backoff_s: float = 0.5,
-                 backoff_max_s: float = 10.0, min_sample_ms: float = 2.0, warm: bool = True) -> None:
+                 estimator: str = "harmonic", replan: bool = True, payload: str = "mean", backoff_s: float = 0.5,
+                 backoff_max_s: float = 10.0, min_sample_ms: float = 10.0, load_aware: bool = True,
+                 queue_alpha: float = 0.3, queue_half_life_s: float = 2.0, warm: bool = True) -> None:
         from planner.pipeline import SplitPipeline
 
         name = model.name if isinstance(model, SplitPipeline) else str(model)
@@ -371,13 +399,15 @@ class EdgeClient:
             e, c = default_profiles(name, edge_cpu_quota)
             edge_profile, cloud_profile = edge_profile or e, cloud_profile or c
         self.edge_profile, self.cloud_profile = _profile(edge_profile), _profile(cloud_profile)
-        self.pipeline = model if isinstance(model, SplitPipeline) else _pipeline_for(name, self.edge_profile)
+        self.pipeline = model if isinstance(model, SplitPipeline) else pipeline_for_profile(name, self.edge_profile)
         self.candidates: CandidateSet = prepare(self.edge_profile, self.cloud_profile, payload=payload)
         _check_match(self.pipeline, self.candidates)
         self.max_loss = max_loss
         self.estimate = _live(link, rtt, estimator)
         self.start_link = self.estimate.describe()
         self.replan = replan
+        self.load_aware = load_aware
+        self.queue = QueueEstimate(queue_alpha, queue_half_life_s)
         self.timeout = float(timeout)
         self.min_sample_ms = float(min_sample_ms)
         self.client = cloud if isinstance(cloud, CloudClient) else CloudClient(
@@ -401,8 +431,9 @@ class EdgeClient:
         self._compute(self.pipeline.edge_local, torch.zeros(1, *self.pipeline.input_shape))
 
     def plan(self):
-        """The plan for the next request on the current bandwidth estimate."""
-        return self.candidates.solve(self.estimate, max_loss=self.max_loss)
+        """The plan for the next request on the current bandwidth estimate (and cloud queue, when load-aware)."""
+        wait = self.queue.ms if self.load_aware else 0.0
+        return self.candidates.solve(self.estimate, max_loss=self.max_loss, cloud_wait_ms=wait)
 
     def index_of(self, choice) -> int:
         """Candidate index of a forced choice: 'edge-only', 'cloud-only', (cut, bits) or (cut, None, dtype)."""
@@ -444,37 +475,43 @@ class EdgeClient:
         if not self.client.available():
             return self._local(raw, index, label, t0, self._edge_only_ms(plan), planned,
                                f"cloud backing off for {self.client.backoff_remaining_s():.2f} s", bandwidth)
+        t_edge = time.perf_counter()
         try:
             payload, st = self._compute(self.pipeline.edge_encode, raw, cut, bits, dtype or "float32")
         except PlannerError as exc:
             return self._error(index, label, t0, kind, cut, bits, dtype, predicted, f"edge encode failed: {exc}")
+        edge_ms = (time.perf_counter() - t_edge) * 1000.0 - st.encode_ms  # as the caller waited (quota included)
         transfer_pred = float(plan.columns["transfer"][i])
         self.client.timeout = max(self.timeout, 4.0 * transfer_pred / 1000.0 + 1.0)
         sent = time.perf_counter()
         try:
             reply = self.client.infer(self.pipeline.name, payload, request_id=index + 1)
         except (CloudUnavailable, ServerError) as exc:
-            waited_ms = (time.perf_counter() - sent) * 1000.0
-            if isinstance(exc, CloudUnavailable) and waited_ms >= 0.9 * self.client.timeout * 1000.0:
-                # a timed-out transfer bounds the bandwidth from above: learn it, or the next plan repeats it
-                self.estimate.observe(len(payload), max(waited_ms - self.estimate.rtt_ms, 1e-3))
+            if isinstance(exc.__cause__, TimeoutError):
+                # the payload could not cross within the timeout: an upper bound on the bandwidth; learn it, or
+                # every later plan repeats the same payload (a shaped link gives up at once, not at the deadline)
+                waited_ms = max((time.perf_counter() - sent) * 1000.0, self.client.timeout * 1000.0)
+                self.estimate.observe(len(payload), waited_ms)
             return self._local(raw, index, label, t0, self._edge_only_ms(plan), planned, str(exc), bandwidth)
         self._observe(reply)
+        self.queue.observe(reply.queue_wait_ms)
         scores = np.asarray(reply.scores)
         return Result(index=index, prediction=int(scores.reshape(scores.shape[0], -1)[0].argmax()), label=label,
                       cut=cut, bits=bits, kind=kind, dtype=dtype, predicted_ms=predicted,
-                      measured_ms=(time.perf_counter() - t0) * 1000.0, edge_ms=st.head_ms, encode_ms=st.encode_ms,
+                      measured_ms=(time.perf_counter() - t0) * 1000.0, edge_ms=edge_ms, encode_ms=st.encode_ms,
                       transfer_ms=reply.network_ms, server_decode_ms=reply.decode_ms, server_tail_ms=reply.tail_ms,
                       queue_wait_ms=reply.queue_wait_ms, connect_ms=reply.connect_ms,
                       request_bytes=reply.request_bytes, reply_bytes=reply.reply_bytes, bandwidth_bps=bandwidth,
                       scores=scores)
 
-    def _edge_only_ms(self, plan) -> float:
-        return float(plan.columns["total"][len(plan.candidate_set) - 1])
+    @staticmethod
+    def _edge_only_ms(plan) -> float:
+        return float(plan.columns["total"][plan.candidate_set.kind.index("edge-only")])
 
     def _observe(self, reply) -> None:
-        """Fold one exchange into the bandwidth estimate. Transfers shorter than `min_sample_ms` are within
-        timing noise: they may only raise the estimate (as a lower bound), never lower it."""
+        """Fold one exchange into the bandwidth estimate. Transfers shorter than `min_sample_ms` are dominated by
+        fixed per-exchange costs (a few ms of event loop, threads and sleeps on a loaded host, which a
+        bytes/time sample would read as a slower link): they may only raise the estimate, never lower it."""
         nbytes = reply.request_bytes + reply.reply_bytes
         elapsed = reply.network_ms - self.estimate.rtt_ms
         if elapsed >= self.min_sample_ms:
@@ -484,16 +521,18 @@ class EdgeClient:
 
     def _local(self, raw, index, label, t0, predicted, planned, reason, bandwidth) -> Result:
         """Edge-only: by plan (reason None) or as the fallback for `planned`."""
+        t_edge = time.perf_counter()
         try:
-            scores, st = self._compute(self.pipeline.edge_local, raw)
+            scores, _ = self._compute(self.pipeline.edge_local, raw)
         except Exception as exc:  # noqa: BLE001 - the input gets an explicit error instead of being lost
             return self._error(index, label, t0, "edge-only", "output", None, None, predicted,
                                f"edge-only compute failed ({type(exc).__name__}: {exc})"
                                + (f" after: {reason}" if reason else ""))
+        edge_ms = (time.perf_counter() - t_edge) * 1000.0
         scores = scores.numpy()
         return Result(index=index, prediction=int(scores.reshape(scores.shape[0], -1)[0].argmax()), label=label,
                       cut="output", bits=None, kind="edge-only", predicted_ms=predicted,
-                      measured_ms=(time.perf_counter() - t0) * 1000.0, edge_ms=st.head_ms, fallback=reason is not None, planned=planned, fallback_reason=reason, bandwidth_bps=bandwidth,
+                      measured_ms=(time.perf_counter() - t0) * 1000.0, edge_ms=edge_ms, fallback=reason is not None, planned=planned, fallback_reason=reason, bandwidth_bps=bandwidth,
                       scores=scores)
 
     @staticmethod
@@ -535,15 +574,14 @@ class EdgeClient:
 
 # ------------------------------------------------------------------------------------------------ helpers
 
-def _pipeline_for(model: str, edge_profile: Profile):
+def pipeline_for_profile(model: str, edge_profile: Profile):
     """The zoo pipeline with the autoencoder the profile was measured with (checked by its id)."""
     from planner.pipeline import SplitPipeline
     from planner.runtime.handlers import autoencoder_kind
 
     if edge_profile.model != model:
         raise ProfileError(f"profile {edge_profile.name} is of model {edge_profile.model!r}, not {model!r}")
-    pipeline = SplitPipeline.from_zoo(model, autoencoder_kind(edge_profile.autoencoder))
-    return pipeline
+    return SplitPipeline.from_zoo(model, autoencoder_kind(edge_profile.autoencoder))
 
 
 def _check_match(pipeline, cs: CandidateSet) -> None:
@@ -580,7 +618,7 @@ def run(inputs, model, cloud: str | CloudClient = "127.0.0.1:7000", edge_profile
 
     Each input is planned on the live bandwidth estimate (starting at `link`), executed and measured; the
     RunReport holds per input the prediction, the candidate used and every stage's time. `options` go to
-    `EdgeClient` (rtt, shaper, token, timeout, edge_cpu_quota, estimator, replan, ...).
+    `EdgeClient` (rtt, shaper, token, timeout, edge_cpu_quota, estimator, replan, load_aware, ...).
     """
     with EdgeClient(model, edge_profile, cloud_profile, cloud=cloud, link=link, max_loss=max_loss,
                     **options) as client:

@@ -1,10 +1,11 @@
 """The cloud server: an asyncio TCP server that answers INFER frames with a pluggable compute handler.
 
 The handler is any object with `model: str` and `infer(payload: bytes) -> (scores, timings)`
-(timings: a dict with `decode_ms` and `tail_ms`). It runs in a thread pool, so one slow request
-never stalls the event loop or the other connections. Each connection starts with HELLO (token
-checked), then carries one request at a time; any bad input gets an ERROR frame (when the
-connection still allows) and that connection is closed, while the server goes on.
+(timings: a dict with `decode_ms` and `tail_ms`, plus `queue_ms` when the handler waits in a queue of
+its own, as a Ray Serve deployment does; it is added to the reply's queue wait). It runs in a thread
+pool, so one slow request never stalls the event loop or the other connections. Each connection
+starts with HELLO (token checked), then carries one request at a time; any bad input gets an ERROR
+frame (when the connection still allows) and that connection is closed, while the server goes on.
 """
 
 from __future__ import annotations
@@ -295,7 +296,7 @@ class CloudServer:
             raise TypeError(f"handler returned timings of type {type(timings).__name__}, expected a dict")
         done = time.perf_counter()
         result = P.Result(msg.request_id, np.asarray(scores, dtype=np.float32),
-                          queue_wait_ms=(started - received) * 1000.0,
+                          queue_wait_ms=(started - received) * 1000.0 + float(timings.get("queue_ms", 0.0)),
                           decode_ms=float(timings.get("decode_ms", 0.0)),
                           tail_ms=float(timings.get("tail_ms", (done - started) * 1000.0)),
                           server_ms=(time.perf_counter() - received) * 1000.0)
