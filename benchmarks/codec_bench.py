@@ -18,9 +18,9 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import statistics
-import time
+import sys
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -28,23 +28,15 @@ from torch import nn
 
 from planner.compress import bitpack, codec
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import median_seconds  # noqa: E402
+
 SHAPE = (1, 64, 14, 14)
 CUT = "layer2.1.relu_1"
 
 
 def timeit(fn, repeats: int, budget_s: float = 0.01) -> float:
-    """Median seconds per call over `repeats` loops, each sized to take about `budget_s`."""
-    fn()
-    t0 = time.perf_counter()
-    fn()
-    loop = max(1, int(budget_s / max(time.perf_counter() - t0, 1e-7)))
-    samples = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(loop):
-            fn()
-        samples.append((time.perf_counter() - t0) / loop)
-    return statistics.median(samples)
+    return median_seconds(fn, repeats, budget_s)
 
 
 def quantize(x: np.ndarray, bits: int) -> tuple[np.ndarray, float, float]:

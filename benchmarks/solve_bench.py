@@ -17,30 +17,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
+from pathlib import Path
 
 from planner.link import ConstantLink, LiveEstimate, TraceLink
 from planner.profile.synthetic import synthetic_pair
 from planner.solve import CandidateSet, breakpoints, prepare, solve
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import median_seconds  # noqa: E402
 
 BITS = (2, 3, 4, 5, 6, 8)
 
 
 def median_us(fn, repeats: int, budget_s: float = 0.02) -> float:
     """Median microseconds per call over `repeats` loops, each sized to take about `budget_s`."""
-    fn()
-    t0 = time.perf_counter()
-    fn()
-    loop = max(1, int(budget_s / max(time.perf_counter() - t0, 1e-7)))
-    samples = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(loop):
-            fn()
-        samples.append((time.perf_counter() - t0) / loop * 1e6)
-    return statistics.median(samples)
+    return median_seconds(fn, repeats, budget_s) * 1e6
 
 
 def main() -> None:

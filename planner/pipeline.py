@@ -61,7 +61,7 @@ class SplitPipeline:
         model, info = zoo.load(name, weights)
         ae = None
         if autoencoder:
-            from planner.compress import load_autoencoder
+            from planner.compress.autoencoder import load_autoencoder
 
             ae = load_autoencoder(name, kind=autoencoder)
         return cls(model, name, info.input_shape, ae, preprocess=normalize)

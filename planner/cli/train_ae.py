@@ -20,7 +20,7 @@ def register(sub) -> None:
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--bits-per-step", type=int, default=None, help="sandwich size: lowest + highest + random")
-    p.add_argument("--ce-weight", type=float, default=None, help="weight of the label cross-entropy (default 0)")
+    p.add_argument("--ce-weight", type=float, default=None, help="weight of the label cross-entropy (default 0.5)")
     p.add_argument("--recal-batches", type=int, default=None, help="batches for the BN recalibration (default 20)")
     p.add_argument("--val-limit", type=int, default=2000, help="validation images scored for the weights card")
     p.add_argument("--stop-after", type=int, default=None,

@@ -46,15 +46,15 @@ from planner.partition import Partitioner
 class TrainConfig:
     """The training recipe (stored in the weights card)."""
 
-    steps: int = 2000
-    batch_size: int = 64
+    steps: int = 4000  # the committed weights: 4000 x 128 images (~1 epoch per served cut)
+    batch_size: int = 128
     lr: float = 3e-3
     weight_decay: float = 1e-5
     warmup: float = 0.03
     bits_per_step: int = 3  # sandwich rule: lowest + highest + (n - 2) random in between
     kd_weight: float = 1.0
     mse_weight: float = 1.0
-    ce_weight: float = 0.0
+    ce_weight: float = 0.5
     temperature: float = 2.0
     recal_batches: int = 20
     recal_batch_size: int = 250
