@@ -84,7 +84,7 @@ def _profiles(args, quota: float | None):
         prof.save(path)
         print(summary(prof))
         print(f"wrote {path} in {time.perf_counter() - t0:.0f} s\n")
-        profiles.append(prof)
+        profiles.append(Profile.load(path))  # named by its file
     pipeline_for_profile(args.model, profiles[0])  # the profile's autoencoder is the one loaded
     return tuple(profiles)
 
