@@ -85,7 +85,7 @@ def split_pays(pair, rtt_ms: float, slowdown: float, assume_loss: dict, max_loss
             gain = ends[end] / split.predicted_ms
             if best is None or gain > best["gain"]:
                 best = {"gain": gain, "at_bps": bw, "split": split.label, "split_ms": split.predicted_ms,
-                        "loss_pp": split.accuracy_loss, "end": end, "end_ms": ends[end]}
+                        "loss_pp": split.accuracy_loss, "end": end, **{f"{k}_ms": v for k, v in ends.items()}}
         r["best"] = best
     return {"rtt_ms": rtt_ms, "edge_slowdown": slowdown, "runs": runs}
 
@@ -127,7 +127,7 @@ def _mbps(bps: float) -> str:
 def markdown(results: list[dict]) -> str:
     """One table row per (model, RTT, slowdown, split range)."""
     head = ("| model | RTT ms | edge slowdown | split is optimal (Mbit/s) | best speed-up vs better end | at Mbit/s "
-            "| split there | split ms | better end there | optimum elsewhere (Mbit/s) |")
+            "| split there | split ms | edge-only / cloud-only ms there | optimum elsewhere (Mbit/s) |")
     lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
     for res in results:
         spans = [r for r in res["runs"] if r["kind"] == "split"]
@@ -139,7 +139,8 @@ def markdown(results: list[dict]) -> str:
         for s in spans:
             b = s["best"]
             lines.append(f"{lead} | {_mbps(s['low'])} - {_mbps(s['high'])} | {b['gain']:.2f}x | {_mbps(b['at_bps'])} "
-                         f"| {b['split']} | {b['split_ms']:.0f} | {b['end']} {b['end_ms']:.0f} ms | {rest or '-'} |")
+                         f"| {b['split']} | {b['split_ms']:.0f} | {b['edge-only_ms']:.0f} / {b['cloud-only_ms']:.0f} "
+                         f"| {rest or '-'} |")
     return "\n".join(lines)
 
 
