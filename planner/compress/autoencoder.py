@@ -206,7 +206,19 @@ def _conv_weight(out_ch: int, in_ch: int, k: int) -> nn.Parameter:
     return nn.Parameter(w)
 
 
-class SharedAutoencoder(nn.Module):
+class _Serves:
+    """The cut ids and bitwidths an autoencoder (shared or independent) serves, read from its config."""
+
+    @property
+    def cuts(self) -> list[str]:
+        return [s.id for s in self.config.cuts]
+
+    @property
+    def bits(self) -> tuple[int, ...]:
+        return tuple(self.config.bits)
+
+
+class SharedAutoencoder(_Serves, nn.Module):
     """One encoder/decoder pair serving every cut in `config.cuts` at every bitwidth in `config.bits`.
 
     `encode(feature, cut, bits)` -> uint8 codes (N, *latent_shape(cut)); `decode(codes, cut, bits)` -> the
@@ -245,14 +257,6 @@ class SharedAutoencoder(nn.Module):
         self.register_buffer("nonneg", torch.ones(n, dtype=torch.bool))
 
     # -- what it serves -------------------------------------------------------------------------------
-    @property
-    def cuts(self) -> list[str]:
-        return [s.id for s in self.config.cuts]
-
-    @property
-    def bits(self) -> tuple[int, ...]:
-        return tuple(self.config.bits)
-
     def spec(self, cut: str) -> CutSpec:
         return self.config.cuts[self._cut_index(cut)]
 
@@ -398,7 +402,7 @@ class SharedAutoencoder(nn.Module):
         return {"kind": self.kind, "id": self.id, "config": self.config.to_dict(), "params": self.param_counts()}
 
 
-class IndependentAutoencoders(nn.Module):
+class IndependentAutoencoders(_Serves, nn.Module):
     """The baseline: one autoencoder per cut, each the same topology and latent width as the shared one's
     treatment of that cut, behind the same API."""
 
@@ -410,14 +414,6 @@ class IndependentAutoencoders(nn.Module):
         self.id = ""
         self.members = nn.ModuleList([SharedAutoencoder(config.only(s.id)) for s in config.cuts])
         self._index = {s.id: i for i, s in enumerate(config.cuts)}
-
-    @property
-    def cuts(self) -> list[str]:
-        return [s.id for s in self.config.cuts]
-
-    @property
-    def bits(self) -> tuple[int, ...]:
-        return tuple(self.config.bits)
 
     def member(self, cut) -> SharedAutoencoder:
         cut_id = getattr(cut, "id", cut)
