@@ -39,21 +39,6 @@ def _best_split(plan):
     return min((c for c in plan.candidates if c.kind == "split" and c.feasible), key=lambda c: c.predicted_ms)
 
 
-def _ends_cross(pair, lo: float, hi: float, rtt_ms: float, kw: dict) -> float | None:
-    """The bandwidth in (lo, hi) where edge-only and cloud-only take equally long (log bisection), if any."""
-    def gap(bw: float) -> float:
-        ends = _ends_ms(_plan(pair, bw, rtt_ms, kw))
-        return ends["edge-only"] - ends["cloud-only"]
-
-    below = gap(lo) < 0
-    if (gap(hi) < 0) == below:
-        return None
-    for _ in range(40):
-        mid = math.sqrt(lo * hi)
-        lo, hi = (mid, hi) if (gap(mid) < 0) == below else (lo, mid)
-    return math.sqrt(lo * hi)
-
-
 def split_pays(pair, rtt_ms: float, slowdown: float, assume_loss: dict, max_loss: float, low: float,
                high: float) -> dict:
     """Ranges of the optimum by kind over [low, high] and, for the ranges where a split is optimal, its best
@@ -75,7 +60,7 @@ def split_pays(pair, rtt_ms: float, slowdown: float, assume_loss: dict, max_loss
         bounds = r.pop("bounds")
         if r["kind"] != "split":
             continue
-        cross = _ends_cross(pair, r["low"], r["high"], rtt_ms, kw)
+        cross = planner.ends_crossing(lambda bw: _plan(pair, bw, rtt_ms, kw), r["low"], r["high"])
         best = None
         for bw in sorted({*bounds, *([cross] if cross else [])}):
             plan = _plan(pair, bw, rtt_ms, kw)

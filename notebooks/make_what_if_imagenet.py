@@ -185,21 +185,6 @@ def ends_ms(plan) -> dict[str, float]:
     return {c.kind: c.predicted_ms for c in plan.candidates if c.kind in ENDS}
 
 
-def ends_cross(at, lo: float, hi: float) -> float | None:
-    \"\"\"The bandwidth in (lo, hi) where edge-only and cloud-only take equally long (log bisection), if any.\"\"\"
-    def gap(bw):
-        e = ends_ms(at(bw))
-        return e["edge-only"] - e["cloud-only"]
-
-    below = gap(lo) < 0
-    if (gap(hi) < 0) == below:
-        return None
-    for _ in range(40):
-        mid = math.sqrt(lo * hi)
-        lo, hi = (mid, hi) if (gap(mid) < 0) == below else (lo, mid)
-    return math.sqrt(lo * hi)
-
-
 def split_ranges(model: str, rtt_ms: float, k: float, assume=ASSUMED_LOSS) -> list[dict]:
     \"\"\"Runs of bandwidth with the same kind of optimum; a split run also gets its best speed-up.\"\"\"
     edge, cloud = pairs[model]
@@ -220,7 +205,7 @@ def split_ranges(model: str, rtt_ms: float, k: float, assume=ASSUMED_LOSS) -> li
     for r in runs:
         if r["kind"] != "split":
             continue
-        cross = ends_cross(at, r["low"], r["high"])
+        cross = planner.ends_crossing(at, r["low"], r["high"])
         best = (0.0, None)
         for bw in {*r["bounds"], *([cross] if cross else [])}:
             plan = at(bw)

@@ -49,6 +49,7 @@ _LAZY = {
     "breakpoints": "planner.solve",
     "parse_assume_loss": "planner.solve",
     "find_profiles": "planner.report",
+    "ends_crossing": "planner.report",
     "write_report": "planner.report",
     "parse_bandwidth": "planner.link",
     "parse_duration": "planner.link",

@@ -57,6 +57,22 @@ def profile_dirs(dirs: list[str | Path] | None = None) -> list[Path]:
     return list(dict.fromkeys([Path("profiles").resolve(), PROFILES_DIR]))
 
 
+def ends_crossing(plan_at, lo: float, hi: float) -> float | None:
+    """The bandwidth in (lo, hi) (bit/s) where edge-only and cloud-only take equally long, if any (log bisection);
+    `plan_at(bandwidth)` returns the Plan at that bandwidth."""
+    def gap(bw: float) -> float:
+        ms = {c.kind: c.predicted_ms for c in plan_at(bw).candidates if c.kind in ("edge-only", "cloud-only")}
+        return ms["edge-only"] - ms["cloud-only"]
+
+    below = gap(lo) < 0
+    if (gap(hi) < 0) == below:
+        return None
+    for _ in range(40):
+        mid = math.sqrt(lo * hi)
+        lo, hi = (mid, hi) if (gap(mid) < 0) == below else (lo, mid)
+    return math.sqrt(lo * hi)
+
+
 def find_profiles(model: str, *, quota: float | None = None, autoencoder: str = "shared",
                   dirs: list[str | Path] | None = None) -> tuple[Path, Path]:
     """The committed (edge, cloud) profile files of `model` by the naming rule
