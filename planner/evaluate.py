@@ -20,3 +20,22 @@ def accuracy(model, data="test", batch_size: int = 500, limit: int | None = None
             correct += (model(x).argmax(1) == y).sum().item()
             total += len(y)
     return 100.0 * correct / max(total, 1)
+
+
+def targets(model, data, preprocess, batch_size: int = 500) -> torch.Tensor:
+    """What a split is scored against: the labels, or (no labels) the unsplit model's top-1 predictions."""
+    if data.labels is not None:
+        return data.labels
+    with torch.inference_mode():
+        return torch.cat([model(x).argmax(1) for x in data.inputs(preprocess, batch_size)])
+
+
+def score(fn, model, data, preprocess, batch_size: int = 500) -> dict:
+    """{"accuracy": %, "n": N} of `fn` (batch -> logits) on a DataSet, or {"agreement": %, "n": N}: top-1
+    agreement with the unsplit `model` when the data has no labels."""
+    want = targets(model, data, preprocess, batch_size)
+    correct = 0
+    with torch.inference_mode():
+        for i, x in enumerate(data.inputs(preprocess, batch_size)):
+            correct += int((fn(x).argmax(1) == want[i * batch_size: i * batch_size + len(x)]).sum())
+    return {data.metric: 100.0 * correct / max(len(want), 1), "n": int(len(want))}

@@ -6,7 +6,9 @@ order, a prefix whose only value still needed later is one tensor is a cut. Node
 input (parameters read with `get_attr`, constants) are not data and are copied to whichever side uses them.
 Every cut is checked numerically: `tail(head(x))` must equal `model(x)` or it is not listed.
 
-Models that torch.fx cannot trace fall back to the top-level children of an `nn.Sequential`.
+Models that torch.fx cannot trace fall back to the top-level children of an `nn.Sequential`. A tensor is a
+cut only if its first dimension is the batch (checked by propagating a batch of one and a batch of two), so a
+recurrent layer's hidden state (batch on dim 1) is never listed.
 """
 
 from __future__ import annotations
@@ -94,6 +96,7 @@ class Partitioner:
         self.model = model
         self.example = example_input
         self.gm: fx.GraphModule | None = None
+        self.reference = _run_example(model, example_input)
         try:
             self.gm = self._trace(model, leaf_modules)
         except PartitionError:
@@ -101,13 +104,12 @@ class Partitioner:
         except Exception as exc:  # noqa: BLE001 - fx raises many kinds for untraceable code
             if not isinstance(model, nn.Sequential):
                 raise PartitionError(
-                    f"torch.fx cannot trace {type(model).__name__} ({type(exc).__name__}: {exc}). Data-dependent "
-                    "control flow (an `if` or loop on tensor values) is not traceable: mark the sub-modules that "
-                    "contain it as leaf modules (leaf_modules=(MyBlock,)) so they stay whole, or express the model "
-                    "as an nn.Sequential whose top-level children are the units to split between."
+                    f"torch.fx cannot trace {type(model).__name__} ({type(exc).__name__}: {_first_line(exc)}). "
+                    "Data-dependent control flow (an `if` or loop on tensor values) is not traceable: mark the "
+                    "sub-modules that contain it as leaf modules so they stay whole (--leaf-modules "
+                    "package.module:Class[,...], or leaf_modules=(MyBlock,) in Python), or express the model as an "
+                    "nn.Sequential whose top-level children are the units to split between."
                 ) from None
-        with torch.no_grad():
-            self.reference = model(example_input)
         self._cuts, self._split_at = self._find_cuts(verify)
 
     # -- tracing -------------------------------------------------------------------------------------
@@ -134,6 +136,7 @@ class Partitioner:
             ShapeProp(gm).propagate(self.example)
         nodes = list(gm.graph.nodes)
         data = self._data_nodes(nodes)
+        batched = self._batched_nodes()
         position = {n: i for i, n in enumerate(nodes)}
         last_use = {n: max((position[u] for u in n.users), default=position[n]) for n in nodes}
         output_node = nodes[-1]
@@ -145,7 +148,8 @@ class Partitioner:
             live = {n for n in live if last_use[n] > i}
             if len(live) == 1:
                 (v,) = live
-                if _meta(v) is not None and v is not output_node.args[0] and (not found or found[-1] is not v):
+                if (_meta(v) is not None and v in batched and v is not output_node.args[0]
+                        and (not found or found[-1] is not v)):
                     found.append(v)
         cuts, split_at = [self._trivial(INPUT)], {INPUT: None}
         values = self._node_values() if verify else {}
@@ -171,7 +175,7 @@ class Partitioner:
                 data.add(n)
         return data
 
-    def _node_values(self) -> dict[fx.Node, Any]:
+    def _node_values(self, example: torch.Tensor | None = None) -> dict[fx.Node, Any]:
         values: dict[fx.Node, Any] = {}
 
         class _Recorder(fx.Interpreter):
@@ -180,8 +184,19 @@ class Partitioner:
                 return result
 
         with torch.no_grad():
-            _Recorder(self.gm).run(self.example)
+            _Recorder(self.gm).run(self.example if example is None else example)
         return values
+
+    def _batched_nodes(self) -> set[fx.Node]:
+        """Tensor nodes whose dim 0 is the batch: size 1 for a batch of one and 2 for a batch of two, the other
+        dimensions alike. A model that cannot run a batch of two keeps the tensors with dim 0 of size 1."""
+        one = {n: v.shape for n, v in self._node_values(self.example[:1]).items() if isinstance(v, torch.Tensor)}
+        try:
+            two = {n: v.shape for n, v in self._node_values(torch.cat([self.example[:1]] * 2)).items()
+                   if isinstance(v, torch.Tensor)}
+        except Exception:  # noqa: BLE001 - a model written for batch 1 only
+            return {n for n, s in one.items() if len(s) and s[0] == 1}
+        return {n for n, s in one.items() if len(s) and s[0] == 1 and n in two and tuple(two[n]) == (2, *s[1:])}
 
     def _exact(self, tail: nn.Module, feature: torch.Tensor) -> bool:
         with torch.no_grad():
@@ -217,7 +232,8 @@ class Partitioner:
                 env_h[n] = head_graph.node_copy(n, lambda a: env_h[a])
             head_graph.output(env_h[v])
         env_t: dict[fx.Node, fx.Node] = {v: tail_graph.placeholder("feature")}
-        needed = self._tail_needs(nodes[cut_pos + 1:], data)
+        useful = _reaching_output(nodes)
+        needed = self._tail_needs([n for n in nodes[cut_pos + 1:] if n in useful], data)
         for n in nodes:
             if n in needed and n not in env_t:
                 env_t[n] = tail_graph.node_copy(n, lambda a: env_t[a])
@@ -298,6 +314,34 @@ class Partitioner:
             if not self._exact(tail, head(self.example)):
                 raise PartitionError(f"cut {c.id!r} does not reproduce the model's output exactly; it is not a valid cut")
         return head, tail
+
+
+def _reaching_output(nodes: list[fx.Node]) -> set[fx.Node]:
+    """The nodes the output depends on: a tail must not copy dead values (e.g. the unused `h` of
+    `out, h = self.gru(x)`), whose inputs may lie in the head."""
+    keep = {nodes[-1]}
+    for n in reversed(nodes):
+        if n in keep:
+            keep.update(n.all_input_nodes)
+    return keep
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _run_example(model: nn.Module, example: torch.Tensor) -> Any:
+    """The model's output on the example input; a failure (wrong shape or dtype) is one clear line."""
+    try:
+        with torch.no_grad():
+            return model(example)
+    except Exception as exc:  # noqa: BLE001 - any failure here means the example does not fit the model
+        shape = "x".join(map(str, example.shape[1:]))
+        raise PartitionError(
+            f"{type(model).__name__} cannot run an input of shape {shape} ({str(example.dtype).replace('torch.', '')}"
+            f", batch {example.shape[0]}): {type(exc).__name__}: {_first_line(exc)}; check --input-shape / "
+            "--input-dtype") from None
 
 
 def _module(root: fx.GraphModule, graph: fx.Graph) -> fx.GraphModule:

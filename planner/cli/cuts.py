@@ -29,12 +29,14 @@ def format_table(cuts) -> str:
 def run(args) -> int:
     from planner.partition import cuts
 
-    model, info, x = model_from_args(args, trained=False)
-    found = cuts(model, x)
+    m = model_from_args(args, trained=False)
+    found = cuts(m.model, m.example(), m.leaf_modules)
     if args.json:
-        print(json.dumps({"model": info.name, "input_shape": list(info.input_shape),
+        print(json.dumps({"model": m.name, "input_shape": list(m.input_shape),
+                          "input_dtype": str(m.input_dtype).replace("torch.", ""),
                           "cuts": [c.to_dict() for c in found]}, indent=2))
     else:
-        print(f"{info.name}: {len(found)} cuts ({len(found) - 2} inner + input/output), input {'x'.join(map(str, info.input_shape))}")
+        print(f"{m.name}: {len(found)} cuts ({len(found) - 2} inner + input/output), input "
+              f"{'x'.join(map(str, m.input_shape))}")
         print(format_table(found))
     return 0

@@ -1,30 +1,36 @@
-"""`planner evaluate --model NAME`: test accuracy of a backbone on Fashion-MNIST."""
+"""`planner evaluate --model M [--data D] [--json]`: a model's top-1 accuracy (agreement without labels)."""
 
 from __future__ import annotations
 
-from planner.cli._model import add_model_args, model_from_args
+from planner.cli._model import add_data_args, add_model_args, data_from_args, model_from_args
 
 
 def register(sub) -> None:
-    p = sub.add_parser("evaluate", help="measure a model's accuracy on the Fashion-MNIST test set")
+    p = sub.add_parser("evaluate", help="measure a model's accuracy on your data (default: Fashion-MNIST test)")
     add_model_args(p)
-    p.add_argument("--split", default="test", choices=["train", "val", "test"])
-    p.add_argument("--limit", type=int, default=None, help="only the first N images")
+    add_data_args(p)
+    p.add_argument("--split", default="test", choices=["train", "val", "test"], help="Fashion-MNIST split")
+    p.add_argument("--limit", type=int, default=None, help="only the first N samples")
     p.add_argument("--data-root", default=None, help="folder with the IDX files (default: the Debian package's)")
+    p.add_argument("--json", action="store_true", help='print {"accuracy": percent, "n": N} (or "agreement")')
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    import json
     import time
 
-    from planner.data import loader
-    from planner.evaluate import accuracy
+    from planner.evaluate import score
 
-    model, info, _ = model_from_args(args)
-    data = loader(args.split, limit=args.limit, root=args.data_root)
+    loaded = model_from_args(args)
+    data = data_from_args(args, loaded, split=args.split).take(args.limit)
     start = time.perf_counter()
-    acc = accuracy(model, data, progress=True)
-    n = len(data.dataset)
-    print(f"{info.name}: {args.split} accuracy {acc:.2f}% on {n} images ({time.perf_counter() - start:.1f} s)"
-          + (f"; card says {info.test_accuracy:.2f}% on the full test set" if info.test_accuracy else ""))
+    result = score(loaded.model, loaded.model, data, loaded.preprocess)
+    if args.json:
+        print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in result.items()}))
+        return 0
+    card = loaded.info.test_accuracy if loaded.zoo and loaded.info and not args.data else None
+    where = f"{args.split} " if not args.data else ""
+    print(f"{loaded.name}: {where}{data.metric} {result[data.metric]:.2f}% on {result['n']} samples of {data.source} "
+          f"({time.perf_counter() - start:.1f} s)" + (f"; card says {card:.2f}% on the full test set" if card else ""))
     return 0

@@ -118,12 +118,18 @@ def resolve(spec: str, weights: str | Path | None = None, input_shape: tuple[int
         factory = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
         raise ZooError(f"cannot import model factory {spec!r}: {exc}") from None
-    model = factory()
+    try:
+        model = factory()
+    except Exception as exc:  # noqa: BLE001 - the user's factory failed: say so in one line
+        raise ZooError(f"model factory {spec} failed: {type(exc).__name__}: {exc}") from None
+    if not isinstance(model, torch.nn.Module):
+        raise ZooError(f"model factory {spec} returned {type(model).__name__}, not an nn.Module")
     if weights:
         try:
             model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
         except Exception as exc:  # noqa: BLE001
-            raise ZooError(f"cannot load weights {weights} into {spec}: {exc}") from None
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ZooError(f"cannot load weights {weights} into {spec}: {first}") from None
     if input_shape is None:
         input_shape = getattr(model, "input_shape", None)
     if input_shape is None:
