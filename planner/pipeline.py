@@ -42,29 +42,36 @@ class SplitPipeline:
     """Heads, tails and the shared autoencoder of one model, cached per cut."""
 
     def __init__(self, model: torch.nn.Module, name: str, input_shape: tuple[int, ...], autoencoder=None,
-                 preprocess: Callable | None = None):
+                 preprocess: Callable | None = None, input_dtype: torch.dtype = torch.float32,
+                 leaf_modules: tuple[type, ...] = (), weights_sha256: str | None = None):
         self.model = model.eval()
         self.name = name
         self.input_shape = tuple(input_shape)
+        self.input_dtype = input_dtype
         self.ae = autoencoder
         self.preprocess = preprocess or _identity
-        self.partitioner = Partitioner(self.model, torch.zeros(1, *self.input_shape))
+        self.weights_sha256 = weights_sha256
+        self.partitioner = Partitioner(self.model, torch.zeros(1, *self.input_shape, dtype=input_dtype),
+                                       leaf_modules)
         self.cuts = self.partitioner.cuts
         self._split: dict[str, tuple[torch.nn.Module, torch.nn.Module]] = {}
 
     @classmethod
+    def from_model(cls, loaded, autoencoder=None) -> SplitPipeline:
+        """Any model (a LoadedModel, see planner.modelspec) with an autoencoder: None / 'none', 'shared' or
+        'independent' (the zoo's committed ones), a file written by `planner train-ae --out`, or a loaded one."""
+        from planner.compress.autoencoder import resolve_autoencoder
+
+        ae = resolve_autoencoder(loaded, autoencoder)
+        return cls(loaded.model, loaded.name, loaded.input_shape, ae, loaded.preprocess, loaded.input_dtype,
+                   loaded.leaf_modules, loaded.weights_sha256)
+
+    @classmethod
     def from_zoo(cls, name: str, autoencoder: str | None = "shared", weights=None) -> SplitPipeline:
         """A built-in model with its committed shared (or independent) autoencoder; None -> raw cuts only."""
-        from planner import zoo
-        from planner.data import normalize
+        from planner.modelspec import load_model
 
-        model, info = zoo.load(name, weights)
-        ae = None
-        if autoencoder:
-            from planner.compress.autoencoder import load_autoencoder
-
-            ae = load_autoencoder(name, kind=autoencoder)
-        return cls(model, name, info.input_shape, ae, preprocess=normalize)
+        return cls.from_model(load_model(name, weights), autoencoder)
 
     @property
     def ae_id(self) -> str | None:
@@ -88,6 +95,10 @@ class SplitPipeline:
 
     def input_tensor(self, raw) -> torch.Tensor:
         """Raw samples (uint8 images or float tensors, batched) -> the model's input tensor."""
+        from planner.modelspec import Preprocess
+
+        if isinstance(self.preprocess, Preprocess):
+            return self.preprocess(raw)
         if isinstance(raw, torch.Tensor) and raw.is_floating_point():
             return raw
         return self.preprocess(np.asarray(raw))

@@ -46,7 +46,7 @@ def test_default_cuts_are_block_outputs(zoo_cuts):
     with pytest.raises(CompressError, match="not a cut of this model"):
         select_cuts(zoo_cuts["resnet-fmnist"], ["layer9"])
     with pytest.raises(CompressError, match="serves inner"):
-        select_cuts(zoo_cuts["resnet-fmnist"], ["flatten"])
+        select_cuts(zoo_cuts["resnet-fmnist"], ["output"])
 
 
 def test_plan_cut_reduction_and_latent_width():

@@ -1,11 +1,15 @@
-"""`planner train-ae --model NAME`: train the shared autoencoder (or the independent baseline) of a zoo model."""
+"""`planner train-ae --model M [--data D] --out AE.pt`: train the shared autoencoder (or the independent
+baseline) of any model, by distillation from the frozen model (labels, when the data has them, add CE)."""
 
 from __future__ import annotations
 
+from planner.cli._model import add_data_args, add_model_args, data_from_args, model_from_args
+
 
 def register(sub) -> None:
-    p = sub.add_parser("train-ae", help="train the shared autoencoder (or --independent baseline) of a zoo model")
-    p.add_argument("--model", required=True, help="zoo model name (vgg-fmnist, resnet-fmnist)")
+    p = sub.add_parser("train-ae", help="train the shared autoencoder (or --independent baseline) of a model")
+    add_model_args(p)
+    add_data_args(p)
     p.add_argument("--independent", action="store_true", help="train one autoencoder per cut (the baseline)")
     p.add_argument("--variant", default="slim", choices=["slim", "adapter"],
                    help="slim: one tensor sized for the widest cut, sliced per cut; adapter: per-cut 1x1 adapters")
@@ -28,7 +32,8 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--limit", type=int, default=None, help="train on the first N training images (smoke runs)")
-    p.add_argument("--out", default=None, help="weights file (default: the package's compress/weights/ folder)")
+    p.add_argument("--out", default=None, help="weights file (+ a .json card beside it); zoo models default to the "
+                                               "package's compress/weights/ folder")
     p.add_argument("--checkpoint", default=None, help="checkpoint file (default: runs/ae/<name>.ckpt)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint if it exists")
     p.add_argument("--no-progress", action="store_true")
@@ -41,7 +46,7 @@ def run(args) -> int:
     from dataclasses import replace
 
     from planner.compress.quantize import parse_bits
-    from planner.compress.train import TrainConfig, train_zoo_autoencoder
+    from planner.compress.train import TrainConfig, split_data, train_autoencoder, train_zoo_autoencoder
 
     cfg = TrainConfig(seed=args.seed)
     overrides = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
@@ -50,18 +55,23 @@ def run(args) -> int:
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     kind = "independent" if args.independent else "shared"
     cut_ids = [c for c in args.cuts.split(",") if c] if args.cuts else None
-    card = train_zoo_autoencoder(
-        args.model, kind, variant=args.variant, latent=args.latent, width=args.width,
-        decoder_width=args.decoder_width, bits=parse_bits(args.bits), cut_ids=cut_ids, cfg=cfg,
-        threads=args.threads, out=args.out, checkpoint=args.checkpoint, resume=args.resume, limit=args.limit,
-        progress=not args.no_progress, val_limit=args.val_limit, stop_after=args.stop_after,
-        command="planner " + shlex.join(sys.argv[1:]))
+    options = dict(variant=args.variant, latent=args.latent, width=args.width, decoder_width=args.decoder_width,
+                   bits=parse_bits(args.bits), cut_ids=cut_ids, cfg=cfg, threads=args.threads, out=args.out,
+                   checkpoint=args.checkpoint, resume=args.resume, progress=not args.no_progress,
+                   stop_after=args.stop_after, command="planner " + shlex.join(sys.argv[1:]))
+    loaded = model_from_args(args)
+    if loaded.zoo and not args.data:
+        card = train_zoo_autoencoder(loaded.name, kind, limit=args.limit, val_limit=args.val_limit, **options)
+    else:
+        data = data_from_args(args, loaded, split="train").take(args.limit)
+        card = train_autoencoder(loaded, split_data(data, loaded.preprocess, val_limit=args.val_limit,
+                                                    seed=args.seed), kind, **options)
     if "stopped_at" in card:
         print(f"stopped after step {card['stopped_at']}; checkpoint {card['checkpoint']} (continue with --resume)")
         return 0
-    t = card["train"]
-    accs = card["val_accuracy"].values()
+    t, metric = card["train"], card["metric"]
+    accs = card[f"val_{metric}"].values()
     print(f"{card['id']}: {card['params']['total']} params, trained in {t['train_seconds'] / 60:.1f} min; "
-          f"validation accuracy {min(accs):.2f}..{max(accs):.2f}% over {len(card['val_accuracy'])} (cut, bits) "
-          f"pairs (backbone {card['val_backbone_accuracy']:.2f}%)")
+          f"validation {metric} {min(accs):.2f}..{max(accs):.2f}% over {len(accs)} (cut, bits) pairs "
+          f"(backbone {card[f'val_backbone_{metric}']:.2f}%); served cuts {', '.join(card['served_cuts'])}")
     return 0

@@ -8,6 +8,8 @@ Topology (the same for every cut, so every shared tensor serves every cut):
              -> [nearest upsample if s2] conv3x3 -> BN ReLU -> exit 1x1 (Wd -> k*C) -> [depth-to-space if s1]
              -> ReLU (for non-negative features) -> * scale
 
+Vectors (D) and token sequences (T x D) are served by the same network viewed as maps: D x 1 x 1 and
+D x T x 1 (channels = features, the 3x3 convolutions then run along the tokens).
 Per cut, (s1, s2) reduce the spatial size by 1, 2 or 4 (large maps shrink to about 7x7; k = 4 when s1 = 2)
 and L is the cut's latent width. Everything at full resolution is a 1x1 (patch) projection, so the 3x3 trunk
 only runs at 1/4 or 1/16 of the pixels. Two ways to serve cuts of different widths:
@@ -47,20 +49,39 @@ _POOLS = {"MaxPool2d", "max_pool2d", "AvgPool2d", "avg_pool2d", "AdaptiveAvgPool
           "AdaptiveMaxPool2d", "adaptive_max_pool2d"}
 
 
-def meaningful(cut) -> bool:
+_SEQUENCE_OUTPUTS = {"add", "LayerNorm", "layer_norm"}  # a transformer block's output is its residual sum
+FEATURE_KINDS = ("map", "tokens", "vector")
+
+
+def feature_kind(shape: Sequence[int]) -> str | None:
+    """'map' (C, H, W), 'tokens' (T, D), 'vector' (D), or None for shapes the autoencoder does not serve."""
+    return {3: "map", 2: "tokens", 1: "vector"}.get(len(tuple(shape)))
+
+
+def meaningful(cut, kinds: Sequence[str] = ("map",)) -> bool:
     """A cut the autoencoder serves by default: an inner (C, H, W) map with H, W >= 2 made by an activation or
-    a pooling layer, i.e. a block output, never the tensor between a conv and its BatchNorm or before a ReLU."""
+    a pooling layer, i.e. a block output, never the tensor between a conv and its BatchNorm or before a ReLU.
+    With `kinds` also token sequences (T, D) after an activation, a residual sum or a LayerNorm, and vectors
+    (D, at least 16 wide) after an activation."""
     shape = tuple(cut.shape)
-    return (cut.kind == "inner" and len(shape) == 3 and min(shape[1:]) >= 2
-            and cut.producer in _ACTIVATIONS | _POOLS)
+    kind = feature_kind(shape)
+    if cut.kind != "inner" or kind not in kinds:
+        return False
+    if kind == "map":
+        return min(shape[1:]) >= 2 and cut.producer in _ACTIVATIONS | _POOLS
+    if kind == "tokens":
+        return min(shape) >= 2 and cut.producer in _ACTIVATIONS | _SEQUENCE_OUTPUTS
+    return shape[0] >= 16 and cut.producer in _ACTIVATIONS
 
 
-def select_cuts(cuts: Sequence, ids: Iterable[str] | None = None) -> list:
-    """The cuts to serve: the given ids (each must be a (C, H, W) inner cut), or every `meaningful` cut."""
+def select_cuts(cuts: Sequence, ids: Iterable[str] | None = None, kinds: Sequence[str] = ("map",)) -> list:
+    """The cuts to serve: the given ids (each an inner map, token sequence or vector), or every `meaningful`
+    cut of the given feature kinds."""
     if ids is None:
-        chosen = [c for c in cuts if meaningful(c)]
+        chosen = [c for c in cuts if meaningful(c, kinds)]
         if not chosen:
-            raise CompressError("the model has no (C, H, W) cut after an activation or pooling; pass cut ids explicitly")
+            raise CompressError(f"the model has no {'/'.join(kinds)} cut after an activation or pooling; pass cut "
+                                "ids explicitly (--cuts)")
         return chosen
     by_id = {c.id: c for c in cuts}
     chosen = []
@@ -68,10 +89,41 @@ def select_cuts(cuts: Sequence, ids: Iterable[str] | None = None) -> list:
         if cid not in by_id:
             raise CompressError(f"{cid!r} is not a cut of this model; cuts: {', '.join(by_id)}")
         c = by_id[cid]
-        if c.kind != "inner" or len(c.shape) != 3:
-            raise CompressError(f"cut {cid!r} has shape {tuple(c.shape)}; the autoencoder serves inner (C, H, W) maps")
+        if c.kind != "inner" or feature_kind(c.shape) is None:
+            raise CompressError(f"cut {cid!r} has shape {tuple(c.shape)}; the autoencoder serves inner maps "
+                                "(C, H, W), token sequences (T, D) and vectors (D)")
         chosen.append(c)
     return chosen
+
+
+def as_map_shape(shape: Sequence[int]) -> tuple[int, int, int]:
+    """The (C, H, W) view of a feature shape: (D,) -> (D, 1, 1), (T, D) -> (D, T, 1)."""
+    shape = tuple(int(s) for s in shape)
+    if len(shape) == 1:
+        return (shape[0], 1, 1)
+    if len(shape) == 2:
+        return (shape[1], shape[0], 1)
+    return shape  # type: ignore[return-value]
+
+
+def to_map(x: torch.Tensor, feature_shape: Sequence[int] | None) -> torch.Tensor:
+    """A batch of features as maps (N, C, H, W) for the network (see `as_map_shape`)."""
+    n = len(feature_shape) if feature_shape else 3
+    if n == 1:
+        return x[:, :, None, None]
+    if n == 2:
+        return x.transpose(1, 2)[..., None]
+    return x
+
+
+def from_map(y: torch.Tensor, feature_shape: Sequence[int] | None) -> torch.Tensor:
+    """The inverse of `to_map`."""
+    n = len(feature_shape) if feature_shape else 3
+    if n == 1:
+        return y[:, :, 0, 0]
+    if n == 2:
+        return y[..., 0].transpose(1, 2)
+    return y
 
 
 @dataclass
@@ -79,9 +131,15 @@ class CutSpec:
     """How the autoencoder treats one cut: its feature shape, spatial reduction and latent width."""
 
     id: str
-    shape: tuple[int, int, int]  # (C, H, W) of the feature, per sample
+    shape: tuple[int, int, int]  # (C, H, W) of the feature (or of its map view), per sample
     reduction: int  # 1, 2 or 4
     latent_channels: int
+    feature_shape: tuple[int, ...] | None = None  # (T, D) or (D,) when the feature is not a map
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The per-sample shape of the features this cut takes and gives back."""
+        return tuple(self.feature_shape) if self.feature_shape else tuple(self.shape)
 
     @property
     def strides(self) -> tuple[int, int]:
@@ -107,8 +165,10 @@ class CutSpec:
 def plan_cut(cut_id: str, shape: Sequence[int], latent: float = 8, max_reduction: int = 4,
              min_side: int = 7) -> CutSpec:
     """The reduction (largest power of two <= max_reduction that keeps both sides >= min_side) and the
-    latent width (`latent` channels if an integer >= 1, else that fraction of C) of one cut."""
-    c, h, w = (int(s) for s in shape)
+    latent width (`latent` channels if an integer >= 1, else that fraction of C) of one cut. Token sequences and
+    vectors are planned on their map view (`as_map_shape`)."""
+    feature = tuple(int(s) for s in shape)
+    c, h, w = as_map_shape(feature)
     if max_reduction not in (1, 2, 4):
         raise CompressError(f"max_reduction must be 1, 2 or 4, got {max_reduction}")
     r = 1
@@ -117,7 +177,7 @@ def plan_cut(cut_id: str, shape: Sequence[int], latent: float = 8, max_reduction
     if latent <= 0:
         raise CompressError(f"latent width must be positive (a channel count or a fraction of C), got {latent}")
     lat = int(latent) if latent >= 1 else round(latent * c)
-    return CutSpec(cut_id, (c, h, w), r, max(1, min(lat, c)))
+    return CutSpec(cut_id, (c, h, w), r, max(1, min(lat, c)), None if len(feature) == 3 else feature)
 
 
 @dataclass
@@ -141,9 +201,11 @@ class AEConfig:
             raise CompressError("an autoencoder needs at least one cut")
         self.bits = tuple(sorted({check_bits(b) for b in self.bits}))
         self.cuts = [c if isinstance(c, CutSpec) else CutSpec(c["id"], tuple(c["shape"]), c["reduction"],
-                                                               c["latent_channels"]) for c in self.cuts]
+                                                               c["latent_channels"], c.get("feature_shape"))
+                     for c in self.cuts]
         for c in self.cuts:
             c.shape = tuple(int(s) for s in c.shape)
+            c.feature_shape = tuple(int(s) for s in c.feature_shape) if c.feature_shape else None
 
     @classmethod
     def for_cuts(cls, cuts: Sequence, latent: float = 8, max_reduction: int = 4, min_side: int = 7,
@@ -163,6 +225,10 @@ class AEConfig:
         d["bits"] = list(self.bits)
         for c in d["cuts"]:
             c["shape"] = list(c["shape"])
+            if c["feature_shape"] is None:
+                del c["feature_shape"]  # map cuts: the format the committed weights were written in
+            else:
+                c["feature_shape"] = list(c["feature_shape"])
         return d
 
     @classmethod
@@ -275,9 +341,10 @@ class SharedAutoencoder(_Serves, nn.Module):
         return self._index[cut_id]
 
     def _check_feature(self, x: torch.Tensor, spec: CutSpec) -> None:
-        if not isinstance(x, torch.Tensor) or x.dim() != 4 or tuple(x.shape[1:]) != spec.shape:
+        want = spec.input_shape
+        if not isinstance(x, torch.Tensor) or x.dim() != len(want) + 1 or tuple(x.shape[1:]) != want:
             got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise CompressError(f"cut {spec.id!r} expects features of shape (N, {', '.join(map(str, spec.shape))}), "
+            raise CompressError(f"cut {spec.id!r} expects features of shape (N, {', '.join(map(str, want))}), "
                                 f"got {got}")
 
     # -- the network ----------------------------------------------------------------------------------
@@ -307,7 +374,7 @@ class SharedAutoencoder(_Serves, nn.Module):
         self._check_feature(feature, spec)
         s2 = spec.strides[1]
         bn = self.enc_bn
-        h = F.relu(bn[0](self._entry(feature / self.scale[i], i), i))
+        h = F.relu(bn[0](self._entry(to_map(feature, spec.feature_shape) / self.scale[i], i), i))
         h = F.relu(bn[1](F.conv2d(h, self.enc1, stride=s2, padding=1), i))
         h = F.relu(bn[2](F.conv2d(h, self.enc2, padding=1), i))
         lat = spec.latent_channels
@@ -327,7 +394,7 @@ class SharedAutoencoder(_Serves, nn.Module):
         y = self._exit(h, i)
         if self.nonneg[i]:
             y = F.relu(y)
-        return y * self.scale[i]
+        return from_map(y * self.scale[i], spec.feature_shape)
 
     def forward(self, feature: torch.Tensor, cut, bits: int) -> torch.Tensor:
         """Training path: encode, fake-quantize to `bits` (straight-through), decode."""
@@ -335,7 +402,7 @@ class SharedAutoencoder(_Serves, nn.Module):
 
     # -- deployment path ------------------------------------------------------------------------------
     def encode(self, feature: torch.Tensor, cut, bits: int) -> torch.Tensor:
-        """Feature batch (N, C, H, W) -> uint8 codes (N, *latent_shape(cut)) in [0, 2**bits - 1]."""
+        """Feature batch (N, C, H, W), (N, T, D) or (N, D) -> uint8 codes (N, *latent_shape(cut)) in [0, 2**bits - 1]."""
         bits = check_bits(bits, self.bits)
         return to_codes(self.latent(feature, cut), bits)
 
@@ -529,3 +596,28 @@ def load_autoencoder(model_name: str, kind: str = "shared", path: str | Path | N
 def analytic_payload_bits(ae: Autoencoder, cut: str, bits: int) -> int:
     """Bits of the quantized latent alone (no header, no lossless stage)."""
     return math.prod(ae.latent_shape(cut)) * check_bits(bits)
+
+
+def resolve_autoencoder(loaded, spec) -> Autoencoder | None:
+    """The autoencoder for a LoadedModel: None / 'none' (raw cuts only), 'shared' / 'independent' (a zoo
+    model's committed one), a file from `planner train-ae --out` (refused when trained on other weights), or an
+    autoencoder object (returned as is)."""
+    if spec is None or spec == "none":
+        return None
+    if not isinstance(spec, (str, Path)):
+        return spec
+    if spec in KINDS:
+        if not loaded.zoo:
+            raise CompressError(f"{loaded.name} has no committed {spec} autoencoder: train one with `planner "
+                                f"train-ae --model {loaded.name} ... --out AE.pt` and pass --autoencoder AE.pt")
+        return load_autoencoder(loaded.name, kind=str(spec))
+    path = Path(spec)
+    if not path.is_file():
+        raise CompressError(f"--autoencoder {spec!r}: no such file (or use shared, independent or none)")
+    ae = load_autoencoder_file(path)
+    trained_on = ae.config.extra.get("weights_sha256")
+    if trained_on and trained_on != loaded.weights_sha256:
+        raise CompressError(f"autoencoder {path} was trained on weights {trained_on[:12]} of "
+                            f"{ae.config.extra.get('model')}, but the model has weights {loaded.weights_sha256[:12]}"
+                            f"; train it for these weights")
+    return ae

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import platform
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,7 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from planner.compress.autoencoder import (
+    FEATURE_KINDS,
     AEConfig,
     Autoencoder,
     build_autoencoder,
@@ -75,13 +77,21 @@ class Backbone:
     """A frozen model traced once: `features(x)` -> (logits, {cut: feature}) in one pass; `tail(cut)`."""
 
     def __init__(self, model: nn.Module, example: torch.Tensor, cut_ids: Sequence[str] | None = None,
-                 partitioner: Partitioner | None = None):
+                 partitioner: Partitioner | None = None, kinds: Sequence[str] = ("map",)):
+        """`kinds`: the feature kinds served by default; with "vector" in it, vectors are served only by a model
+        that has no map or token-sequence cut of the other kinds."""
         model.eval()
         for p in model.parameters():
             p.requires_grad_(False)
         self.model = model
         self.part = partitioner or Partitioner(model, example)
-        self.cuts = select_cuts(self.part.cuts, cut_ids)
+        first = [k for k in kinds if k != "vector"] if cut_ids is None else kinds
+        try:
+            self.cuts = select_cuts(self.part.cuts, cut_ids, first or kinds)
+        except CompressError:
+            if cut_ids is not None or "vector" not in kinds:
+                raise
+            self.cuts = select_cuts(self.part.cuts, None, ("vector",))  # a model without maps or token sequences
         self.cut_ids = [c.id for c in self.cuts]
         self._tails: dict[str, nn.Module] = {}
         self._tap = self._build_tap()
@@ -312,33 +322,73 @@ def evaluate(ae: Autoencoder | None, backbone: Backbone, images: torch.Tensor, l
     return {"backbone": 100.0 * base / n, "rows": {k: 100.0 * v / n for k, v in correct.items()}}
 
 
-# -- zoo models: the recipe behind the committed weights ------------------------------------------------
-def train_zoo_autoencoder(model_name: str, kind: str = "shared", *, variant: str = "slim", latent: float = 8,
-                          width: int = 32, decoder_width: int = 32, bits: Sequence[int] = (2, 3, 4, 6, 8),
-                          cut_ids: Sequence[str] | None = None, cfg: TrainConfig | None = None,
-                          threads: int | None = None, out: str | Path | None = None,
-                          checkpoint: str | Path | None = None, resume: bool = False, limit: int | None = None,
-                          val_limit: int = 2000, progress: bool = True, command: str = "",
-                          stop_after: int | None = None) -> dict:
-    """Train a zoo model's autoencoder, recalibrate BN, score it on the validation split, and write
-    `<out>` (default: the committed weights path) plus a JSON card beside it. Returns the card (only
-    {"stopped_at": step, "checkpoint": path} when `stop_after` ended the session early)."""
-    from planner import zoo
-    from planner.data import load_fashion_mnist
+# -- training runs: the recipe behind the committed weights, and the same for any model ---------------------
+@dataclass
+class TrainData:
+    """Model-input tensors to train on and to score the card on; labels None -> distillation only, scored
+    as agreement with the unsplit model."""
 
+    x: torch.Tensor
+    y: torch.Tensor | None
+    val_x: torch.Tensor
+    val_y: torch.Tensor | None
+    fingerprint: str = ""
+
+
+def train_zoo_autoencoder(model_name: str, kind: str = "shared", *, limit: int | None = None, val_limit: int = 2000,
+                          **kw) -> dict:
+    """Train a zoo model's autoencoder on Fashion-MNIST (train split; card scored on the validation split);
+    by default it writes the committed weights path. See `train_autoencoder` for the options."""
+    from planner.data import load_fashion_mnist
+    from planner.modelspec import load_model
+
+    x, y = load_fashion_mnist("train").tensors(limit)
+    vx, vy = load_fashion_mnist("val").tensors(val_limit)
+    data = TrainData(x, y, vx, vy, f"fashion-mnist/train:{len(y)}")
+    return train_autoencoder(load_model(model_name), data, kind, **kw)
+
+
+def split_data(dataset, preprocess, val_fraction: float = 0.1, val_limit: int = 2000, seed: int = 0) -> TrainData:
+    """A user DataSet as TrainData: a seeded hold-out (10 %, at most `val_limit`) scores the card."""
+    n = len(dataset)
+    n_val = min(val_limit, max(1, int(n * val_fraction))) if n > 1 else 0
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    tr, va = order[n_val:] if n_val < n else order, order[:n_val]
+    x = torch.cat(list(dataset.inputs(preprocess)))
+    y = dataset.labels
+    return TrainData(x[tr], None if y is None else y[tr], x[va], None if y is None else y[va], dataset.fingerprint)
+
+
+def train_autoencoder(loaded, data: TrainData, kind: str = "shared", *, variant: str = "slim", latent: float = 8,
+                      width: int = 32, decoder_width: int = 32, bits: Sequence[int] = (2, 3, 4, 6, 8),
+                      cut_ids: Sequence[str] | None = None, cfg: TrainConfig | None = None,
+                      threads: int | None = None, out: str | Path | None = None, checkpoint: str | Path | None = None,
+                      resume: bool = False, progress: bool = True, command: str = "",
+                      stop_after: int | None = None) -> dict:
+    """Train the autoencoder of any model (a LoadedModel), recalibrate BN, score it on `data.val_*`, and write
+    `<out>` (zoo default: the committed weights path) plus a JSON card beside it. Returns the card (only
+    {"stopped_at": step, "checkpoint": path} when `stop_after` ended the session early)."""
     cfg = cfg or TrainConfig()
+    if data.y is None:
+        cfg = replace(cfg, ce_weight=0.0)  # no labels: distillation (and reconstruction) only
     if threads:
         torch.set_num_threads(threads)
-    model, info = zoo.load(model_name)
-    example = torch.zeros(1, *info.input_shape)
-    backbone = Backbone(model, example, cut_ids)
+    wall = time.perf_counter()
+    part = Partitioner(loaded.model, loaded.example(), loaded.leaf_modules)
+    backbone = Backbone(loaded.model, loaded.example(), cut_ids, part,
+                        kinds=("map",) if loaded.zoo else FEATURE_KINDS)
     config = AEConfig.for_cuts(backbone.cuts, latent=latent, bits=tuple(bits), variant=variant, width=width,
-                               decoder_width=decoder_width, extra={"model": model_name})
+                               decoder_width=decoder_width,
+                               extra={"model": loaded.name, "weights_sha256": loaded.weights_sha256})
     torch.manual_seed(cfg.seed)
     ae = build_autoencoder(config, kind)
-    images, labels = load_fashion_mnist("train").tensors(limit)
+    images, labels = data.x, data.y if data.y is not None else _teacher_labels(backbone, data.x)
     calibrate_scales(ae, backbone, images, seed=cfg.seed)
-    out = Path(out) if out else weights_path(model_name, kind)
+    if out is None:
+        if not loaded.zoo:
+            raise CompressError("give --out FILE for the autoencoder of your own model")
+        out = weights_path(loaded.name, kind)
+    out = Path(out)
     ckpt = Path(checkpoint) if checkpoint else Path("runs") / "ae" / f"{out.stem}.ckpt"
     result = train(ae, backbone, images, labels, cfg, checkpoint=ckpt, resume=resume, progress=progress,
                    stop_after=stop_after)
@@ -349,24 +399,40 @@ def train_zoo_autoencoder(model_name: str, kind: str = "shared", *, variant: str
     with torch.no_grad():
         for p in ae.parameters():
             p.copy_(p.half().float())
-    recalibrate_bn(ae, backbone, images, cfg.recal_batches, cfg.recal_batch_size, cfg.seed)
+    recalibrate_bn(ae, backbone, images, cfg.recal_batches, min(cfg.recal_batch_size, len(images)), cfg.seed)
     recal_seconds = time.perf_counter() - recal_start
     sha = save_autoencoder(ae, out)
-    vx, vy = load_fashion_mnist("val").tensors(val_limit)
-    from planner.compress.autoencoder import load_autoencoder_file
-
-    scores = evaluate(load_autoencoder_file(out), backbone, vx, vy)
-    card = {
-        "model": model_name, "kind": kind, "id": f"{model_name}/{kind}@{sha[:8]}", "file": out.name,
-        "config": config.to_dict(), "params": ae.param_counts(),
-        "val_images": int(len(vy)), "val_backbone_accuracy": round(scores["backbone"], 2),
-        "val_accuracy": {f"{c}@{b}": round(a, 2) for (c, b), a in scores["rows"].items()},
-        "train": {"command": command or f"planner train-ae --model {model_name}" + (" --independent" if kind ==
-                                                                                     "independent" else ""),
-                  **asdict(cfg), "train_seconds": round(result.seconds, 1),
-                  "recalibrate_seconds": round(recal_seconds, 1), "threads": torch.get_num_threads(),
-                  "train_images": int(len(labels)), "machine": platform.processor() or platform.machine(),
-                  "torch": torch.__version__, "numpy": np.__version__, "history": result.history},
-    }
+    card = _card(loaded, data, kind, ae, config, cfg, out, sha, backbone, result, command)
+    card["train"]["recalibrate_seconds"] = round(recal_seconds, 1)
+    card["wall_seconds"] = round(time.perf_counter() - wall, 1)
     out.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
     return card
+
+
+def _teacher_labels(backbone: Backbone, x: torch.Tensor) -> torch.Tensor:
+    """The unsplit model's top-1 predictions: the targets of agreement (and of CE, which is off without labels)."""
+    with torch.inference_mode():
+        return torch.cat([backbone.features(chunk)[0].argmax(1) for chunk in x.split(500)])
+
+
+def _card(loaded, data: TrainData, kind, ae, config, cfg, out: Path, sha, backbone, result, command) -> dict:
+    """The weights card: what was trained for which model, weights and data, by which recipe, how well."""
+    from planner.compress.autoencoder import load_autoencoder_file
+
+    vy = data.val_y if data.val_y is not None else _teacher_labels(backbone, data.val_x)
+    metric = "accuracy" if data.val_y is not None else "agreement"
+    scores = evaluate(load_autoencoder_file(out), backbone, data.val_x, vy)
+    flag = " --independent" if kind == "independent" else ""
+    return {
+        "model": loaded.name, "kind": kind, "id": f"{loaded.name}/{kind}@{sha[:8]}", "file": out.name,
+        "sha256": sha, "model_spec": loaded.describe(), "weights_sha256": loaded.weights_sha256,
+        "data": data.fingerprint, "served_cuts": list(ae.cuts), "bits": list(ae.bits), "metric": metric,
+        "config": config.to_dict(), "params": ae.param_counts(),
+        "val_images": int(len(vy)), f"val_backbone_{metric}": round(scores["backbone"], 2),
+        f"val_{metric}": {f"{c}@{b}": round(a, 2) for (c, b), a in scores["rows"].items()},
+        "train": {"command": command or f"planner train-ae --model {loaded.name}{flag}",
+                  **asdict(cfg), "train_seconds": round(result.seconds, 1), "threads": torch.get_num_threads(),
+                  "train_images": int(len(data.x)), "machine": platform.processor() or platform.machine(),
+                  "cpu_count": os.cpu_count(), "torch": torch.__version__, "numpy": np.__version__,
+                  "history": result.history},
+    }
