@@ -82,15 +82,20 @@ def load_data(spec, loaded, split: str = "test", root=None, limit: int | None = 
 
 
 def _fashion_mnist(loaded, split: str, root) -> DataSet:
-    from planner.data import load_arrays
-
     fits = loaded.zoo or (tuple(loaded.input_shape) == (1, 28, 28) and loaded.input_dtype.is_floating_point)
     if not fits:
         raise DataError(f"{loaded.name} takes input {_shape(loaded.input_shape)}: give your data with --data PATH "
                         "(an image folder, an .npz or package.module:factory); Fashion-MNIST is the default only for "
                         "models taking 1x28x28")
+    return fashion_mnist(split, root, channel=not loaded.zoo)
+
+
+def fashion_mnist(split: str = "test", root=None, channel: bool = False) -> DataSet:
+    """A Fashion-MNIST split as uint8 N x 28 x 28 (the zoo's raw samples) or N x 1 x 28 x 28 (`channel`)."""
+    from planner.data import load_arrays
+
     images, labels = load_arrays(split, root)
-    raw = images if loaded.zoo else images[:, None]
+    raw = images[:, None] if channel else images
     return DataSet(raw, torch.from_numpy(labels), f"fashion-mnist/{split}:{len(labels)}", f"fashion-mnist/{split}")
 
 

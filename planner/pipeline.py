@@ -50,6 +50,10 @@ class SplitPipeline:
         self.input_dtype = input_dtype
         self.ae = autoencoder
         self.preprocess = preprocess or _identity
+        if weights_sha256 is None:
+            from planner.modelspec import state_sha256
+
+            weights_sha256 = state_sha256(self.model)
         self.weights_sha256 = weights_sha256
         self.partitioner = Partitioner(self.model, torch.zeros(1, *self.input_shape, dtype=input_dtype),
                                        leaf_modules)
@@ -102,6 +106,11 @@ class SplitPipeline:
         if isinstance(raw, torch.Tensor) and raw.is_floating_point():
             return raw
         return self.preprocess(np.asarray(raw))
+
+    def input_payload(self, raw) -> bytes:
+        """The cloud-only payload of raw samples: uint8 pixels as bytes, anything else as float32."""
+        arr = raw.numpy() if isinstance(raw, torch.Tensor) else np.asarray(raw)
+        return codec.encode(arr, INPUT, mode="uint8" if arr.dtype == np.uint8 else "float32")
 
     # -- edge side -----------------------------------------------------------------------------------
     def edge_local(self, raw) -> tuple[torch.Tensor, Stages]:

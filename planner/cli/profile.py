@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from planner.cli._model import add_model_args
+from planner.cli._model import add_data_args, add_model_args, data_from_args, model_from_args
 
 
 def register(sub) -> None:
     p = sub.add_parser("profile", help="measure per-cut times, payload bytes and accuracy on this device")
     add_model_args(p, required=False)
+    add_data_args(p)
     arch = p.add_argument_group("architecture-only profile (random weights, payloads from the latent-shape rule, "
                                 "accuracy unknown)")
     arch.add_argument("--arch", default=None, help="profile an architecture instead of --model: resnet18, resnet50, "
@@ -31,7 +32,9 @@ def register(sub) -> None:
     p.add_argument("--device", default="cpu", help="cpu (cuda needs a GPU build of torch)")
     p.add_argument("--cpu-quota", type=float, default=None,
                    help="emulate a weak edge: run the edge side on this fraction of one core (root, cgroups)")
-    p.add_argument("--autoencoder", default="shared", choices=["shared", "independent", "none"])
+    p.add_argument("--autoencoder", default=None, metavar="FILE|shared|independent|none",
+                   help="autoencoder file from `planner train-ae --out`, a zoo model's committed shared/independent "
+                        "one, or none (raw cuts only); default: shared for the zoo, none for your own model")
     p.add_argument("--float16", action="store_true", help="also profile the float16 raw feature")
     p.add_argument("--payload-samples", type=int, default=200, help="test images for payload statistics")
     p.add_argument("--accuracy-limit", type=int, default=None, help="test images for accuracy (default: all)")
@@ -62,8 +65,9 @@ def summary(profile) -> str:
            for r in rows]
     inp = profile.input
     acc = "unknown" if profile.backbone_accuracy is None else f"{profile.backbone_accuracy}%"
+    metric = profile.settings.get("metric") or "accuracy"
     out.append(f"input: {inp.raw_bytes} B raw, {inp.compressed_bytes:.0f} B compressed; whole model "
-               f"{profile.whole_model_ms.median:.3f} ms; backbone accuracy {acc}")
+               f"{profile.whole_model_ms.median:.3f} ms; backbone {metric} {acc}")
     return "\n".join(out)
 
 
@@ -90,18 +94,19 @@ def run(args) -> int:
                            "with random weights), exactly one")
     if args.arch:
         return run_arch(args)
-    if ":" in args.model:
-        raise ProfileError("profiling user models needs an autoencoder trained for them; use a zoo model")
     start = time.perf_counter()
-    pipeline = SplitPipeline.from_zoo(args.model, None if args.autoencoder == "none" else args.autoencoder,
-                                      weights=args.weights)
+    loaded = model_from_args(args)
+    autoencoder = args.autoencoder or ("shared" if loaded.zoo else "none")
+    data = data_from_args(args, loaded, split="test")
+    pipeline = SplitPipeline.from_model(loaded, autoencoder)
     settings = ProfileSettings(role=args.role, threads=args.threads, batch=args.batch, repeats=args.repeats,
                                max_seconds=args.max_seconds, device=args.device, cpu_quota=args.cpu_quota,
                                payload_samples=args.payload_samples, accuracy_limit=args.accuracy_limit,
                                float16=args.float16)
-    profile = Profile.from_dict(profile_pipeline(pipeline, settings))
-    out = Path(args.out) if args.out else default_path(args.model, args.role, profile.device["threads"],
-                                                        args.cpu_quota, autoencoder=args.autoencoder)
+    profile = Profile.from_dict(profile_pipeline(pipeline, settings, data=data))
+    kind = autoencoder if autoencoder in ("shared", "independent", "none") else "file"
+    out = Path(args.out) if args.out else default_path(args.model.replace(":", "."), args.role,
+                                                        profile.device["threads"], args.cpu_quota, autoencoder=kind)
     return write(profile, out, args.csv, start)
 
 
@@ -139,7 +144,7 @@ def run_arch(args) -> int:
     settings = ArchSettings(role=args.role, input_shape=parse_shape(args.input) if args.input else None,
                             threads=args.threads, batch=args.batch, repeats=args.repeats, max_seconds=args.max_seconds,
                             device=args.device, cpu_quota=args.cpu_quota, bits=bits, latent=args.latent,
-                            autoencoder=None if args.autoencoder == "none" else args.autoencoder,
+                            autoencoder=None if args.autoencoder == "none" else args.autoencoder or "shared",
                             input_format=args.input_format, images=args.images, float16=args.float16)
     profile = Profile.from_dict(profile_arch(args.arch, settings))
     out = Path(args.out) if args.out else default_path(args.arch, args.role, profile.device["threads"],

@@ -7,7 +7,6 @@ on a fixed thread count, optionally under a CPU quota that emulates a weak edge 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -16,7 +15,6 @@ import torch
 
 from planner.compress import codec
 from planner.errors import ProfileError
-from planner.partition import INPUT
 from planner.profile.accuracy import accuracy_table
 from planner.profile.device import device_facts
 from planner.profile.quota import cpu_quota
@@ -50,9 +48,11 @@ def _stats(sizes: list[int]) -> tuple[float, float]:
     return float(a.mean()), float(np.percentile(a, 95))
 
 
-def profile_pipeline(pipeline, settings: ProfileSettings | None = None, progress: bool = True) -> dict:
-    """Measure `pipeline` (a SplitPipeline) on this device and return the profile as a dict (see schema)."""
-    from planner.data import load_arrays
+def profile_pipeline(pipeline, settings: ProfileSettings | None = None, progress: bool = True, data=None) -> dict:
+    """Measure `pipeline` (a SplitPipeline) on this device and return the profile as a dict (see schema).
+    `data` (a planner.datasets.DataSet, default the Fashion-MNIST test set) gives the samples for payloads and
+    accuracy (agreement without labels)."""
+    from planner.datasets import fashion_mnist
 
     s = settings or ProfileSettings()
     if s.role not in ROLES:
@@ -67,12 +67,13 @@ def profile_pipeline(pipeline, settings: ProfileSettings | None = None, progress
     bits = list(ae.bits) if ae is not None else []
     served = set(ae.cuts) if ae is not None else set()
 
-    images, _ = load_arrays("test")
+    data = data if data is not None else fashion_mnist("test")
+    images = data.raw
     raw_batch = images[: s.batch]
     x = pipeline.input_tensor(raw_batch)
     samples = images[: s.payload_samples]
     xs = pipeline.input_tensor(samples)
-    acc = accuracy_table(pipeline, bits, limit=s.accuracy_limit, progress=progress)
+    acc = accuracy_table(pipeline, bits, limit=s.accuracy_limit, progress=progress, data=data)
 
     inner = [c for c in pipeline.cuts if not c.trivial]
     iterator = inner
@@ -124,18 +125,19 @@ def profile_pipeline(pipeline, settings: ProfileSettings | None = None, progress
 
     with torch.inference_mode():
         cuts_out = [profile_cut(c) for c in iterator]
-        input_sizes = [len(codec.encode(samples[i:i + 1], INPUT, mode="uint8")) for i in range(len(samples))]
-        in_payload = codec.encode(raw_batch, INPUT, mode="uint8")
-        inp = {"shape": list(pipeline.input_shape), "raw_bytes": int(math.prod(raw_batch.shape[1:])),
+        input_sizes = [len(pipeline.input_payload(samples[i:i + 1])) for i in range(len(samples))]
+        in_payload = pipeline.input_payload(raw_batch)
+        inp = {"shape": list(pipeline.input_shape),
+               "raw_bytes": int(np.asarray(raw_batch[:1]).nbytes),
                "compressed_bytes": _stats(input_sizes)[0],
                "encode_ms": None, "decode_ms": None}
         whole = None
         if edge:  # edge-only: the whole model from the raw sample, as the edge runs it
             with edge_side():
-                inp["encode_ms"] = _t(lambda: codec.encode(raw_batch, INPUT, mode="uint8"), s)
+                inp["encode_ms"] = _t(lambda: pipeline.input_payload(raw_batch), s)
                 whole = _t(lambda: pipeline.model(pipeline.input_tensor(raw_batch)), s)
         if cloud:  # cloud-only: decode the input payload (timed apart), then the whole model
-            inp["decode_ms"] = _t(lambda: pipeline.input_tensor(codec.decode(in_payload).array), s)
+            inp["decode_ms"] = _t(lambda: pipeline.input_tensor(_input_values(codec.decode(in_payload))), s)
             cloud_whole = _t(lambda: pipeline.model(x), s)
             whole = whole or cloud_whole
     torch.set_num_threads(previous_threads)
@@ -148,7 +150,8 @@ def profile_pipeline(pipeline, settings: ProfileSettings | None = None, progress
         "device": device_facts(threads, s.cpu_quota, s.device),
         "settings": {"batch": s.batch, "repeats": s.repeats, "max_seconds": s.max_seconds, "device": s.device,
                      "threads": threads, "payload_samples": s.payload_samples,
-                     "accuracy_images": acc.get("n")},
+                     "accuracy_images": acc.get("n"), "weights_sha256": pipeline.weights_sha256,
+                     "data": acc.get("data"), "metric": acc.get("metric", "accuracy")},
         "scaled": None,
         "backbone_accuracy": acc.get("backbone"),
         "bits": bits,
@@ -159,3 +162,8 @@ def profile_pipeline(pipeline, settings: ProfileSettings | None = None, progress
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "notes": None,
     }
+
+
+def _input_values(dec):
+    """A decoded input payload as the cloud feeds it to the model (uint8 pixels stay uint8)."""
+    return dec.array if dec.mode == "uint8" else dec.values()
