@@ -40,6 +40,7 @@ from planner.compress.autoencoder import (
     weights_path,
 )
 from planner.compress.quantize import fake_quantize
+from planner.config import DEFAULT_LATENT
 from planner.errors import CompressError
 from planner.partition import Partitioner
 
@@ -359,7 +360,7 @@ def split_data(dataset, preprocess, val_fraction: float = 0.1, val_limit: int = 
     return TrainData(x[tr], None if y is None else y[tr], x[va], None if y is None else y[va], dataset.fingerprint)
 
 
-def train_autoencoder(loaded, data: TrainData, kind: str = "shared", *, variant: str = "slim", latent: float = 8,
+def train_autoencoder(loaded, data: TrainData, kind: str = "shared", *, variant: str = "slim", latent: float = DEFAULT_LATENT,
                       width: int = 32, decoder_width: int = 32, bits: Sequence[int] = (2, 3, 4, 6, 8),
                       cut_ids: Sequence[str] | None = None, cfg: TrainConfig | None = None,
                       threads: int | None = None, out: str | Path | None = None, checkpoint: str | Path | None = None,
