@@ -46,6 +46,11 @@ class DataSet:
         labels = None if self.labels is None else self.labels[:limit]
         return DataSet(self.raw[:limit], labels, f"{self.fingerprint}[:{limit}]", self.source)
 
+    def window(self, offset: int, n: int) -> DataSet:
+        """Samples offset .. offset + n - 1."""
+        labels = None if self.labels is None else self.labels[offset:offset + n]
+        return DataSet(self.raw[offset:offset + n], labels, f"{self.fingerprint}[{offset}:{offset + n}]", self.source)
+
     def inputs(self, preprocess, batch_size: int = 500):
         """Model-input batches: preprocess(raw[i:i + batch_size]) for each chunk."""
         for i in range(0, len(self), batch_size):

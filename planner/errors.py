@@ -37,5 +37,9 @@ class SolveError(PlannerError):
     """Profiles that cannot be planned together (another model, another autoencoder)."""
 
 
+class MismatchError(PlannerError):
+    """Edge and cloud hold different models, weights or autoencoders."""
+
+
 class RuntimeErrorReply(PlannerError):
     """The cloud server answered a request with an error."""

@@ -6,12 +6,18 @@ from __future__ import annotations
 import json
 import sys
 
+from planner.cli._model import add_data_args, add_model_args, model_from_args
 from planner.errors import PlannerError
 
 
 def register(sub) -> None:
     p = sub.add_parser("run", help="run test images through the planned edge/cloud split and measure every request")
-    p.add_argument("--model", required=True, help="zoo model name (its committed profiles and autoencoder are used)")
+    add_model_args(p)
+    add_data_args(p)
+    p.add_argument("--autoencoder", default=None, metavar="FILE|shared|independent|none",
+                   help="autoencoder the edge encodes with (default: the zoo's committed one the edge profile names)")
+    p.add_argument("--plan", default=None, metavar="edge-only|cloud-only|CUT@BITS|CUT@raw",
+                   help="pin one candidate for every request instead of planning (a baseline, or for debugging)")
     p.add_argument("--cloud", default="127.0.0.1:7000",
                    help="HOST:PORT of `planner serve`, or 'local' for a server in this process (default 127.0.0.1:7000)")
     p.add_argument("--bandwidth", default=None,
@@ -20,8 +26,8 @@ def register(sub) -> None:
     p.add_argument("--trace", default=None, help="shape the link by this bandwidth trace (file or shipped name) "
                                                  "instead of a constant rate; the planner is not told the trace")
     p.add_argument("--no-shape", action="store_true", help="do not emulate the link (a real network to --cloud)")
-    p.add_argument("--n", type=int, default=500, help="test images to run (default 500)")
-    p.add_argument("--offset", type=int, default=0, help="first test image (default 0)")
+    p.add_argument("--n", type=int, default=500, help="samples to run (default 500)")
+    p.add_argument("--offset", type=int, default=0, help="first sample (default 0)")
     p.add_argument("--edge", default=None, help="edge profile JSON (default: the committed one for --model)")
     p.add_argument("--cloud-profile", default=None, help="cloud profile JSON (default: the committed one)")
     p.add_argument("--edge-cpu-quota", type=float, default=None,
@@ -59,7 +65,6 @@ def run(args) -> int:
 
     import torch
 
-    from planner.data import load_arrays
     from planner.link import LiveEstimate, parse_bandwidth
     from planner.profile.schema import Profile
     from planner.profile.store import find_profiles
@@ -69,6 +74,7 @@ def run(args) -> int:
         raise PlannerError("give --bandwidth (e.g. 10mbit) or --trace")
     if args.n < 1 or args.offset < 0:
         raise PlannerError("--n must be >= 1 and --offset >= 0")
+    loaded = model_from_args(args)
     edge_path, cloud_path = args.edge, args.cloud_profile
     if edge_path is None or cloud_path is None:
         e, c = find_profiles(args.model, quota=args.edge_cpu_quota)
@@ -79,13 +85,9 @@ def run(args) -> int:
     start = args.bandwidth or (float(trace.bandwidth_at(0.0)) or trace.mean_bps)
     estimate = LiveEstimate(parse_bandwidth(start), args.rtt, method=args.estimator)
 
-    images, labels = load_arrays("test")
-    if args.offset + args.n > len(images):
-        raise PlannerError(f"the test set has {len(images)} images; --offset {args.offset} --n {args.n} is past it")
-    x, y = images[args.offset:args.offset + args.n], labels[args.offset:args.offset + args.n]
-
     token = args.token or os.environ.get("PLANNER_TOKEN")
-    pipeline = pipeline_for_profile(args.model, edge_profile)
+    pipeline = pipeline_for_profile(loaded, edge_profile, args.autoencoder)
+    x, y, metric = _samples(args, loaded, pipeline)
     server, address = None, args.cloud
     try:
         if args.cloud == "local":  # a server in this process, sharing the loaded model
@@ -97,7 +99,10 @@ def run(args) -> int:
         with EdgeClient(pipeline, edge_profile, cloud_profile, cloud=address, link=estimate, max_loss=args.max_loss,
                         shaper=shaper, token=token, timeout=args.timeout, edge_cpu_quota=args.edge_cpu_quota,
                         replan=not args.no_replan, load_aware=not args.no_load_aware) as client:
-            report = client.run(x, y, progress=args.progress, start_index=args.offset)
+            choice = parse_plan(args.plan) if args.plan else None
+            if choice is not None:
+                client.index_of(choice)  # an unknown candidate is an error before any request
+            report = client.run(x, y, progress=args.progress, start_index=args.offset, choice=choice)
     finally:
         if server is not None:
             server.stop_thread()
@@ -109,10 +114,42 @@ def run(args) -> int:
         with open(args.results, "w") as f:
             for r in report.results:
                 f.write(json.dumps(r.to_dict()) + "\n")
+    summary = report.to_dict()
+    if metric == "agreement":  # no labels: the figure is top-1 agreement with the unsplit model
+        summary["agreement"], summary["accuracy"] = summary["accuracy"], None
     if args.json:
-        print(json.dumps(report.to_dict(), indent=2))
+        print(json.dumps(summary, indent=2))
     else:
-        print(report.format())
+        text = report.format()
+        print(text.replace("accuracy", "agreement") if metric == "agreement" else text)
         if args.results:
             print(f"wrote {args.results}", file=sys.stderr)
     return 0
+
+
+def parse_plan(text: str):
+    """'edge-only' / 'cloud-only' / 'CUT@BITS' / 'CUT@raw' (float32) / 'CUT@float16' -> an EdgeClient choice."""
+    if text in ("edge-only", "cloud-only"):
+        return text
+    cut, sep, what = text.rpartition("@")
+    if not sep or not cut:
+        raise PlannerError(f"bad --plan {text!r}: use edge-only, cloud-only, CUT@BITS or CUT@raw")
+    if what in ("raw", "float32", "float16"):
+        return (cut, None, "float32" if what == "raw" else what)
+    try:
+        return (cut, int(what))
+    except ValueError:
+        raise PlannerError(f"bad --plan {text!r}: after @ give a bitwidth or raw") from None
+
+
+def _samples(args, loaded, pipeline):
+    """The --data samples to run (Fashion-MNIST test for the zoo), their targets and the metric's name: labels
+    and "accuracy", or the unsplit model's predictions and "agreement"."""
+    from planner.cli._model import data_from_args
+    from planner.evaluate import targets
+
+    data = data_from_args(args, loaded, split="test")
+    if args.offset + args.n > len(data):
+        raise PlannerError(f"{data.source} has {len(data)} samples; --offset {args.offset} --n {args.n} is past it")
+    sub = data.window(args.offset, args.n)
+    return sub.raw, targets(pipeline.model, sub, pipeline.input_tensor), sub.metric

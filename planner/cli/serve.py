@@ -7,6 +7,7 @@ import os
 import re
 import sys
 
+from planner.cli._model import add_model_args
 from planner.errors import PlannerError
 
 RAY_FRONT_WORKERS = 64
@@ -36,7 +37,7 @@ def _size_arg(text: str) -> int:
 
 def register(sub) -> None:
     p = sub.add_parser("serve", help="run the cloud server for a model (tails + shared decoder)")
-    p.add_argument("--model", required=True, help="model name (as in the zoo / profiles)")
+    add_model_args(p)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
     p.add_argument("--port", type=int, default=7000, help="TCP port (0: any free port)")
     p.add_argument("--max-frame", type=_size_arg, default="64MiB", help="largest request accepted, e.g. 64MiB")
@@ -45,8 +46,9 @@ def register(sub) -> None:
                    help="shared token every client must present (default: $PLANNER_TOKEN)")
     p.add_argument("--read-timeout", type=float, default=10.0, help="seconds a client may stall inside a frame")
     p.add_argument("--idle-timeout", type=float, default=300.0, help="seconds an idle connection is kept")
-    p.add_argument("--autoencoder", default="shared", choices=("shared", "independent", "none"),
-                   help="autoencoder to decode with ('none': raw-feature candidates only; default shared)")
+    p.add_argument("--autoencoder", default=None, metavar="FILE|shared|independent|none",
+                   help="autoencoder to decode with: a file from `planner train-ae --out`, a zoo model's committed "
+                        "shared/independent one, or none (raw features only); default shared for the zoo, else none")
     p.add_argument("--backend", choices=("asyncio", "ray"), default="asyncio",
                    help="compute in this process (asyncio, default) or on Ray Serve replicas (needs planner[ray])")
     scale = p.add_mutually_exclusive_group()
@@ -77,7 +79,14 @@ def run(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if args.host not in ("127.0.0.1", "::1", "localhost") and not args.token:
         print(f"planner serve: warning: listening on {args.host} without --token", file=sys.stderr)
-    autoencoder = None if args.autoencoder == "none" else args.autoencoder
+    from planner.cli._model import model_from_args
+
+    loaded = model_from_args(args)
+    autoencoder = args.autoencoder or ("shared" if loaded.zoo else None)
+    autoencoder = None if autoencoder == "none" else autoencoder
+    if args.backend == "ray" and not (loaded.zoo and autoencoder in (None, "shared", "independent")):
+        raise PlannerError("--backend ray serves zoo models with their committed autoencoders; use the asyncio "
+                           "backend for your own model or autoencoder file")
     backend, workers, where = None, args.workers, None
     if args.backend == "ray":
         from planner.runtime.ray_backend import RayBackend, parse_autoscale
@@ -89,7 +98,7 @@ def run(args) -> int:
         where = (f"Ray Serve, autoscale {args.autoscale}" if args.autoscale else
                  f"Ray Serve, {backend.replicas} replicas")
     try:
-        handler = backend.start() if backend else make_cloud_handler(args.model, autoencoder)
+        handler = backend.start() if backend else make_cloud_handler(loaded, autoencoder)
         server = CloudServer(handler, host=args.host, port=args.port, max_frame=args.max_frame, workers=workers,
                              token=args.token, read_timeout=args.read_timeout, idle_timeout=args.idle_timeout)
         server.serve_forever(on_ready=lambda port: print(

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from planner.config import DEFAULT_CLOUD, DEFAULT_MAX_LOSS
-from planner.errors import PlannerError, ProfileError
+from planner.errors import MismatchError, PlannerError, ProfileError
 from planner.profile.schema import Profile
 from planner.profile.store import find_profiles
 from planner.runtime.client import CloudClient, CloudUnavailable, ServerError
@@ -51,12 +51,15 @@ class EdgeClient:
         from planner.pipeline import SplitPipeline
 
         o = self.options = (options or EdgeOptions()).updated(**overrides)
-        name = model.name if isinstance(model, SplitPipeline) else str(model)
+        from planner.modelspec import model_label
+
+        name = model_label(model)
         if edge_profile is None or cloud_profile is None:
             e, c = find_profiles(name, quota=o.edge_cpu_quota)
             edge_profile, cloud_profile = edge_profile or e, cloud_profile or c
         self.edge_profile, self.cloud_profile = _profile(edge_profile), _profile(cloud_profile)
-        self.pipeline = model if isinstance(model, SplitPipeline) else pipeline_for_profile(name, self.edge_profile)
+        self.pipeline = model if isinstance(model, SplitPipeline) else pipeline_for_profile(
+            model, self.edge_profile, o.autoencoder)
         self.candidates: CandidateSet = prepare(self.edge_profile, self.cloud_profile, payload=o.payload)
         check_match(self.pipeline, self.candidates)
         self.max_loss = o.max_loss
@@ -85,7 +88,23 @@ class EdgeClient:
                 self.pipeline.split(spec.cut)
         import torch
 
-        self._compute(self.pipeline.edge_local, torch.zeros(1, *self.pipeline.input_shape))
+        self._compute(self.pipeline.edge_local, torch.zeros(1, *self.pipeline.input_shape,
+                                                            dtype=self.pipeline.input_dtype))
+
+    def check_cloud(self) -> dict | None:
+        """Connect and check the server runs this model, these weights and this autoencoder (MismatchError if
+        not); None when the cloud cannot be reached (requests then fall back to the edge)."""
+        try:
+            info = self.client.connect()
+        except (CloudUnavailable, ServerError):
+            return None
+        mine = {"model": self.pipeline.name, "weights": self.pipeline.weights_sha256,
+                "autoencoder": self.pipeline.ae_id}
+        for key, value in mine.items():
+            if key in info and value is not None and info[key] != value:
+                raise MismatchError(f"the cloud at {self.client.address} runs {key} {info[key]!r} but this edge has "
+                                    f"{value!r}: start both sides with the same --model/--weights/--autoencoder")
+        return info
 
     def plan(self):
         """The plan for the next request on the current bandwidth estimate (and cloud queue, when load-aware)."""
@@ -205,6 +224,7 @@ class EdgeClient:
             from tqdm.auto import tqdm
 
             it = tqdm(it, desc=f"run {self.pipeline.name}", unit="req")
+        self.check_cloud()
         t0 = time.perf_counter()
         results = [self.infer(samples[k], index=start_index + k, label=None if labels is None else labels[k],
                               choice=choice) for k in it]
@@ -228,14 +248,21 @@ class EdgeClient:
 
 # ------------------------------------------------------------------------------------------------ helpers
 
-def pipeline_for_profile(model: str, edge_profile: Profile):
-    """The zoo pipeline with the committed autoencoder the profile was measured with (found by its id)."""
+def pipeline_for_profile(model, edge_profile: Profile, autoencoder=None):
+    """The pipeline of `model` (a zoo name, a spec string, an nn.Module or a LoadedModel; shapes default to the
+    profile's input) with `autoencoder`, by default the zoo's committed one the profile was measured with."""
+    from planner.modelspec import load_model, model_label
     from planner.pipeline import SplitPipeline
     from planner.runtime.handlers import committed_kind
 
-    if edge_profile.model != model:
-        raise ProfileError(f"profile {edge_profile.name} is of model {edge_profile.model!r}, not {model!r}")
-    return SplitPipeline.from_zoo(model, committed_kind(model, edge_profile.autoencoder))
+    name = model_label(model)
+    if edge_profile.model != name:
+        raise ProfileError(f"profile {edge_profile.name} is of model {edge_profile.model!r}, not {name!r}")
+    shape = None if isinstance(model, str) and ":" not in model else tuple(edge_profile.input.shape)
+    loaded = load_model(model, input_shape=shape)
+    if autoencoder is None and loaded.zoo:
+        autoencoder = committed_kind(name, edge_profile.autoencoder)
+    return SplitPipeline.from_model(loaded, autoencoder)
 
 
 def check_match(pipeline, cs: CandidateSet) -> None:

@@ -35,6 +35,11 @@ class CloudHandler:
         """The id of the autoencoder this server decodes with (None: raw features only)."""
         return self.pipeline.ae_id
 
+    @property
+    def weights(self) -> str | None:
+        """sha256 of the model's state_dict: the edge checks it runs the same weights."""
+        return self.pipeline.weights_sha256
+
     def warm(self) -> None:
         """Split the model at every inner cut now, so no request pays for tracing and no two threads race on it."""
         with self._lock:
@@ -69,12 +74,13 @@ def committed_kind(model: str, ae_id: str | None) -> AutoencoderKind | None:
     return known[ae_id]
 
 
-def make_cloud_handler(model_name: str, autoencoder: str | None = "shared", weights=None) -> CloudHandler:
-    """The handler for a zoo model with its committed autoencoder ("shared", "independent", or None = raw only)."""
+def make_cloud_handler(model, autoencoder: str | None = "shared", weights=None) -> CloudHandler:
+    """The handler for a model (a zoo name, or any model as a planner.modelspec.LoadedModel) with its
+    autoencoder: "shared" / "independent" (a zoo model's committed one), a file from `planner train-ae --out`,
+    or None / "none" = raw features only."""
+    from planner.modelspec import load_model
     from planner.pipeline import SplitPipeline
 
-    if autoencoder is not None and autoencoder not in AUTOENCODER_KINDS:
-        raise CompressError(f"unknown autoencoder {autoencoder!r}: use {', '.join(AUTOENCODER_KINDS)} or None")
-    handler = CloudHandler(SplitPipeline.from_zoo(model_name, autoencoder, weights=weights))
+    handler = CloudHandler(SplitPipeline.from_model(load_model(model, weights), autoencoder))
     log.info("handler ready: %r", handler)
     return handler

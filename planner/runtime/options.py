@@ -29,6 +29,8 @@ class EdgeOptions:
     queue_alpha: float = 0.3  # EWMA weight of a new queue-wait sample
     queue_half_life_s: float = 2.0  # the queue estimate fades with this half-life while no reply comes
     warm: bool = True  # split at every cut and run the model once before the first request
+    autoencoder: object = None  # a file from `planner train-ae --out`, 'shared'/'independent'/'none' or an object
+    # (None: a zoo model's committed one the edge profile names; none for other models)
 
     @classmethod
     def names(cls) -> list[str]:

@@ -151,7 +151,8 @@ def _json_body(obj: dict[str, Any], schema: dict[str, type | tuple[type, ...]], 
     return raw
 
 
-def _json_parse(body: bytes, schema: dict[str, type | tuple[type, ...]], what: str) -> dict[str, Any]:
+def _json_parse(body: bytes, schema: dict[str, type | tuple[type, ...]], what: str,
+                optional: dict[str, type | tuple[type, ...]] | None = None) -> dict[str, Any]:
     if len(body) > MAX_JSON_BYTES:
         raise ProtocolError(f"{what} metadata of {len(body)} bytes exceeds {MAX_JSON_BYTES}")
     try:
@@ -159,7 +160,9 @@ def _json_parse(body: bytes, schema: dict[str, type | tuple[type, ...]], what: s
     except (UnicodeDecodeError, ValueError) as exc:
         raise ProtocolError(f"{what} metadata is not valid JSON: {exc}") from exc
     _check_schema(obj, schema, what)
-    return {k: obj[k] for k in schema}
+    present = {k: t for k, t in (optional or {}).items() if isinstance(obj, dict) and k in obj}
+    _check_schema(obj, present, what)
+    return {k: obj[k] for k in (*schema, *present)}
 
 
 def _reject_constant(name: str):
@@ -203,6 +206,8 @@ class Hello:
 
 _NUM = (int, float)
 WELCOME_SCHEMA: dict[str, Any] = {"model": str, "max_frame": int, "server": str}
+# optional: which weights (state_dict sha256) and autoencoder id the server runs, for the edge to check
+WELCOME_OPTIONAL: dict[str, Any] = {"weights": str, "autoencoder": str}
 HEALTH_SCHEMA: dict[str, Any] = {"status": str, "model": str, "uptime_s": _NUM, "requests": int,
                                  "errors": int, "connections": int, "workers": int, "max_frame": int}
 
@@ -219,7 +224,7 @@ class Welcome:
 
     @classmethod
     def from_body(cls, body: bytes) -> Welcome:
-        return cls(_json_parse(body, WELCOME_SCHEMA, "WELCOME"))
+        return cls(_json_parse(body, WELCOME_SCHEMA, "WELCOME", WELCOME_OPTIONAL))
 
 
 @dataclass(frozen=True)

@@ -178,6 +178,15 @@ class CloudServer:
         self._thread.join(timeout)
         self._thread = None
 
+    def welcome(self) -> dict[str, Any]:
+        """WELCOME's info: the model, frame limit and (when the handler knows them) weights hash and autoencoder."""
+        info = {"model": self.handler.model, "max_frame": self.max_frame, "server": "planner"}
+        for key in P.WELCOME_OPTIONAL:
+            value = getattr(self.handler, key, None)
+            if isinstance(value, str):
+                info[key] = value
+        return info
+
     def health(self) -> dict[str, Any]:
         return {"status": "stopping" if self._closing else "ok", "model": self.handler.model,
                 "uptime_s": round(time.monotonic() - self._started, 3), "requests": self.stats["requests"],
@@ -219,8 +228,7 @@ class CloudServer:
             raise _Reject(P.ErrorCode.AUTH, f"expected HELLO first, got {hello.TYPE.name}")
         if not hmac.compare_digest(hello.token.encode(), self.token.encode()):
             raise _Reject(P.ErrorCode.AUTH, "wrong or missing token")
-        await self._write(writer, P.Welcome({"model": self.handler.model, "max_frame": self.max_frame,
-                                             "server": "planner"}))
+        await self._write(writer, P.Welcome(self.welcome()))
         while not self._closing:
             msg = await self._read_message(reader, self.idle_timeout, eof_ok=True)
             if msg is None:
