@@ -360,8 +360,17 @@ def split_data(dataset, preprocess, val_fraction: float = 0.1, val_limit: int = 
     return TrainData(x[tr], None if y is None else y[tr], x[va], None if y is None else y[va], dataset.fingerprint)
 
 
-def train_autoencoder(loaded, data: TrainData, kind: str = "shared", *, variant: str = "slim", latent: float = DEFAULT_LATENT,
-                      width: int = 32, decoder_width: int = 32, bits: Sequence[int] = (2, 3, 4, 6, 8),
+def default_cuts(loaded, partitioner: Partitioner | None = None) -> list:
+    """The cuts `train-ae` serves for a LoadedModel when no --cuts are given: block outputs (maps after an
+    activation or pooling; token sequences after an activation, a residual sum or a LayerNorm), vectors only in a
+    model that has neither; the zoo keeps maps only (its committed weights' rule)."""
+    part = partitioner or Partitioner(loaded.model, loaded.example(), loaded.leaf_modules)
+    return Backbone(loaded.model, loaded.example(), None, part,
+                    kinds=("map",) if loaded.zoo else FEATURE_KINDS).cuts
+
+
+def train_autoencoder(loaded, data: TrainData, kind: str = "shared", *, variant: str = "slim",
+                      latent: float = DEFAULT_LATENT, width: int = 32, decoder_width: int = 32, bits: Sequence[int] = (2, 3, 4, 6, 8),
                       cut_ids: Sequence[str] | None = None, cfg: TrainConfig | None = None,
                       threads: int | None = None, out: str | Path | None = None, checkpoint: str | Path | None = None,
                       resume: bool = False, progress: bool = True, command: str = "",
