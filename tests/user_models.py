@@ -63,9 +63,9 @@ class MobileSE(nn.Module):
 
     def __init__(self, classes: int = 10):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(1, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU6(inplace=True))
+        self.stem = nn.Sequential(nn.Conv2d(1, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU6(inplace=True))
         self.blocks = nn.Sequential(InvertedResidual(16, 16, 1), InvertedResidual(16, 24, 2),
-                                    InvertedResidual(24, 24, 1), InvertedResidual(24, 32, 2))
+                                    InvertedResidual(24, 24, 1), InvertedResidual(24, 32, 1))
         self.head = nn.Sequential(nn.Conv2d(32, 64, 1), nn.ReLU6(inplace=True), nn.AdaptiveAvgPool2d(1),
                                   nn.Flatten(), nn.Linear(64, classes))
 
