@@ -185,3 +185,44 @@ def test_edge_refuses_a_cloud_with_other_weights(tmp_path):
                 client.run(data.raw[:2])
     finally:
         server.stop_thread()
+
+
+def test_accuracy_cache_is_keyed_by_weights(tmp_path, monkeypatch):
+    monkeypatch.setenv("PLANNER_CACHE", str(tmp_path / "cache"))
+    x, y = quadrants(40, (1, 28, 28))
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    tables = []
+    for k in (0, 1):  # same architecture and name, weights that always answer class k
+        model = um.inception()
+        with torch.no_grad():
+            model.fc.bias[k] += 1000.0
+        loaded = load_model(model, input_shape=(1, 28, 28))
+        pipe = SplitPipeline.from_model(loaded)
+        tables.append(accuracy_table(pipe, [], data=load_data(str(tmp_path / "d.npz"), loaded)))
+    assert [t["backbone"] for t in tables] == [100.0 * np.mean(y == 0), 100.0 * np.mean(y == 1)]
+    assert tables[0]["weights_sha256"] != tables[1]["weights_sha256"]
+
+
+def test_planner_run_takes_an_nn_module(tmp_path):
+    import planner
+
+    loaded = load_model(um.inception(), input_shape=(1, 28, 28))
+    x, y = quadrants(30, (1, 28, 28))
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    data = load_data(str(tmp_path / "d.npz"), loaded)
+    profile = Profile.from_dict(profile_pipeline(SplitPipeline.from_model(loaded), ProfileSettings(
+        threads=1, repeats=2, max_seconds=0.01, payload_samples=4), progress=False, data=data))
+    report = planner.run(data.raw[:3], model=um.inception(), cloud=f"127.0.0.1:{_closed_port()}",
+                         edge_profile=profile, cloud_profile=profile, labels=data.labels[:3], timeout=0.5)
+    assert len(report.answered) == 3 and report.model == "InceptionNet"
+    with pytest.raises(planner.ProfileError) as e:
+        planner.run(data.raw[:1], model=um.mobile_se(), edge_profile=profile, cloud_profile=profile)
+    assert len(str(e.value)) < 300 and "MobileSE" in str(e.value)
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
