@@ -69,6 +69,7 @@ def run(args) -> int:
     from planner.profile.schema import Profile
     from planner.profile.store import find_profiles
     from planner.runtime.edge import EdgeClient, pipeline_for_profile
+    from planner.types import CandidateSpec
 
     if not args.bandwidth and not args.trace:
         raise PlannerError("give --bandwidth (e.g. 10mbit) or --trace")
@@ -99,7 +100,7 @@ def run(args) -> int:
         with EdgeClient(pipeline, edge_profile, cloud_profile, cloud=address, link=estimate, max_loss=args.max_loss,
                         shaper=shaper, token=token, timeout=args.timeout, edge_cpu_quota=args.edge_cpu_quota,
                         replan=not args.no_replan, load_aware=not args.no_load_aware) as client:
-            choice = parse_plan(args.plan) if args.plan else None
+            choice = CandidateSpec.parse(args.plan) if args.plan else None
             if choice is not None:
                 client.index_of(choice)  # an unknown candidate is an error before any request
             report = client.run(x, y, progress=args.progress, start_index=args.offset, choice=choice)
@@ -125,21 +126,6 @@ def run(args) -> int:
         if args.results:
             print(f"wrote {args.results}", file=sys.stderr)
     return 0
-
-
-def parse_plan(text: str):
-    """'edge-only' / 'cloud-only' / 'CUT@BITS' / 'CUT@raw' (float32) / 'CUT@float16' -> an EdgeClient choice."""
-    if text in ("edge-only", "cloud-only"):
-        return text
-    cut, sep, what = text.rpartition("@")
-    if not sep or not cut:
-        raise PlannerError(f"bad --plan {text!r}: use edge-only, cloud-only, CUT@BITS or CUT@raw")
-    if what in ("raw", "float32", "float16"):
-        return (cut, None, "float32" if what == "raw" else what)
-    try:
-        return (cut, int(what))
-    except ValueError:
-        raise PlannerError(f"bad --plan {text!r}: after @ give a bitwidth or raw") from None
 
 
 def _samples(args, loaded, pipeline):
