@@ -57,13 +57,12 @@ def main() -> int:
     x, y = x[: args.images], y[: args.images]
     torch.manual_seed(0)
     model = build()
-    xt, yt = torch.from_numpy(x).float().div(255)[:, None], torch.from_numpy(y)
+    batches = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(
+        torch.from_numpy(x).float().div(255)[:, None], torch.from_numpy(y)), batch_size=128, shuffle=True)
     opt = torch.optim.Adam(model.parameters(), 3e-3)
-    for _ in range(400):
-        i = torch.randint(0, len(yt), (128,))
-        loss = F.cross_entropy(model(xt[i]), yt[i])
+    for xb, yb in batches:  # one epoch: enough for a backbone to distil from
         opt.zero_grad()
-        loss.backward()
+        F.cross_entropy(model(xb), yb).backward()
         opt.step()
     params = sum(p.numel() for p in model.parameters())
     with tempfile.TemporaryDirectory() as tmp:

@@ -104,6 +104,9 @@ def test_whole_chain(tmp_path, name, data_kind, labelled):
     assert table["metric"] == data.metric and table["n"] == 240
     at8 = table["cuts"][deepest]["bits"]["8"]
     assert at8 >= table["backbone"] - 1.0, (name, deepest, at8, table["backbone"])
+    print(f"\nFIGURES {name}: {data.metric} backbone {table['backbone']:.1f}%, {deepest} "
+          f"{tuple(served[-1].shape)} @8 {at8:.1f}% @4 {table['cuts'][deepest]['bits']['4']:.1f}% "
+          f"(n={table['n']}); {len(served)} default served cuts; train-ae 60 steps {card['train']['train_seconds']} s")
 
     settings = ProfileSettings(role="both", threads=1, repeats=2, max_seconds=0.01, payload_samples=8,
                                accuracy_limit=240)
