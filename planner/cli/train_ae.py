@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from planner.config import DEFAULT_LATENT
+from planner.types import AutoencoderKind
 
 
 def register(sub) -> None:
@@ -50,7 +51,7 @@ def run(args) -> int:
                  "bits_per_step": args.bits_per_step, "ce_weight": args.ce_weight,
                  "recal_batches": args.recal_batches}
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
-    kind = "independent" if args.independent else "shared"
+    kind = AutoencoderKind.INDEPENDENT if args.independent else AutoencoderKind.SHARED
     cut_ids = [c for c in args.cuts.split(",") if c] if args.cuts else None
     card = train_zoo_autoencoder(
         args.model, kind, variant=args.variant, latent=args.latent, width=args.width,

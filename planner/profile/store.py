@@ -155,7 +155,7 @@ def find_profile(model: str, role: Role | str, *, quota: float | None = None,
         kind = AutoencoderKind.SHARED
     search = search_path(dirs)
     hits = _found(model, kind, search)
-    want_quota = quota if role == Role.EDGE else None
+    want_quota = (quota or None) if role == Role.EDGE else None
     usable = [h for h in hits if h[2].role.covers(role) and _same(h[2].quota, want_quota)]
     if not usable:
         q = f"-q{quota:g}" if quota and role == Role.EDGE else ""

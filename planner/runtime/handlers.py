@@ -69,8 +69,9 @@ def committed_kind(model: str, ae_id: str | None) -> AutoencoderKind | None:
     return known[ae_id]
 
 
-def make_cloud_handler(model_name: str, autoencoder: str | None = "shared", weights=None) -> CloudHandler:
-    """The handler for a zoo model with its committed autoencoder ("shared", "independent", or None = raw only)."""
+def make_cloud_handler(model_name: str, autoencoder: str | None = AutoencoderKind.SHARED,
+                       weights=None) -> CloudHandler:
+    """The handler for a zoo model with its committed autoencoder (shared, independent, or None = raw only)."""
     from planner.pipeline import SplitPipeline
 
     if autoencoder is not None and autoencoder not in AUTOENCODER_KINDS:
