@@ -206,3 +206,29 @@ def test_a_server_stall_does_not_collapse_the_bandwidth_estimate(setup):
     assert all(r.spec.remote and not r.fallback for r in after.results)
     stalled_bps = (after.results[0].request_bytes + after.results[0].reply_bytes) * 8 / 1.0  # ~5 kbit/s
     assert c.bandwidth.held_back >= 1 and c.estimate.bandwidth_bps > 20 * stalled_bps, (before, c.estimate)
+
+
+def test_profile_warns_when_the_machine_was_busy():
+    from planner.cli.profile import busy_warning
+    from planner.profile.synthetic import synthetic_pair
+
+    edge, _ = synthetic_pair(2, n_cuts=2, bits=(4,))
+    quiet = dataclasses.replace(edge, settings={**edge.settings, "load_avg": {"before": [0.3, 0.2, 0.1],
+                                                                             "after": [1.2, 0.4, 0.2]}})
+    busy = dataclasses.replace(edge, settings={**edge.settings, "load_avg": {"before": [3.9, 3.0, 2.0],
+                                                                            "after": [4.1, 3.1, 2.0]}})
+    assert int(edge.device.get("threads") or 1) == 1
+    assert busy_warning(quiet) is None  # 1.2 with one profiling thread: its own load
+    assert "busy while profiling (1-minute load average 4.10" in busy_warning(busy)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--edge-slowdown", "0.5"], "--edge-slowdown must be a finite number >= 1"),
+    (["--explore", "0.9"], "--explore must be a share"),
+    (["--plan", "relu_5@many"], "is not a candidate"),
+])
+def test_run_rejects_bad_calibration_flags_before_any_work(argv, message, capsys):
+    from planner.cli import main
+
+    assert main(["run", "--model", "resnet-fmnist", "--bandwidth", "1mbit", *argv]) == 2
+    assert message in capsys.readouterr().err
