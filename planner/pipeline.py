@@ -17,6 +17,7 @@ import torch
 from planner.compress import codec
 from planner.errors import CompressError, PartitionError
 from planner.partition import INPUT, OUTPUT, Partitioner
+from planner.types import AutoencoderKind
 
 
 @dataclass
@@ -71,7 +72,8 @@ class SplitPipeline:
                    loaded.leaf_modules, loaded.weights_sha256)
 
     @classmethod
-    def from_zoo(cls, name: str, autoencoder: str | None = "shared", weights=None) -> SplitPipeline:
+    def from_zoo(cls, name: str, autoencoder: str | None = AutoencoderKind.SHARED,
+                 weights=None) -> SplitPipeline:
         """A built-in model with its committed shared (or independent) autoencoder; None -> raw cuts only."""
         from planner.modelspec import load_model
 

@@ -44,6 +44,17 @@ class AutoencoderKind(enum.StrEnum):
         """The kinds that have weights (everything but NONE)."""
         return (cls.SHARED, cls.INDEPENDENT)
 
+    @classmethod
+    def choices(cls) -> list[str]:
+        """The spellings a command line accepts."""
+        return [k.value for k in cls]
+
+    @classmethod
+    def weights(cls, value: AutoencoderKind | str | None) -> AutoencoderKind | None:
+        """The kind whose weights to load for `value`: None for 'none' (raw features only) or None."""
+        kind = None if value is None else parse_enum(cls, value, "autoencoder kind", CompressError)
+        return None if kind in (None, cls.NONE) else kind
+
 
 class CandidateKind(enum.StrEnum):
     """How a request runs: ship the input, ship the raw feature at a cut, ship the autoencoder's codes at a cut,

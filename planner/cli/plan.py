@@ -38,7 +38,7 @@ def _fmt(x: float) -> str:
 def format_table(plan, top: int) -> str:
     """The best `top` candidates by predicted latency, plus cloud-only and edge-only; the chosen one starred."""
     ranked = sorted(range(len(plan.candidates)), key=lambda i: plan.candidates[i].predicted_ms)
-    shown = ranked[:top] + [i for i in ranked[top:] if plan.candidates[i].kind in ("cloud-only", "edge-only")]
+    shown = ranked[:top] + [i for i in ranked[top:] if plan.candidates[i].spec.is_end]
     if plan.index not in shown:
         shown.append(plan.index)
     header = ("", "candidate", "predicted ms", "edge ms", "transfer ms", "cloud ms", "bytes", "loss pp", "feasible")

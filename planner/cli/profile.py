@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import sys
 from pathlib import Path
 
 from planner.cli._model import add_data_args, add_model_args, data_from_args, model_from_args
 from planner.profile.store import ProfileKey
+from planner.types import AutoencoderKind, Role
 
 
 def register(sub) -> None:
@@ -24,13 +27,16 @@ def register(sub) -> None:
                       help="how the cloud-only plan ships the photo (default jpeg_q90)")
     arch.add_argument("--images", default=None, help="photo file or folder for the input size (default: "
                                                      "matplotlib's sample photo)")
-    p.add_argument("--role", choices=["edge", "cloud", "both"], default="both")
+    p.add_argument("--role", choices=[r.value for r in Role], default=Role.BOTH)
     p.add_argument("--out", default=None, help="profile file (default: profiles/MODEL_ROLE_CPU-Nt.json)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: 1 for edge, all otherwise)")
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--repeats", type=int, default=7, help="minimum timed repeats per stage")
     p.add_argument("--max-seconds", type=float, default=0.25, help="time cap per stage")
     p.add_argument("--device", default="cpu", help="cpu (cuda needs a GPU build of torch)")
+    p.add_argument("--edge-slowdown", type=float, default=None, metavar="K",
+                   help="emulate a weak edge K times slower (role edge): the measured profile scaled by K and "
+                        "marked so, as `planner run --edge-slowdown K` stretches every edge computation")
     p.add_argument("--cpu-quota", type=float, default=None,
                    help="emulate a weak edge: run the edge side on this fraction of one core (root, cgroups)")
     p.add_argument("--autoencoder", default=None, metavar="FILE|shared|independent|none",
@@ -79,6 +85,8 @@ def run(args) -> int:
         raise ProfileError("CUDA profiling is not implemented yet: profile the cloud on its CPU (--device cpu)")
     if args.cpu_quota is not None:
         check_available()
+    if args.edge_slowdown is not None and not (args.role == "edge" and 1.0 <= args.edge_slowdown < float("inf")):
+        raise ProfileError("--edge-slowdown K (a finite number >= 1) emulates a weak edge: use it with --role edge")
     if (args.arch is None) == (args.model is None):
         raise ProfileError("give --model (a zoo model with its trained autoencoder) or --arch (an architecture "
                            "with random weights), exactly one")
@@ -94,10 +102,28 @@ def run(args) -> int:
                                payload_samples=args.payload_samples, accuracy_limit=args.accuracy_limit,
                                float16=args.float16)
     profile = Profile.from_dict(profile_pipeline(pipeline, settings, data=data))
-    kind = autoencoder if autoencoder in ("shared", "independent", "none") else "shared"
+    if args.edge_slowdown and args.edge_slowdown != 1.0:  # scaled, and marked as made for that slowdown
+        profile = dataclasses.replace(profile.scaled(args.edge_slowdown),
+                                      settings={**profile.settings, "edge_slowdown": args.edge_slowdown})
+    kind = autoencoder if autoencoder in AutoencoderKind.choices() else AutoencoderKind.SHARED
     out = Path(args.out) if args.out else ProfileKey.of(args.model, args.role, profile.device["threads"],
-                                                         quota=args.cpu_quota, kind=kind).path()
+                                                         quota=args.cpu_quota, kind=kind,
+                                                         slowdown=args.edge_slowdown).path()
     return write(profile, out, args.csv, start)
+
+
+BUSY_LOAD = 0.5  # load average beyond the profiler's own threads that makes a profile suspect
+
+
+def busy_warning(profile) -> str | None:
+    """A warning when the machine was busy while the profile was measured (its recorded load average)."""
+    load = (profile.settings.get("load_avg") or {})
+    own = int(profile.device.get("threads") or 1)
+    worst = max([v[0] for v in (load.get("before"), load.get("after")) if v] or [0.0])
+    if worst - own > BUSY_LOAD:
+        return (f"warning: the machine was busy while profiling (1-minute load average {worst:.2f} with {own} "
+                f"profiling thread(s)): timings may be inflated; re-profile on a quiet machine")
+    return None
 
 
 def write(profile, out: Path, csv: str | None, start: float) -> int:
@@ -107,6 +133,9 @@ def write(profile, out: Path, csv: str | None, start: float) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     profile.save(out)
     print(summary(profile))
+    warning = busy_warning(profile)
+    if warning:
+        print(warning, file=sys.stderr)
     print(f"wrote {out} in {time.perf_counter() - start:.0f} s")
     if csv:
         for path in profile.to_csv(csv, stem=out.stem):
@@ -134,7 +163,7 @@ def run_arch(args) -> int:
     settings = ArchSettings(role=args.role, input_shape=parse_shape(args.input) if args.input else None,
                             threads=args.threads, batch=args.batch, repeats=args.repeats, max_seconds=args.max_seconds,
                             device=args.device, cpu_quota=args.cpu_quota, bits=bits, latent=args.latent,
-                            autoencoder=None if args.autoencoder == "none" else args.autoencoder or "shared",
+                            autoencoder=AutoencoderKind.weights(args.autoencoder or AutoencoderKind.SHARED),
                             input_format=args.input_format, images=args.images, float16=args.float16)
     profile = Profile.from_dict(profile_arch(args.arch, settings))
     key = ProfileKey.of(model_id(args.arch, tuple(profile.input.shape)), args.role, profile.device["threads"],

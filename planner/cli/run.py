@@ -8,6 +8,7 @@ import sys
 
 from planner.cli._model import add_data_args, add_model_args, model_from_args
 from planner.errors import PlannerError
+from planner.types import CandidateSpec
 
 
 def register(sub) -> None:
@@ -16,8 +17,6 @@ def register(sub) -> None:
     add_data_args(p)
     p.add_argument("--autoencoder", default=None, metavar="FILE|shared|independent|none",
                    help="autoencoder the edge encodes with (default: the zoo's committed one the edge profile names)")
-    p.add_argument("--plan", default=None, metavar="edge-only|cloud-only|CUT@BITS|CUT@raw",
-                   help="pin one candidate for every request instead of planning (a baseline, or for debugging)")
     p.add_argument("--cloud", default="127.0.0.1:7000",
                    help="HOST:PORT of `planner serve`, or 'local' for a server in this process (default 127.0.0.1:7000)")
     p.add_argument("--bandwidth", default=None,
@@ -33,6 +32,15 @@ def register(sub) -> None:
     p.add_argument("--edge-cpu-quota", type=float, default=None,
                    help="emulate a weak edge: run head+encode under this fraction of one core (root), "
                         "with the profile measured the same way")
+    p.add_argument("--edge-slowdown", type=float, default=1.0,
+                   help="emulate a weak edge K times slower, deterministically (no root): every edge computation "
+                        "of t is followed by a wait of (K-1)t, and the plan uses the profile scaled by K")
+    p.add_argument("--plan", default=None, metavar="CANDIDATE",
+                   help="pin one candidate instead of planning: edge-only, cloud-only, CUT@BITS, CUT@raw, CUT@f16")
+    p.add_argument("--no-calibrate", action="store_true",
+                   help="plan on the profiles as they are (default: correct them online with what requests measure)")
+    p.add_argument("--explore", type=float, default=0.05,
+                   help="share of requests that probe the other side's best candidate (default 0.05; 0: never)")
     p.add_argument("--max-loss", type=float, default=1.0, help="accuracy budget in percentage points (default 1.0)")
     p.add_argument("--estimator", choices=("harmonic", "ewma"), default="harmonic",
                    help="live bandwidth estimate (default harmonic mean of the last 5 transfers)")
@@ -69,12 +77,17 @@ def run(args) -> int:
     from planner.profile.schema import Profile
     from planner.profile.store import find_profiles
     from planner.runtime.edge import EdgeClient, pipeline_for_profile
-    from planner.types import CandidateSpec
 
     if not args.bandwidth and not args.trace:
         raise PlannerError("give --bandwidth (e.g. 10mbit) or --trace")
     if args.n < 1 or args.offset < 0:
         raise PlannerError("--n must be >= 1 and --offset >= 0")
+    if not (args.edge_slowdown >= 1.0 and args.edge_slowdown < float("inf")):
+        raise PlannerError(f"--edge-slowdown must be a finite number >= 1, got {args.edge_slowdown}")
+    if not 0.0 <= args.explore <= 0.5:
+        raise PlannerError(f"--explore must be a share in [0, 0.5], got {args.explore}")
+    if args.plan is not None:
+        CandidateSpec.parse(args.plan)  # the spelling, before anything is loaded
     loaded = model_from_args(args)
     edge_path, cloud_path = args.edge, args.cloud_profile
     if edge_path is None or cloud_path is None:
@@ -99,10 +112,10 @@ def run(args) -> int:
             address = f"127.0.0.1:{server.start_in_thread()}"
         with EdgeClient(pipeline, edge_profile, cloud_profile, cloud=address, link=estimate, max_loss=args.max_loss,
                         shaper=shaper, token=token, timeout=args.timeout, edge_cpu_quota=args.edge_cpu_quota,
-                        replan=not args.no_replan, load_aware=not args.no_load_aware) as client:
-            choice = CandidateSpec.parse(args.plan) if args.plan else None
-            if choice is not None:
-                client.index_of(choice)  # an unknown candidate is an error before any request
+                        replan=not args.no_replan, load_aware=not args.no_load_aware,
+                        edge_slowdown=args.edge_slowdown, calibrate=not args.no_calibrate,
+                        explore=args.explore) as client:
+            choice = None if args.plan is None else client.candidates.specs[client.index_of(args.plan)]
             report = client.run(x, y, progress=args.progress, start_index=args.offset, choice=choice)
     finally:
         if server is not None:

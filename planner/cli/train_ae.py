@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from planner.cli._model import add_data_args, add_model_args, data_from_args, model_from_args
 from planner.config import DEFAULT_LATENT
+from planner.types import AutoencoderKind
 
 
 def register(sub) -> None:
@@ -54,7 +55,7 @@ def run(args) -> int:
                  "bits_per_step": args.bits_per_step, "ce_weight": args.ce_weight,
                  "recal_batches": args.recal_batches}
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
-    kind = "independent" if args.independent else "shared"
+    kind = AutoencoderKind.INDEPENDENT if args.independent else AutoencoderKind.SHARED
     cut_ids = [c for c in args.cuts.split(",") if c] if args.cuts else None
     options = dict(variant=args.variant, latent=args.latent, width=args.width, decoder_width=args.decoder_width,
                    bits=parse_bits(args.bits), cut_ids=cut_ids, cfg=cfg, threads=args.threads, out=args.out,

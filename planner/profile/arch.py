@@ -34,9 +34,11 @@ from planner.config import DEFAULT_BITS, DEFAULT_LATENT
 from planner.errors import ProfileError
 from planner.partition import Partitioner
 from planner.profile.device import device_facts
+from planner.profile.exchange import measure_exchange
 from planner.profile.quota import cpu_quota
+from planner.profile.schema import SCHEMA_VERSION
 from planner.profile.timing import measure
-from planner.types import Role, parse_enum
+from planner.types import AutoencoderKind, Role, parse_enum
 from planner.zoo import arch
 
 PAYLOAD_RULE = "codec header + ceil(latent elements * bits / 8); no lossless stage assumed"
@@ -60,7 +62,7 @@ class ArchSettings:
     max_reduction: int = 4
     min_side: int = 7
     ae_width: int = 32  # encoder and decoder trunk width of the assumed autoencoder
-    autoencoder: str | None = "shared"  # "shared", "independent" or None (raw features only)
+    autoencoder: str | None = AutoencoderKind.SHARED  # SHARED, INDEPENDENT or None (raw features only)
     input_format: str = "jpeg_q90"  # how the cloud-only plan ships the input: raw, jpeg_q90, jpeg_q75, png
     images: str | Path | list | None = None  # photos for the input size (default: matplotlib's sample photo)
     float16: bool = False  # also profile the float16 raw feature (accuracy unknown: assume_loss key 16)
@@ -69,8 +71,10 @@ class ArchSettings:
         self.role = parse_enum(Role, self.role, "role", ProfileError)
         if self.input_format not in images.FORMATS:
             raise ProfileError(f"input format must be one of {', '.join(images.FORMATS)}, got {self.input_format!r}")
-        if self.autoencoder not in ("shared", "independent", None):
-            raise ProfileError(f"autoencoder must be 'shared', 'independent' or None, got {self.autoencoder!r}")
+        if self.autoencoder is not None:
+            self.autoencoder = parse_enum(AutoencoderKind, self.autoencoder, "autoencoder", ProfileError)
+            if self.autoencoder == AutoencoderKind.NONE:
+                raise ProfileError("autoencoder must be 'shared', 'independent' or None (raw features only)")
         if not (isinstance(self.latent, int | float) and math.isfinite(self.latent) and self.latent > 0):
             raise ProfileError(f"latent width must be a channel count (>= 1) or a fraction of C (< 1), "
                                f"got {self.latent!r}")
@@ -201,7 +205,7 @@ def profile_arch(name: str, settings: ArchSettings | None = None, progress: bool
     finally:
         torch.set_num_threads(previous_threads)
     return {
-        "schema_version": 1,
+        "schema_version": SCHEMA_VERSION,
         "model": model_id(name, shape),
         "autoencoder": autoencoder_id(s),
         "role": s.role,
@@ -225,6 +229,7 @@ def profile_arch(name: str, settings: ArchSettings | None = None, progress: bool
                   f"{s.latent:g}, untrained {s.autoencoder} autoencoder timed); cloud-only input = "
                   f"{s.input_format} of {len(photo.names)} photo(s); accuracy unknown: plan with an assumed loss "
                   f"per bitwidth"),
+        "exchange_ms": measure_exchange().to_dict(),
     }
 
 

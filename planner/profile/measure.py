@@ -7,6 +7,7 @@ on a fixed thread count, optionally under a CPU quota that emulates a weak edge 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -17,7 +18,9 @@ from planner.compress import codec
 from planner.errors import ProfileError
 from planner.profile.accuracy import accuracy_table
 from planner.profile.device import device_facts
+from planner.profile.exchange import measure_exchange
 from planner.profile.quota import cpu_quota
+from planner.profile.schema import SCHEMA_VERSION
 from planner.profile.timing import measure
 
 ROLES = ("edge", "cloud", "both")
@@ -67,6 +70,7 @@ def profile_pipeline(pipeline, settings: ProfileSettings | None = None, progress
     bits = list(ae.bits) if ae is not None else []
     served = set(ae.cuts) if ae is not None else set()
 
+    load_before = _load_avg()
     data = data if data is not None else fashion_mnist("test")
     images = data.raw
     raw_batch = images[: s.batch]
@@ -143,7 +147,7 @@ def profile_pipeline(pipeline, settings: ProfileSettings | None = None, progress
     torch.set_num_threads(previous_threads)
     scores = pipeline.model(x)
     return {
-        "schema_version": 1,
+        "schema_version": SCHEMA_VERSION,
         "model": pipeline.name,
         "autoencoder": pipeline.ae_id,
         "role": s.role,
@@ -151,7 +155,8 @@ def profile_pipeline(pipeline, settings: ProfileSettings | None = None, progress
         "settings": {"batch": s.batch, "repeats": s.repeats, "max_seconds": s.max_seconds, "device": s.device,
                      "threads": threads, "payload_samples": s.payload_samples,
                      "accuracy_images": acc.get("n"), "weights_sha256": pipeline.weights_sha256,
-                     "data": acc.get("data"), "metric": acc.get("metric", "accuracy")},
+                     "data": acc.get("data"), "metric": acc.get("metric", "accuracy"),
+                     "load_avg": {"before": load_before, "after": _load_avg()}},
         "scaled": None,
         "backbone_accuracy": acc.get("backbone"),
         "bits": bits,
@@ -161,9 +166,15 @@ def profile_pipeline(pipeline, settings: ProfileSettings | None = None, progress
         "cuts": cuts_out,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "notes": None,
+        "exchange_ms": measure_exchange().to_dict(),
     }
 
 
 def _input_values(dec):
     """A decoded input payload as the cloud feeds it to the model (uint8 pixels stay uint8)."""
     return dec.array if dec.mode == "uint8" else dec.values()
+
+
+def _load_avg() -> list[float]:
+    """The 1, 5 and 15 minute load averages, as the profile records what it was measured under."""
+    return [round(v, 2) for v in os.getloadavg()]

@@ -74,7 +74,7 @@ def committed_kind(model: str, ae_id: str | None) -> AutoencoderKind | None:
     return known[ae_id]
 
 
-def make_cloud_handler(model, autoencoder: str | None = "shared", weights=None) -> CloudHandler:
+def make_cloud_handler(model, autoencoder: str | None = AutoencoderKind.SHARED, weights=None) -> CloudHandler:
     """The handler for a model (a zoo name, or any model as a planner.modelspec.LoadedModel) with its
     autoencoder: "shared" / "independent" (a zoo model's committed one), a file from `planner train-ae --out`,
     or None / "none" = raw features only."""

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from planner.errors import PlannerError
 from planner.extras import require
+from planner.types import AutoencoderKind
 
 log = logging.getLogger("planner.runtime.ray_backend")
 
@@ -97,7 +98,7 @@ class RayBackend:
     """
 
     model: str
-    autoencoder: str | None = "shared"
+    autoencoder: str | None = AutoencoderKind.SHARED
     weights: str | None = None
     replicas: int = 1
     autoscale: tuple[int, int] | None = None
