@@ -28,8 +28,8 @@ def model_from_args(args, trained: bool = True):
     """The LoadedModel named by the --model/--weights/--input-shape/--input-dtype/--leaf-modules arguments."""
     from planner.modelspec import load_model
 
-    return load_model(args.model, args.weights, args.input_shape, args.input_dtype, args.leaf_modules,
-                      getattr(args, "normalize", None), trained=trained)
+    spec = {k: getattr(args, k, None) for k in ("weights", "input_shape", "input_dtype", "leaf_modules", "normalize")}
+    return load_model(args.model, trained=trained, **spec)
 
 
 def data_from_args(args, loaded, split: str = "test"):
