@@ -409,7 +409,8 @@ def train_autoencoder(loaded, data: TrainData, kind: str = "shared", *, variant:
     with torch.no_grad():
         for p in ae.parameters():
             p.copy_(p.half().float())
-    recalibrate_bn(ae, backbone, images, cfg.recal_batches, min(cfg.recal_batch_size, len(images)), cfg.seed)
+    batch = min(cfg.recal_batch_size, len(images))  # a small data set is averaged over about once, not 20 times
+    recalibrate_bn(ae, backbone, images, min(cfg.recal_batches, math.ceil(len(images) / batch)), batch, cfg.seed)
     recal_seconds = time.perf_counter() - recal_start
     sha = save_autoencoder(ae, out)
     card = _card(loaded, data, kind, ae, config, cfg, out, sha, backbone, result, command)
