@@ -11,7 +11,9 @@ Models that torch.fx cannot trace fall back to the top-level children of an `nn.
 
 from __future__ import annotations
 
+import functools
 import math
+import threading
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -23,6 +25,17 @@ from planner.errors import PartitionError
 
 INPUT, OUTPUT = "input", "output"
 ATOL = 1e-5
+# torch.fx keeps global state while tracing and building graph modules (its patcher, module installation):
+# two threads tracing at once corrupt each other, so every trace and split runs under this lock.
+FX_LOCK = threading.RLock()
+
+
+def _fx_locked(method):
+    @functools.wraps(method)
+    def locked(*args, **kwargs):
+        with FX_LOCK:
+            return method(*args, **kwargs)
+    return locked
 
 
 @dataclass(frozen=True)
@@ -85,6 +98,7 @@ def _meta(node: fx.Node) -> TensorMetadata | None:
 class Partitioner:
     """Traces a model once; lists its cuts and splits it at any of them."""
 
+    @_fx_locked
     def __init__(self, model: nn.Module, example_input: torch.Tensor, leaf_modules: tuple[type, ...] = (),
                  verify: bool = True):
         if not isinstance(model, nn.Module):
@@ -282,6 +296,7 @@ class Partitioner:
         known = ", ".join(c.id for c in self._cuts)
         raise PartitionError(f"{cut_id!r} is not a valid cut of {type(self.model).__name__}; valid cuts: {known}")
 
+    @_fx_locked
     def split(self, cut: Cut | str) -> tuple[nn.Module, nn.Module]:
         """(head, tail) with tail(head(x)) == model(x); both share the model's parameters."""
         c = self.cut(cut)

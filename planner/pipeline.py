@@ -7,6 +7,7 @@ built-in models, normalized on whichever side runs the first layer); payloads ar
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ class SplitPipeline:
         self.partitioner = Partitioner(self.model, torch.zeros(1, *self.input_shape))
         self.cuts = self.partitioner.cuts
         self._split: dict[str, tuple[torch.nn.Module, torch.nn.Module]] = {}
+        self._split_lock = threading.Lock()
 
     @classmethod
     def from_zoo(cls, name: str, autoencoder: str | None = "shared", weights=None) -> SplitPipeline:
@@ -71,9 +73,11 @@ class SplitPipeline:
         return getattr(self.ae, "id", None)
 
     def split(self, cut: str) -> tuple[torch.nn.Module, torch.nn.Module]:
-        if cut not in self._split:
-            self._split[cut] = self.partitioner.split(cut)
-        return self._split[cut]
+        """(head, tail) at `cut`, split once and cached (threads may ask at once)."""
+        with self._split_lock:
+            if cut not in self._split:
+                self._split[cut] = self.partitioner.split(cut)
+            return self._split[cut]
 
     def check(self, cut: str, bits: int | None) -> None:
         """Raise a clear error when (cut, bits) is not a candidate of this pipeline."""
@@ -141,6 +145,8 @@ class SplitPipeline:
         st = Stages()
         t0 = time.perf_counter_ns()
         dec = codec.decode(payload)
+        if dec.cut == OUTPUT:
+            raise PartitionError("a payload at the 'output' cut has nothing left to run on the cloud (edge-only)")
         self.check(dec.cut, dec.bits if dec.mode == "codes" else None)
         self._check_shape(dec)
         with torch.inference_mode():

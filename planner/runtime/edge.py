@@ -391,7 +391,7 @@ class EdgeClient:
                  shaper=None, token: str | None = None, timeout: float = 5.0, edge_cpu_quota: float | None = None,
                  estimator: str = "harmonic", replan: bool = True, payload: str = "mean", backoff_s: float = 0.5,
                  backoff_max_s: float = 10.0, min_sample_ms: float = 10.0, load_aware: bool = True,
-                 queue_alpha: float = 0.3, queue_half_life_s: float = 2.0, warm: bool = True) -> None:
+                 queue_alpha: float = 0.3, queue_half_life_s: float = 2.0, warm: bool = True, tls=None) -> None:
         from planner.pipeline import SplitPipeline
 
         name = model.name if isinstance(model, SplitPipeline) else str(model)
@@ -411,7 +411,8 @@ class EdgeClient:
         self.timeout = float(timeout)
         self.min_sample_ms = float(min_sample_ms)
         self.client = cloud if isinstance(cloud, CloudClient) else CloudClient(
-            cloud, token=token, timeout=timeout, shaper=shaper, backoff_s=backoff_s, backoff_max_s=backoff_max_s)
+            cloud, token=token, timeout=timeout, shaper=shaper, backoff_s=backoff_s, backoff_max_s=backoff_max_s, tls=tls)
+        self._classes = tuple(self.pipeline.partitioner.cut("output").shape)  # what every reply must carry
         self.edge_cpu_quota = edge_cpu_quota
         self._compute = _QuotaThread(edge_cpu_quota) if edge_cpu_quota else _inline
         self._last_plan = None
@@ -453,7 +454,11 @@ class EdgeClient:
     def infer(self, raw, *, index: int = 0, label: int | None = None, choice=None) -> Result:
         """One input (a batch of one raw sample): planned (or the forced `choice`), run, measured."""
         with self._lock:
-            return self._infer(raw, index, label, choice)
+            try:
+                return self._infer(raw, index, label, choice)
+            except Exception as exc:  # noqa: BLE001 - last resort: a bug must not lose the run's other results
+                return self._local(raw, index, label, time.perf_counter(), None, None,
+                                   f"internal error ({type(exc).__name__}: {exc})", self.estimate.bandwidth_bps)
 
     def _infer(self, raw, index: int, label: int | None, choice) -> Result:
         t0 = time.perf_counter()
@@ -474,7 +479,8 @@ class EdgeClient:
         planned = candidate_label(kind, cut, bits, dtype)
         if not self.client.available():
             return self._local(raw, index, label, t0, self._edge_only_ms(plan), planned,
-                               f"cloud backing off for {self.client.backoff_remaining_s():.2f} s", bandwidth)
+                               f"cloud backing off for {self.client.backoff_remaining_s():.2f} s after: "
+                               f"{self.client.last_failure}", bandwidth)
         t_edge = time.perf_counter()
         try:
             payload, st = self._compute(self.pipeline.edge_encode, raw, cut, bits, dtype or "float32")
@@ -485,7 +491,8 @@ class EdgeClient:
         self.client.timeout = max(self.timeout, 4.0 * transfer_pred / 1000.0 + 1.0)
         sent = time.perf_counter()
         try:
-            reply = self.client.infer(self.pipeline.name, payload, request_id=index + 1)
+            reply = self.client.infer(self.pipeline.name, payload, request_id=index + 1, batch=len(raw),
+                                      classes=self._classes)
         except (CloudUnavailable, ServerError) as exc:
             if isinstance(exc.__cause__, TimeoutError):
                 # the payload could not cross within the timeout: an upper bound on the bandwidth; learn it, or

@@ -29,6 +29,7 @@ HEADER = struct.Struct("!4sBBHI")  # magic, version, type, flags, body length
 HEADER_SIZE = HEADER.size
 
 MAX_TOKEN_BYTES = 256
+MAX_HELLO_BYTES = 4096  # the largest HELLO body a server reads before it knows who is talking
 MAX_MODEL_BYTES = 255
 MAX_ERROR_BYTES = 1024
 MAX_JSON_BYTES = 4096
