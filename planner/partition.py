@@ -11,9 +11,7 @@ Models that torch.fx cannot trace fall back to the top-level children of an `nn.
 
 from __future__ import annotations
 
-import functools
 import math
-import threading
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -22,20 +20,10 @@ from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
 
 from planner.errors import PartitionError
+from planner.tracegate import TRACE_GATE
 
 INPUT, OUTPUT = "input", "output"
 ATOL = 1e-5
-# torch.fx keeps global state while tracing and building graph modules (its patcher, module installation):
-# two threads tracing at once corrupt each other, so every trace and split runs under this lock.
-FX_LOCK = threading.RLock()
-
-
-def _fx_locked(method):
-    @functools.wraps(method)
-    def locked(*args, **kwargs):
-        with FX_LOCK:
-            return method(*args, **kwargs)
-    return locked
 
 
 @dataclass(frozen=True)
@@ -98,7 +86,6 @@ def _meta(node: fx.Node) -> TensorMetadata | None:
 class Partitioner:
     """Traces a model once; lists its cuts and splits it at any of them."""
 
-    @_fx_locked
     def __init__(self, model: nn.Module, example_input: torch.Tensor, leaf_modules: tuple[type, ...] = (),
                  verify: bool = True):
         if not isinstance(model, nn.Module):
@@ -120,9 +107,9 @@ class Partitioner:
                     "contain it as leaf modules (leaf_modules=(MyBlock,)) so they stay whole, or express the model "
                     "as an nn.Sequential whose top-level children are the units to split between."
                 ) from None
-        with torch.no_grad():
+        with TRACE_GATE.running(), torch.no_grad():  # no other thread may trace while modules run (tracegate)
             self.reference = model(example_input)
-        self._cuts, self._split_at = self._find_cuts(verify)
+            self._cuts, self._split_at = self._find_cuts(verify)
 
     # -- tracing -------------------------------------------------------------------------------------
     @staticmethod
@@ -131,7 +118,8 @@ class Partitioner:
             def is_leaf_module(self, m, qualname):
                 return isinstance(m, leaf_modules) or super().is_leaf_module(m, qualname)
 
-        graph = _Tracer().trace(model)
+        with TRACE_GATE.tracing():
+            graph = _Tracer().trace(model)
         placeholders = [n for n in graph.nodes if n.op == "placeholder"]
         if len(placeholders) != 1:
             raise PartitionError(
@@ -296,7 +284,6 @@ class Partitioner:
         known = ", ".join(c.id for c in self._cuts)
         raise PartitionError(f"{cut_id!r} is not a valid cut of {type(self.model).__name__}; valid cuts: {known}")
 
-    @_fx_locked
     def split(self, cut: Cut | str) -> tuple[nn.Module, nn.Module]:
         """(head, tail) with tail(head(x)) == model(x); both share the model's parameters."""
         c = self.cut(cut)
@@ -307,9 +294,9 @@ class Partitioner:
         where = self._split_at[c.id]
         if self.gm is None:
             return self.model[: where + 1], self.model[where + 1:]
-        nodes = list(self.gm.graph.nodes)
-        head, tail = self._graph_split(where, nodes, self._data_nodes(nodes))
-        with torch.no_grad():
+        with TRACE_GATE.running(), torch.no_grad():
+            nodes = list(self.gm.graph.nodes)
+            head, tail = self._graph_split(where, nodes, self._data_nodes(nodes))
             if not self._exact(tail, head(self.example)):
                 raise PartitionError(f"cut {c.id!r} does not reproduce the model's output exactly; it is not a valid cut")
         return head, tail

@@ -18,6 +18,7 @@ import torch
 from planner.compress import codec
 from planner.errors import CompressError, PartitionError
 from planner.partition import INPUT, OUTPUT, Partitioner
+from planner.tracegate import TRACE_GATE
 
 
 @dataclass
@@ -100,7 +101,7 @@ class SplitPipeline:
     def edge_local(self, raw) -> tuple[torch.Tensor, Stages]:
         """Edge-only: the whole model on the edge."""
         t0 = time.perf_counter_ns()
-        with torch.inference_mode():
+        with TRACE_GATE.running(), torch.inference_mode():
             scores = self.model(self.input_tensor(raw))
         return scores, Stages(head_ms=_ms(t0))
 
@@ -118,7 +119,7 @@ class SplitPipeline:
             st.encode_ms = _ms(t0)
             return payload, st
         head, _ = self.split(cut)
-        with torch.inference_mode():
+        with TRACE_GATE.running(), torch.inference_mode():
             feature = head(self.input_tensor(raw))
             st.head_ms = _ms(t0)
             t0 = time.perf_counter_ns()
@@ -149,7 +150,7 @@ class SplitPipeline:
             raise PartitionError("a payload at the 'output' cut has nothing left to run on the cloud (edge-only)")
         self.check(dec.cut, dec.bits if dec.mode == "codes" else None)
         self._check_shape(dec)
-        with torch.inference_mode():
+        with TRACE_GATE.running(), torch.inference_mode():
             if dec.cut == INPUT:
                 x = self.input_tensor(dec.array if dec.mode == "uint8" else dec.values())
                 st.decode_ms = _ms(t0)

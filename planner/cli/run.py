@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import sys
 
+from planner.cli import _checks as check
 from planner.errors import PlannerError
+from planner.link import parse_bandwidth, parse_duration
 
 
 def register(sub) -> None:
@@ -14,29 +16,39 @@ def register(sub) -> None:
     p.add_argument("--model", required=True, help="zoo model name (its committed profiles and autoencoder are used)")
     p.add_argument("--cloud", default="127.0.0.1:7000",
                    help="HOST:PORT of `planner serve`, or 'local' for a server in this process (default 127.0.0.1:7000)")
-    p.add_argument("--bandwidth", default=None,
+    p.add_argument("--bandwidth", type=check.checked(parse_bandwidth), default=None,
                    help="link bandwidth, e.g. 10mbit: the shaper's rate and the planner's starting estimate")
-    p.add_argument("--rtt", default="20ms", help="round-trip time the shaper adds and the planner assumes (20ms)")
+    p.add_argument("--rtt", type=check.checked(lambda t: parse_duration(t, allow_zero=True)), default="20ms",
+                   help="round-trip time the shaper adds and the planner assumes (20ms)")
     p.add_argument("--trace", default=None, help="shape the link by this bandwidth trace (file or shipped name) "
                                                  "instead of a constant rate; the planner is not told the trace")
     p.add_argument("--no-shape", action="store_true", help="do not emulate the link (a real network to --cloud)")
-    p.add_argument("--n", type=int, default=500, help="test images to run (default 500)")
-    p.add_argument("--offset", type=int, default=0, help="first test image (default 0)")
-    p.add_argument("--edge", default=None, help="edge profile JSON (default: the committed one for --model)")
-    p.add_argument("--cloud-profile", default=None, help="cloud profile JSON (default: the committed one)")
-    p.add_argument("--edge-cpu-quota", type=float, default=None,
+    p.add_argument("--n", type=check.int_at_least(1), default=500, help="test images to run (default 500)")
+    p.add_argument("--offset", type=check.int_at_least(0), default=0, help="first test image (default 0)")
+    p.add_argument("--edge", type=check.readable_file, default=None,
+                   help="edge profile JSON (default: the committed one for --model)")
+    p.add_argument("--cloud-profile", type=check.readable_file, default=None,
+                   help="cloud profile JSON (default: the committed one)")
+    p.add_argument("--edge-cpu-quota", type=check.fraction, default=None,
                    help="emulate a weak edge: run head+encode under this fraction of one core (root), "
                         "with the profile measured the same way")
-    p.add_argument("--max-loss", type=float, default=1.0, help="accuracy budget in percentage points (default 1.0)")
+    p.add_argument("--max-loss", type=check.non_negative_number, default=1.0, help="accuracy budget in percentage points (default 1.0)")
     p.add_argument("--estimator", choices=("harmonic", "ewma"), default="harmonic",
                    help="live bandwidth estimate (default harmonic mean of the last 5 transfers)")
     p.add_argument("--no-replan", action="store_true", help="plan once on the starting estimate (static baseline)")
     p.add_argument("--no-load-aware", action="store_true",
                    help="ignore the cloud's reported queueing delay when planning (default: add it to cloud candidates)")
-    p.add_argument("--timeout", type=float, default=5.0, help="least seconds to wait for the cloud per request")
+    p.add_argument("--timeout", type=check.positive_seconds, default=5.0,
+                   help="least seconds to wait for the cloud per request")
     p.add_argument("--token", default=None, help="the server's shared token (default: $PLANNER_TOKEN)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: the edge profile's)")
-    p.add_argument("--results", default=None, metavar="FILE", help="also write every request as JSON lines to FILE")
+    tls = p.add_mutually_exclusive_group()
+    tls.add_argument("--tls-ca", type=check.readable_file, default=None, metavar="FILE",
+                     help="connect with TLS, trusting the server certificate signed by (or equal to) FILE")
+    tls.add_argument("--tls", action="store_true", help="connect with TLS, trusting the system's CA store")
+    p.add_argument("--threads", type=check.int_at_least(1), default=None,
+                   help="torch threads (default: the edge profile's)")
+    p.add_argument("--results", type=check.writable_file, default=None, metavar="FILE",
+                   help="also write every request as JSON lines to FILE")
     p.add_argument("--progress", action="store_true", help="show a progress bar")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.set_defaults(func=run)
@@ -44,7 +56,7 @@ def register(sub) -> None:
 
 def _shaper(args):
     """The link emulation: a constant rate or a trace (Mbit/s), RTT split into two one-way delays."""
-    from planner.link import TraceLink, parse_bandwidth, parse_duration
+    from planner.link import TraceLink
     from planner.runtime.shaper import Shaper
 
     delay = parse_duration(args.rtt, allow_zero=True) / 2.0
@@ -60,14 +72,17 @@ def run(args) -> int:
     import torch
 
     from planner.data import load_arrays
-    from planner.link import LiveEstimate, parse_bandwidth
+    from planner.link import LiveEstimate
     from planner.profile.schema import Profile
+    from planner.runtime.client import parse_address
     from planner.runtime.edge import EdgeClient, default_profiles, pipeline_for_profile
+    from planner.runtime.tls import client_context
 
     if not args.bandwidth and not args.trace:
         raise PlannerError("give --bandwidth (e.g. 10mbit) or --trace")
-    if args.n < 1 or args.offset < 0:
-        raise PlannerError("--n must be >= 1 and --offset >= 0")
+    if args.cloud != "local":
+        parse_address(args.cloud)
+    tls = client_context(args.tls_ca or args.tls or None)
     edge_path, cloud_path = args.edge, args.cloud_profile
     if edge_path is None or cloud_path is None:
         e, c = default_profiles(args.model, args.edge_cpu_quota)
@@ -95,8 +110,9 @@ def run(args) -> int:
             address = f"127.0.0.1:{server.start_in_thread()}"
         with EdgeClient(pipeline, edge_profile, cloud_profile, cloud=address, link=estimate, max_loss=args.max_loss,
                         shaper=shaper, token=token, timeout=args.timeout, edge_cpu_quota=args.edge_cpu_quota,
-                        replan=not args.no_replan, load_aware=not args.no_load_aware) as client:
+                        replan=not args.no_replan, load_aware=not args.no_load_aware, tls=tls) as client:
             report = client.run(x, y, progress=args.progress, start_index=args.offset)
+            cloud = client.client
     finally:
         if server is not None:
             server.stop_thread()
@@ -114,4 +130,7 @@ def run(args) -> int:
         print(report.format())
         if args.results:
             print(f"wrote {args.results}", file=sys.stderr)
+    if cloud.auth_failures and not cloud.answers:
+        raise PlannerError(f"the cloud at {address} refused the token (AUTH: wrong or missing --token); no request "
+                           f"was answered by it, {report.fallbacks} fell back to the edge")
     return 0

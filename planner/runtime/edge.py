@@ -395,6 +395,8 @@ class EdgeClient:
         from planner.pipeline import SplitPipeline
 
         name = model.name if isinstance(model, SplitPipeline) else str(model)
+        if max_loss is not None and not (isinstance(max_loss, int | float) and math.isfinite(max_loss)):
+            raise SolveError(f"max_loss must be a finite number of percentage points (or None), got {max_loss!r}")
         if edge_profile is None or cloud_profile is None:
             e, c = default_profiles(name, edge_cpu_quota)
             edge_profile, cloud_profile = edge_profile or e, cloud_profile or c
