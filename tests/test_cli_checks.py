@@ -87,8 +87,9 @@ def test_a_run_refused_for_auth_says_so_and_fails(tmp_path, capsys):
     if not zoo.weights_path("vgg-fmnist").exists():
         pytest.skip("vgg-fmnist weights are not built")
     pytest.importorskip("planner.data").load_arrays("test")
-    from planner.pipeline import SplitPipeline
     from test_runtime_e2e import _raw_profiles
+
+    from planner.pipeline import SplitPipeline
 
     vgg = SplitPipeline.from_zoo("vgg-fmnist", None)
     edge, cloud = _raw_profiles(vgg)

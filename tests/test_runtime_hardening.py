@@ -292,19 +292,20 @@ def test_the_client_names_what_is_wrong_with_a_reply(pipe):
 
 # ------------------------------------------------------------------------------------ threads
 
+def _run_in_thread(k: int, reports: list, failures: list, address: str, profiles, images) -> None:
+    try:  # each thread traces its own model while the others run theirs
+        reports[k] = planner.run(images[:2], make_pipeline(), address, *profiles, link="50mbit", rtt="1ms",
+                                 token=TOKEN, timeout=5.0)
+    except Exception as exc:  # noqa: BLE001 - collected and reported by the test
+        failures.append(f"{type(exc).__name__}: {exc}")
+
+
 def test_planner_run_from_16_threads_for_3_rounds(server, profiles, images):
     address = f"127.0.0.1:{server.port}"
     for round_ in range(3):
         reports, failures = [None] * 16, []
-
-        def work(k: int) -> None:
-            try:  # each thread traces its own model while the others run theirs
-                reports[k] = planner.run(images[:2], make_pipeline(), address, *profiles, link="50mbit",
-                                         rtt="1ms", token=TOKEN, timeout=5.0)
-            except Exception as exc:  # noqa: BLE001 - collected and reported below
-                failures.append(f"{type(exc).__name__}: {exc}")
-
-        threads = [threading.Thread(target=work, args=(k,)) for k in range(16)]
+        threads = [threading.Thread(target=_run_in_thread, args=(k, reports, failures, address, profiles, images))
+                   for k in range(16)]
         for t in threads:
             t.start()
         for t in threads:
@@ -326,7 +327,7 @@ def certificate(tmp_path_factory):
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     san = x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
