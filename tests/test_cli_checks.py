@@ -80,21 +80,12 @@ def test_negative_values_are_joined_to_their_flag():
 
 def test_a_run_refused_for_auth_says_so_and_fails(tmp_path, capsys):
     """`planner run --token wrong` against a server with another token: every request falls back, exit 2."""
-    from planner import zoo
+    from test_runtime_e2e import vgg_with_raw_profiles
+
     from planner.runtime.handlers import CloudHandler
     from planner.runtime.server import CloudServer
 
-    if not zoo.weights_path("vgg-fmnist").exists():
-        pytest.skip("vgg-fmnist weights are not built")
-    pytest.importorskip("planner.data").load_arrays("test")
-    from test_runtime_e2e import _raw_profiles
-
-    from planner.pipeline import SplitPipeline
-
-    vgg = SplitPipeline.from_zoo("vgg-fmnist", None)
-    edge, cloud = _raw_profiles(vgg)
-    edge.save(tmp_path / "e.json")
-    cloud.save(tmp_path / "c.json")
+    vgg = vgg_with_raw_profiles(tmp_path)
     server = CloudServer(CloudHandler(vgg), port=0, token="right")
     port = server.start_in_thread()
     try:

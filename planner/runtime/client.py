@@ -131,6 +131,10 @@ class _Closed(ConnectionError):
     """The server closed the connection."""
 
 
+class _Invalid(Exception):
+    """A well-formed reply that does not answer the request (see `reply_problem`)."""
+
+
 class CloudClient:
     """Talks to one `planner serve` over TCP; thread-safe (one request at a time per client)."""
 
@@ -195,16 +199,21 @@ class CloudClient:
               classes: tuple[int, ...] | None = None) -> Reply:
         """Send one codec payload to the tail of `model`; the scores and timings, or CloudUnavailable/ServerError.
 
-        The reply must carry finite scores of shape (batch, *classes) (when given; else 2-D and non-empty)."""
+        The reply must carry finite scores of shape (batch, *classes) (each when given; else non-empty); anything
+        else raises BadReply and backs off as an outage would."""
         rid = next(self._ids) if request_id is None else int(request_id)
         msg = P.Infer(rid, model, bytes(payload))
         frame_len = P.HEADER_SIZE + P.Infer._HEAD.size + len(model.encode()) + len(msg.payload)
-        with self._lock:
-            result, wall_ms, connect_ms, reply_len = self._call(lambda deadline: self._exchange(msg, deadline))
-            problem = reply_problem(result, rid, batch, classes)
+
+        def exchange(deadline: float):
+            out = self._exchange(msg, deadline)
+            problem = reply_problem(out[0], rid, batch, classes)
             if problem:
-                self._drop()
-                raise self._fail(f"cloud at {self.address} sent a bad reply to request {rid}: {problem}", BadReply)
+                raise _Invalid(f"cloud at {self.address} sent a bad reply to request {rid}: {problem}")
+            return out
+
+        with self._lock:
+            result, wall_ms, connect_ms, reply_len = self._call(exchange)
             self.answers += 1
         return Reply(rid, result.scores, wall_ms, connect_ms, result.queue_wait_ms, result.decode_ms,
                      result.tail_ms, result.server_ms, frame_len, reply_len)
@@ -251,6 +260,9 @@ class CloudClient:
             except P.ProtocolError as exc:
                 self._drop()
                 raise self._fail(f"cloud at {self.address} sent a bad frame: {exc}") from exc
+            except _Invalid as exc:
+                self._drop()
+                raise self._fail(str(exc), BadReply) from None
             self.failures = 0
             self._next_try = -math.inf
             self.last_failure = None
