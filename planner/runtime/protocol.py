@@ -5,7 +5,8 @@ order) followed by the body. Every field is parsed with `struct`, bounded and va
 the only free-form metadata (WELCOME, HEALTH_OK) is size-capped JSON checked against a schema.
 Nothing received is ever unpickled or `torch.load`ed.
 
-Conversation: the client sends HELLO (shared token) first and gets WELCOME; then any number of
+Conversation: the client sends HELLO (shared token; a body of at most MAX_HELLO_BYTES, which a server checks
+on the header before reading any of it) first and gets WELCOME; then any number of
 HEALTH -> HEALTH_OK and INFER -> RESULT exchanges, one at a time. Any ERROR from the server ends
 the connection.
 """
