@@ -43,14 +43,25 @@ _LAZY = {
     "profile_arch": "planner.profile.arch",
     "ArchSettings": "planner.profile.arch",
     "Plan": "planner.solve",
+    # vocabulary, defaults, extras (torch-free)
+    "Role": "planner.types",
+    "AutoencoderKind": "planner.types",
+    "CandidateKind": "planner.types",
+    "CandidateSpec": "planner.types",
+    "available": "planner.extras",
+    "require": "planner.extras",
+    "MissingExtra": "planner.extras",
     "Candidate": "planner.solve",
     "plan": "planner.solve",  # planner.solve.solve (`planner.solve` is the module)
     "solve_trace": "planner.solve",
     "breakpoints": "planner.solve",
     "parse_assume_loss": "planner.solve",
-    "find_profiles": "planner.report",
-    "ends_crossing": "planner.report",
+    "find_profiles": "planner.profile.store",
+    "load_pair": "planner.profile.store",
+    "ProfileKey": "planner.profile.store",
+    "ends_crossing": "planner.solve",
     "write_report": "planner.report",
+    "ReportOptions": "planner.report",
     "parse_bandwidth": "planner.link",
     "parse_duration": "planner.link",
     "ConstantLink": "planner.link",
@@ -65,7 +76,9 @@ _LAZY = {
     # runtime (edge side)
     "run": "planner.runtime.edge",
     "EdgeClient": "planner.runtime.edge",
-    "RunReport": "planner.runtime.edge",
+    "RunReport": "planner.runtime.results",
+    "Result": "planner.runtime.results",
+    "EdgeOptions": "planner.runtime.options",
 }
 
 __all__ = [

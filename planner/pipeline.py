@@ -19,6 +19,7 @@ from planner.compress import codec
 from planner.errors import CompressError, PartitionError
 from planner.partition import INPUT, OUTPUT, Partitioner
 from planner.tracegate import TRACE_GATE
+from planner.types import AutoencoderKind
 
 
 @dataclass
@@ -56,7 +57,7 @@ class SplitPipeline:
         self._split_lock = threading.Lock()
 
     @classmethod
-    def from_zoo(cls, name: str, autoencoder: str | None = "shared", weights=None) -> SplitPipeline:
+    def from_zoo(cls, name: str, autoencoder: str | None = AutoencoderKind.SHARED, weights=None) -> SplitPipeline:
         """A built-in model with its committed shared (or independent) autoencoder; None -> raw cuts only."""
         from planner import zoo
         from planner.data import normalize

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from planner.errors import PlannerError
+from planner.types import AutoencoderKind, CandidateSpec
 
 DEFAULT_LINKS = "0.3mbit/60ms,20mbit/20ms"
 
@@ -65,17 +66,18 @@ def _profiles(args, quota: float | None):
     """(edge, cloud) Profiles: this machine's, measured now, or the committed ones (--fast)."""
     from planner.profile.measure import ProfileSettings, profile_pipeline
     from planner.profile.schema import Profile
-    from planner.runtime.edge import default_profiles, pipeline_for_profile
+    from planner.profile.store import find_profiles
+    from planner.runtime.edge import pipeline_for_profile
 
     if args.fast:
-        e, c = default_profiles(args.model, quota)
+        e, c = find_profiles(args.model, quota=quota)
         print(f"committed profiles: {e.name}, {c.name}")
         return Profile.load(e), Profile.load(c)
     from planner.cli.profile import default_path, summary
     from planner.pipeline import SplitPipeline
 
     out = Path(args.profiles_dir or tempfile.mkdtemp(prefix="planner-demo-"))
-    pipeline = SplitPipeline.from_zoo(args.model, "shared")
+    pipeline = SplitPipeline.from_zoo(args.model, AutoencoderKind.SHARED)
     profiles = []
     for role, threads, q in (("edge", 1, quota), ("cloud", None, None)):
         t0 = time.perf_counter()
@@ -94,7 +96,7 @@ def _median(xs) -> float | None:
     return statistics.median(xs) if xs else None
 
 
-def _forced(client, images, labels, choice: str, n: int) -> dict:
+def _forced(client, images, labels, choice, n: int) -> dict:
     """Median measured latency of a forced candidate over n images (after one warm-up)."""
     client.infer(images[:1], choice=choice)
     rs = [client.infer(images[k:k + 1], index=k, label=int(labels[k]), choice=choice) for k in range(n)]
@@ -119,7 +121,7 @@ def run_links(args, edge, cloud, quota, links) -> list[dict]:
     x, y = images[:args.n], labels[:args.n]
     pipeline = pipeline_for_profile(args.model, edge)
     rows = []
-    with ServerProcess(args.model, "shared", threads=1) as server:
+    with ServerProcess(args.model, AutoencoderKind.SHARED, threads=1) as server:
         print(f"local cloud server on {server.address} (pid {server.proc.pid})")
         for bw, rtt in links:
             bps, rtt_ms = parse_bandwidth(bw), parse_duration(rtt, allow_zero=True)
@@ -133,13 +135,15 @@ def run_links(args, edge, cloud, quota, links) -> list[dict]:
                 print(format_table(plan, 6))
                 print(f"running {args.n} test images through the split ...")
                 report = client.run(x, y)
-                base = {c: _forced(client, x, y, c, min(args.baseline_n, len(x))) for c in ("edge-only", "cloud-only")}
+                base = {c: _forced(client, x, y, c, min(args.baseline_n, len(x)))
+                        for c in (CandidateSpec.edge_only(), CandidateSpec.cloud_only())}
             summary = report.to_dict()
             row = {"link": f"{bw}/{rtt}", "plan": summary["plans"][0]["label"] if summary["plans"] else "fallback",
                    "plans": {p["label"]: p["count"] for p in summary["plans"]}, "accuracy": summary["accuracy"],
                    "measured_ms_median": summary["measured_ms_median"],
                    "predicted_ms_median": summary["predicted_ms_median"], "fallbacks": summary["fallbacks"],
-                   "errors": summary["errors"], "edge_only": base["edge-only"], "cloud_only": base["cloud-only"]}
+                   "errors": summary["errors"], "edge_only": base[CandidateSpec.edge_only()],
+                   "cloud_only": base[CandidateSpec.cloud_only()]}
             print(report.format())
             rows.append(row)
     print("local cloud server stopped")
@@ -172,7 +176,7 @@ def run(args) -> int:
     links = parse_links(args.links)
     start = time.perf_counter()
     model, info = zoo.load(args.model)
-    ae = load_autoencoder(args.model, "shared")
+    ae = load_autoencoder(args.model, AutoencoderKind.SHARED)
     print(f"=== 1. model {args.model}: {sum(p.numel() for p in model.parameters()):,} parameters, "
           f"test accuracy {info.test_accuracy}% ===")
     cuts_cmd.run(argparse.Namespace(model=args.model, weights=None, input_shape=None, json=False))

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from planner.cli._model import add_model_args
+from planner.profile.store import ProfileKey
+from planner.types import AutoencoderKind, Role
 
 
 def register(sub) -> None:
@@ -22,7 +24,7 @@ def register(sub) -> None:
                       help="how the cloud-only plan ships the photo (default jpeg_q90)")
     arch.add_argument("--images", default=None, help="photo file or folder for the input size (default: "
                                                      "matplotlib's sample photo)")
-    p.add_argument("--role", choices=["edge", "cloud", "both"], default="both")
+    p.add_argument("--role", choices=[r.value for r in Role], default=Role.BOTH)
     p.add_argument("--out", default=None, help="profile file (default: profiles/MODEL_ROLE_CPU-Nt.json)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: 1 for edge, all otherwise)")
     p.add_argument("--batch", type=int, default=1)
@@ -31,23 +33,12 @@ def register(sub) -> None:
     p.add_argument("--device", default="cpu", help="cpu (cuda needs a GPU build of torch)")
     p.add_argument("--cpu-quota", type=float, default=None,
                    help="emulate a weak edge: run the edge side on this fraction of one core (root, cgroups)")
-    p.add_argument("--autoencoder", default="shared", choices=["shared", "independent", "none"])
+    p.add_argument("--autoencoder", default=AutoencoderKind.SHARED, choices=AutoencoderKind.choices())
     p.add_argument("--float16", action="store_true", help="also profile the float16 raw feature")
     p.add_argument("--payload-samples", type=int, default=200, help="test images for payload statistics")
     p.add_argument("--accuracy-limit", type=int, default=None, help="test images for accuracy (default: all)")
     p.add_argument("--csv", default=None, metavar="DIR", help="also export the tables as CSV files to DIR")
     p.set_defaults(func=run)
-
-
-def default_path(model: str, role: str, threads: int, cpu_quota: float | None, device: str = "cpu",
-                 autoencoder: str = "shared") -> Path:
-    """profiles/MODEL_ROLE_CPU-Nt[-qF][_independent].json: the names commands look for by default."""
-    from planner.profile.device import cpu_slug
-
-    where = cpu_slug() if device == "cpu" else device
-    quota = f"-q{cpu_quota:g}" if cpu_quota else ""
-    kind = "" if autoencoder == "shared" else f"_{autoencoder}"
-    return Path("profiles") / f"{model}_{role}_{where}-{threads}t{quota}{kind}.json"
 
 
 def summary(profile) -> str:
@@ -93,15 +84,15 @@ def run(args) -> int:
     if ":" in args.model:
         raise ProfileError("profiling user models needs an autoencoder trained for them; use a zoo model")
     start = time.perf_counter()
-    pipeline = SplitPipeline.from_zoo(args.model, None if args.autoencoder == "none" else args.autoencoder,
+    pipeline = SplitPipeline.from_zoo(args.model, AutoencoderKind.weights(args.autoencoder),
                                       weights=args.weights)
     settings = ProfileSettings(role=args.role, threads=args.threads, batch=args.batch, repeats=args.repeats,
                                max_seconds=args.max_seconds, device=args.device, cpu_quota=args.cpu_quota,
                                payload_samples=args.payload_samples, accuracy_limit=args.accuracy_limit,
                                float16=args.float16)
     profile = Profile.from_dict(profile_pipeline(pipeline, settings))
-    out = Path(args.out) if args.out else default_path(args.model, args.role, profile.device["threads"],
-                                                        args.cpu_quota, autoencoder=args.autoencoder)
+    out = Path(args.out) if args.out else ProfileKey.of(args.model, args.role, profile.device["threads"],
+                                                         quota=args.cpu_quota, kind=args.autoencoder).path()
     return write(profile, out, args.csv, start)
 
 
@@ -124,7 +115,7 @@ def run_arch(args) -> int:
     import time
 
     from planner.errors import ProfileError
-    from planner.profile.arch import ArchSettings, default_path, profile_arch
+    from planner.profile.arch import ArchSettings, model_id, profile_arch
     from planner.profile.schema import Profile
     from planner.zoo import parse_shape
 
@@ -139,11 +130,12 @@ def run_arch(args) -> int:
     settings = ArchSettings(role=args.role, input_shape=parse_shape(args.input) if args.input else None,
                             threads=args.threads, batch=args.batch, repeats=args.repeats, max_seconds=args.max_seconds,
                             device=args.device, cpu_quota=args.cpu_quota, bits=bits, latent=args.latent,
-                            autoencoder=None if args.autoencoder == "none" else args.autoencoder,
+                            autoencoder=AutoencoderKind.weights(args.autoencoder),
                             input_format=args.input_format, images=args.images, float16=args.float16)
     profile = Profile.from_dict(profile_arch(args.arch, settings))
-    out = Path(args.out) if args.out else default_path(args.arch, args.role, profile.device["threads"],
-                                                        tuple(profile.input.shape), args.latent, args.cpu_quota)
+    key = ProfileKey.of(model_id(args.arch, tuple(profile.input.shape)), args.role, profile.device["threads"],
+                        quota=args.cpu_quota, latent=args.latent)
+    out = Path(args.out) if args.out else key.path(arch=True)
     print(f"{args.arch}: {len(profile.cuts)} cuts, the autoencoder serves "
           f"{sum(bool(c.bits) for c in profile.cuts)}; payloads from the latent-shape rule (latent {args.latent:g}, "
           f"no lossless stage); accuracy unknown (plan with --assume-loss)")

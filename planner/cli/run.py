@@ -74,8 +74,9 @@ def run(args) -> int:
     from planner.data import load_arrays
     from planner.link import LiveEstimate
     from planner.profile.schema import Profile
+    from planner.profile.store import find_profiles
     from planner.runtime.client import parse_address
-    from planner.runtime.edge import EdgeClient, default_profiles, pipeline_for_profile
+    from planner.runtime.edge import EdgeClient, pipeline_for_profile
     from planner.runtime.tls import client_context
 
     if not args.bandwidth and not args.trace:
@@ -85,7 +86,7 @@ def run(args) -> int:
     tls = client_context(args.tls_ca or args.tls or None)
     edge_path, cloud_path = args.edge, args.cloud_profile
     if edge_path is None or cloud_path is None:
-        e, c = default_profiles(args.model, args.edge_cpu_quota)
+        e, c = find_profiles(args.model, quota=args.edge_cpu_quota)
         edge_path, cloud_path = edge_path or e, cloud_path or c
     edge_profile, cloud_profile = Profile.load(edge_path), Profile.load(cloud_path)
     torch.set_num_threads(args.threads or int(edge_profile.device.get("threads") or 1))

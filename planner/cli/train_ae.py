@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from planner.config import DEFAULT_LATENT
+from planner.types import AutoencoderKind
+
 
 def register(sub) -> None:
     p = sub.add_parser("train-ae", help="train the shared autoencoder (or --independent baseline) of a zoo model")
@@ -12,7 +15,7 @@ def register(sub) -> None:
     p.add_argument("--cuts", default=None, help="comma-separated cut ids to serve (default: every block output "
                                                 "after an activation or pooling, see `planner cuts`)")
     p.add_argument("--bits", default="2,3,4,6,8", help="bitwidths to train for (1..8)")
-    p.add_argument("--latent", type=float, default=8,
+    p.add_argument("--latent", type=float, default=DEFAULT_LATENT,
                    help="latent channels per cut: a count (>= 1) or a fraction of the cut's channels (< 1)")
     p.add_argument("--width", type=int, default=32, help="encoder trunk width")
     p.add_argument("--decoder-width", type=int, default=32)
@@ -48,7 +51,7 @@ def run(args) -> int:
                  "bits_per_step": args.bits_per_step, "ce_weight": args.ce_weight,
                  "recal_batches": args.recal_batches}
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
-    kind = "independent" if args.independent else "shared"
+    kind = AutoencoderKind.INDEPENDENT if args.independent else AutoencoderKind.SHARED
     cut_ids = [c for c in args.cuts.split(",") if c] if args.cuts else None
     card = train_zoo_autoencoder(
         args.model, kind, variant=args.variant, latent=args.latent, width=args.width,

@@ -14,6 +14,7 @@ import sys
 import time
 
 from planner.errors import PlannerError
+from planner.types import AutoencoderKind
 
 
 def serve(model: str, autoencoder: str | None, port: int = 0, threads: int = 1, workers: int = 2) -> None:
@@ -24,16 +25,16 @@ def serve(model: str, autoencoder: str | None, port: int = 0, threads: int = 1, 
     from planner.runtime.server import CloudServer
 
     torch.set_num_threads(threads)
-    handler = make_cloud_handler(model, None if autoencoder in (None, "none") else autoencoder)
+    handler = make_cloud_handler(model, AutoencoderKind.weights(autoencoder))
     CloudServer(handler, port=port, workers=workers).serve_forever(on_ready=lambda p: print("ready", p, flush=True))
 
 
 class ServerProcess:
     """`serve` in a child process. `start()` returns the port; `kill()` (SIGKILL) then `start()` reuses it."""
 
-    def __init__(self, model: str, autoencoder: str | None = "shared", threads: int = 1, workers: int = 2,
+    def __init__(self, model: str, autoencoder: str | None = AutoencoderKind.SHARED, threads: int = 1, workers: int = 2,
                  cpus: set[int] | None = None) -> None:
-        self.args = [sys.executable, "-m", "planner.runtime.local", model, "--autoencoder", autoencoder or "none",
+        self.args = [sys.executable, "-m", "planner.runtime.local", model, "--autoencoder", autoencoder or AutoencoderKind.NONE,
                      "--threads", str(threads), "--workers", str(workers)]
         self.cpus = cpus
         self.port = 0
@@ -83,7 +84,7 @@ class ServerProcess:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m planner.runtime.local", description="a local cloud server")
     p.add_argument("model")
-    p.add_argument("--autoencoder", default="shared", choices=["shared", "independent", "none"])
+    p.add_argument("--autoencoder", default=AutoencoderKind.SHARED, choices=AutoencoderKind.choices())
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--workers", type=int, default=2)

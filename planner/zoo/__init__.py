@@ -64,6 +64,11 @@ def _entry(name: str) -> _Entry:
     return _REGISTRY[name]
 
 
+def recipe(name: str) -> dict:
+    """The default training recipe of a zoo model (`planner train-backbone`): epochs, learning rate, ..."""
+    return dict(_entry(name).train)
+
+
 def build(name: str):
     """An untrained instance of a zoo model."""
     return _entry(name).builder()

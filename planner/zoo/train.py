@@ -42,7 +42,7 @@ def train_backbone(name: str, epochs: int | None = None, seed: int = 0, batch_si
     """Train a zoo model from scratch; write NAME.pt and NAME.json to `out_dir` (default: the zoo's weights dir)."""
     from tqdm.auto import tqdm
 
-    entry_epochs = zoo._entry(name).train.get("epochs", 10)
+    entry_epochs = zoo.recipe(name).get("epochs", 10)
     epochs = epochs or entry_epochs
     if threads:
         torch.set_num_threads(threads)
