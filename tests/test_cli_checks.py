@@ -8,7 +8,7 @@ import time
 import pytest
 
 from planner.cli import main
-from planner.cli._checks import join_negative_values
+from planner.cli.checks import join_negative_values
 
 PROFILES = ["--edge", "profiles/vgg-fmnist_edge_epyc-1t.json", "--cloud-profile", "profiles/vgg-fmnist_cloud_epyc-2t.json"]
 RUN = ["run", "--model", "vgg-fmnist", "--bandwidth", "10mbit", "--n", "2", *PROFILES]

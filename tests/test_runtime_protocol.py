@@ -144,3 +144,8 @@ def test_random_frames_raise_only_protocol_error(frame):
         P.decode(frame, max_body=32)
     except ProtocolError:
         pass
+
+
+def test_infer_frame_size_is_the_encoded_length():
+    for msg in (P.Infer(1, "m", b"x"), P.Infer(2**40, "modèle", b"\0" * 1000)):
+        assert msg.frame_size == len(P.encode(msg))

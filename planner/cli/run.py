@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sys
 
-from planner.cli import _checks as check
+from planner.cli import checks as check
 from planner.errors import PlannerError
 from planner.link import parse_bandwidth, parse_duration
 

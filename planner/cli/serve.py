@@ -7,7 +7,7 @@ import os
 import re
 import sys
 
-from planner.cli import _checks as check
+from planner.cli import checks as check
 from planner.errors import PlannerError
 from planner.runtime.server import DEFAULT_MAX_BATCH
 

@@ -203,7 +203,7 @@ class CloudClient:
         else raises BadReply and backs off as an outage would."""
         rid = next(self._ids) if request_id is None else int(request_id)
         msg = P.Infer(rid, model, bytes(payload))
-        frame_len = P.HEADER_SIZE + P.Infer._HEAD.size + len(model.encode()) + len(msg.payload)
+        frame_len = msg.frame_size
 
         def exchange(deadline: float):
             out = self._exchange(msg, deadline)

@@ -270,6 +270,11 @@ class Infer:
             raise ProtocolError("INFER needs a model name and a non-empty payload")
         return self._HEAD.pack(self.request_id, len(raw)) + raw + bytes(self.payload)
 
+    @property
+    def frame_size(self) -> int:
+        """Bytes of this message's whole frame (header included), without encoding it."""
+        return HEADER_SIZE + self._HEAD.size + len(self.model.encode("utf-8")) + len(self.payload)
+
     @classmethod
     def from_body(cls, body: bytes) -> Infer:
         r = _Reader(body, "INFER")
