@@ -83,6 +83,8 @@ def run(args) -> int:
         raise PlannerError("give --bandwidth (e.g. 10mbit) or --trace")
     if args.cloud != "local":
         parse_address(args.cloud)
+    if args.cloud == "local" and (args.tls_ca or args.tls):
+        raise PlannerError("--tls and --tls-ca need --cloud HOST:PORT (the local server speaks plain TCP)")
     tls = client_context(args.tls_ca or args.tls or None)
     edge_path, cloud_path = args.edge, args.cloud_profile
     if edge_path is None or cloud_path is None:
