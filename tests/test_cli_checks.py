@@ -34,6 +34,8 @@ CASES = {
     "absurd bandwidth": ([*RUN[:4], "1e20gbit", *RUN[5:]], "not a plausible link"),
     "bad cloud port": ([*RUN, "--cloud", "127.0.0.1:99999"], "bad cloud address"),
     "zero requests": ([*RUN, "--n", "0"], "at least 1"),
+    "tls to the local server": ([*RUN, "--cloud", "local", "--tls"], "need --cloud HOST:PORT"),
+    "missing CA file": ([*RUN, "--tls-ca", "no-such-ca.pem"], "not a readable file"),
 }
 
 
