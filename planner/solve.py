@@ -9,14 +9,17 @@ accuracy from the edge profile (the cloud's where the edge's accuracy is unknown
     T = edge_ms + transfer_ms + cloud_ms
     edge_ms     = edge_slowdown * (head + encode)          (whole model for edge-only)
     transfer_ms = link.transfer_ms(payload) + rtt + link.transfer_ms(reply_bytes)   (0 for edge-only)
-    cloud_ms    = decode + tail + cloud_wait               (0 for edge-only)
+    cloud_ms    = decode + tail + exchange + cloud_wait    (0 for edge-only)
 
 On a constant link transfer is (payload + reply) * 8 / bandwidth + rtt, so every candidate's latency is affine
 in 1 / bandwidth and `breakpoints` computes the lower envelope exactly. On a trace the uplink starts when the
 edge finishes and the reply when the cloud finishes, both replayed exactly; `solve_trace` picks the candidate
 with the least mean or p95 latency over start times spread across the trace. `cloud_wait_ms` is the cloud's
 queueing delay (0 unless the caller measures it, as the load-aware edge client does): under load it makes every
-candidate that uses the cloud dearer, so the plan moves work to the edge.
+candidate that uses the cloud dearer, so the plan moves work to the edge. `exchange` is the fixed per-exchange
+cost the profiler measured (a small frame's round trip through the real client and server on loopback, less
+nothing: framing, syscalls, event loop), 0 for profiles without it. An `Adjust` (the edge client's online
+calibration) scales the edge and cloud compute and adds a local overhead at solve time.
 Accuracy loss is in percentage points vs the backbone; lossless candidates (raw float32, cloud-only,
 edge-only) have loss 0, and they are the fallback when no candidate meets the budget. Where accuracy is unknown
 (architecture-only profiles) the loss is the caller's `assume_loss[bits]`: such candidates are marked
@@ -96,6 +99,27 @@ class Candidate:
 
 def _r(x: float) -> float:
     return round(float(x), 6)
+
+
+@dataclass(frozen=True)
+class Adjust:
+    """Corrections applied to every candidate at solve time (the edge client's online calibration):
+    edge compute x `edge_scale`, cloud compute x `cloud_scale`, `extra_ms` on every candidate (local overhead)
+    and `cloud_wait_ms` (the cloud's queue) on every candidate that uses the cloud."""
+
+    edge_scale: float = 1.0
+    cloud_scale: float = 1.0
+    extra_ms: float = 0.0
+    cloud_wait_ms: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("edge_scale", "cloud_scale", "extra_ms", "cloud_wait_ms"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
+                raise SolveError(f"{name} must be a finite number >= 0, got {v!r}")
+
+
+NO_ADJUST = Adjust()
 
 
 @dataclass(frozen=True)
@@ -274,6 +298,10 @@ class CandidateSet:
         self.remote = np.array([s.remote for s in self.specs])
         self.lossless = np.array([s.lossless for s in self.specs])
         self.reply_bytes = float(edge.reply_bytes)
+        exchange = edge.exchange_ms if edge.exchange_ms is not None else cloud.exchange_ms
+        self.exchange_ms = 0.0 if exchange is None else float(exchange.median)  # per exchange, beyond RTT + wire
+        self.compute_cloud_ms = self.cloud_ms  # decode + tail alone: what the server reports back
+        self.cloud_ms = self.cloud_ms + np.where(self.remote, self.exchange_ms, 0.0)
 
     def index(self, spec: CandidateSpec | str) -> int:
         """The position of a candidate (a CandidateSpec or its name, e.g. 'relu_5@4'), or SolveError."""
@@ -303,10 +331,11 @@ class CandidateSet:
         return self.lossless.copy(), (f"no candidate meets the accuracy budget of {max_loss:g} pp (the least loss is "
                                       f"{self.loss.min():g} pp): fell back to the lossless candidates")
 
-    def transfer_ms(self, link: Link, starts_ms: np.ndarray, cloud_ms: np.ndarray | None = None) -> np.ndarray:
+    def transfer_ms(self, link: Link, starts_ms: np.ndarray, cloud_ms: np.ndarray | None = None,
+                    edge_ms: np.ndarray | None = None) -> np.ndarray:
         """(candidates, starts) array: uplink after the edge part, RTT, reply after the cloud part (0 edge-only)."""
         starts = np.asarray(starts_ms, dtype=float)[None, :]
-        edge_done = starts + self.edge_ms[:, None]
+        edge_done = starts + (self.edge_ms if edge_ms is None else edge_ms)[:, None]
         uplink = np.asarray(link.transfer_ms(self.payload_bytes[:, None], edge_done))
         cloud = self.cloud_ms if cloud_ms is None else cloud_ms
         cloud_done = edge_done + uplink + link.rtt_ms + cloud[:, None]
@@ -320,24 +349,39 @@ class CandidateSet:
             raise SolveError(f"the cloud's queueing delay must be a finite number of ms >= 0, got {cloud_wait_ms!r}")
         return self.cloud_ms + np.where(self.remote, float(cloud_wait_ms), 0.0) if cloud_wait_ms else self.cloud_ms
 
+    def adjusted(self, adjust: Adjust) -> tuple[np.ndarray, np.ndarray]:
+        """(edge, cloud) columns with `adjust` applied; the local overhead is counted on the edge side."""
+        if adjust == NO_ADJUST:
+            return self.edge_ms, self.cloud_ms
+        edge = self.edge_ms * adjust.edge_scale + adjust.extra_ms
+        cloud = (self.compute_cloud_ms * adjust.cloud_scale
+                 + np.where(self.remote, self.exchange_ms + adjust.cloud_wait_ms, 0.0))
+        return edge, cloud
+
     def _plan(self, link: Link, transfer: np.ndarray, max_loss: float | None, objective: str,
-              extra: dict[str, np.ndarray] | None = None, cloud: np.ndarray | None = None) -> Plan:
+              extra: dict[str, np.ndarray] | None = None, cloud: np.ndarray | None = None,
+              edge: np.ndarray | None = None) -> Plan:
         feasible, reason = self.feasible(max_loss)
         cloud = self.cloud_ms if cloud is None else cloud
-        total = self.edge_ms + transfer + cloud
+        edge = self.edge_ms if edge is None else edge
+        total = edge + transfer + cloud
         best = int(np.argmin(np.where(feasible, total, np.inf)))
         rtt = np.where(self.remote, link.rtt_ms, 0.0)
-        return Plan(self, best, {"edge": self.edge_ms, "transfer": transfer, "cloud": cloud, "rtt": rtt,
+        return Plan(self, best, {"edge": edge, "transfer": transfer, "cloud": cloud, "rtt": rtt,
                                  "total": total, "feasible": feasible, **(extra or {})},
                     objective=objective, max_loss=max_loss, fallback_reason=reason, link=link.describe())
 
     def solve(self, link: Link, *, max_loss: float | None = DEFAULT_MAX_LOSS, start_ms: float = 0.0,
-              cloud_wait_ms: float = 0.0) -> Plan:
+              cloud_wait_ms: float = 0.0, adjust: Adjust = NO_ADJUST) -> Plan:
         """The fastest feasible candidate for a request starting at `start_ms` (matters on a trace), when a
-        request waits `cloud_wait_ms` in the cloud's queue."""
-        cloud = self.cloud_with_wait(cloud_wait_ms)
-        transfer = self.transfer_ms(link, np.array([start_ms]), cloud)[:, 0]
-        return self._plan(link, transfer, max_loss, "latency", cloud=cloud)
+        request waits `cloud_wait_ms` in the cloud's queue, with `adjust`'s calibration applied."""
+        if adjust != NO_ADJUST:
+            edge, cloud = self.adjusted(adjust)
+            cloud = cloud + np.where(self.remote, self.cloud_with_wait(cloud_wait_ms) - self.cloud_ms, 0.0)
+        else:
+            edge, cloud = self.edge_ms, self.cloud_with_wait(cloud_wait_ms)
+        transfer = self.transfer_ms(link, np.array([start_ms]), cloud, edge)[:, 0]
+        return self._plan(link, transfer, max_loss, "latency", cloud=cloud, edge=edge)
 
     def solve_trace(self, link: Link, *, objective: str = "mean", max_loss: float | None = DEFAULT_MAX_LOSS,
                     n_starts: int = 200, starts_ms=None) -> Plan:
@@ -420,9 +464,10 @@ class CandidateSet:
         return float(crossing) if lo_bps < crossing < hi_bps else None
 
     def evaluated(self, i: int, transfer: float, rtt: float, feasible: bool, total: float | None = None,
-                  cloud: float | None = None) -> Candidate:
-        """Candidate i with the given transfer (and optionally cloud and total) times filled in."""
-        edge, cloud = float(self.edge_ms[i]), float(self.cloud_ms[i] if cloud is None else cloud)
+                  cloud: float | None = None, edge: float | None = None) -> Candidate:
+        """Candidate i with the given transfer (and optionally cloud, edge and total) times filled in."""
+        edge = float(self.edge_ms[i] if edge is None else edge)
+        cloud = float(self.cloud_ms[i] if cloud is None else cloud)
         return Candidate(spec=self.specs[i],
                          nbytes=float(self.payload_bytes[i]), edge_ms=edge, transfer_ms=float(transfer),
                          cloud_ms=cloud, rtt_ms=float(rtt),
@@ -448,7 +493,7 @@ class Plan:
         i = which if isinstance(which, int) else self.candidate_set.index(which)
         col = self.columns
         return self.candidate_set.evaluated(i, col["transfer"][i], col["rtt"][i], bool(col["feasible"][i]),
-                                            col["total"][i], col["cloud"][i])
+                                            col["total"][i], col["cloud"][i], col["edge"][i])
 
     def predicted_ms_of(self, which: int | CandidateSpec | str) -> float:
         """The predicted latency of any candidate in this plan (not only the chosen one)."""

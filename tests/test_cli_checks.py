@@ -92,7 +92,7 @@ def test_a_run_refused_for_auth_says_so_and_fails(tmp_path, capsys):
     port = server.start_in_thread()
     try:
         rc, err = _run(["run", "--model", "vgg-fmnist", "--cloud", f"127.0.0.1:{port}", "--token", "wrong",
-                        "--bandwidth", "20mbit", "--rtt", "2ms", "--n", "4", "--edge", str(tmp_path / "e.json"),
+                        "--bandwidth", "20mbit", "--rtt", "2ms", "--n", "4", "--plan", "cloud-only", "--edge", str(tmp_path / "e.json"),
                         "--cloud-profile", str(tmp_path / "c.json"), "--results", str(tmp_path / "r.jsonl")], capsys)
     finally:
         server.stop_thread()

@@ -82,7 +82,7 @@ def setup():
 def test_a_reported_queue_moves_the_edge_client_off_the_cloud(setup, load_aware):
     pipe, raw, profiles, address = setup
     with EdgeClient(pipe, *profiles, cloud=address, link="50mbit", rtt="1ms", timeout=3.0,
-                    load_aware=load_aware, queue_half_life_s=0.05) as edge:
+                    load_aware=load_aware, queue_half_life_s=0.05, calibrate=False, freshness_runs=0) as edge:
         first = edge.infer(raw)  # the cloud candidate depends on the live bandwidth estimate: any will do
         assert first.kind != "edge-only" and not first.fallback
         assert first.queue_wait_ms >= 5000.0  # the handler's queue reaches the edge through the reply

@@ -39,7 +39,8 @@ def _broken(tmp_path, profile, mutate):
 
 
 @pytest.mark.parametrize("mutate, field, message", [
-    (lambda d: d.update(schema_version=2), "schema_version", "newer than this planner reads"),
+    (lambda d: d.update(schema_version=SCHEMA_VERSION + 1), "schema_version", "newer than this planner reads"),
+    (lambda d: d.update(exchange_ms={"median": -1, "iqr": 0, "n": 3}), "exchange_ms.median", "must be >= 0"),
     (lambda d: d.update(schema_version="1"), "schema_version", "expected an integer"),
     (lambda d: d.pop("whole_model_ms"), "whole_model_ms", "missing"),
     (lambda d: d["cuts"][1].pop("float32_bytes"), r"cuts\[1\].float32_bytes", "missing"),

@@ -18,6 +18,7 @@ EXAMPLE = "resnet-fmnist_edge_epyc-1t-q0.125.json"
 @pytest.mark.parametrize("name", [
     "resnet-fmnist_edge_epyc-1t-q0.125.json", "vgg-fmnist_cloud_xeon-8375c-2t_independent.json",
     "resnet50_3x112x112_edge_epyc-1t-L16.json", "m_both_cuda-4t-q0.5-L0.25_independent.json",
+    "resnet-fmnist_edge_epyc-1t-x8.json",
     "mobilenet_v2_cloud_epyc-2t.json"])
 def test_key_round_trips_through_its_file_name(name):
     key = ProfileKey.parse(name)

@@ -23,8 +23,12 @@ def register(sub) -> None:
     p.add_argument("--model", default="resnet-fmnist", help="zoo model (default resnet-fmnist)")
     p.add_argument("--fast", action="store_true", help="use the committed profiles instead of profiling this machine")
     p.add_argument("--links", default=DEFAULT_LINKS, help=f"BANDWIDTH/RTT,... (default {DEFAULT_LINKS})")
-    p.add_argument("--edge-cpu-quota", type=float, default=0.125,
-                   help="the weak edge: this fraction of one core (root; default 0.125; 0 = a plain core)")
+    p.add_argument("--edge-slowdown", type=float, default=8.0,
+                   help="the weak edge, emulated deterministically: every edge computation takes K times as long "
+                        "(default 8; 1 = this machine's core as it is)")
+    p.add_argument("--edge-cpu-quota", type=float, default=0.0,
+                   help="the weak edge emulated instead by a Linux CPU quota: this fraction of one core (root; "
+                        "bursty for sub-ms work; default 0 = off)")
     p.add_argument("--n", type=int, default=200, help="test images the planner runs per link (default 200)")
     p.add_argument("--baseline-n", type=int, default=40, help="images for edge-only and cloud-only (default 40)")
     p.add_argument("--max-loss", type=float, default=1.0, help="accuracy budget, percentage points (default 1.0)")
@@ -49,11 +53,13 @@ def parse_links(text: str) -> list[tuple[str, str]]:
     return links
 
 
-def _quota(requested: float) -> tuple[float | None, str]:
+def _quota(requested: float, slowdown: float = 1.0) -> tuple[float | None, str]:
     """The edge quota to use and a line saying so (a plain core when quotas are unavailable here)."""
     from planner.profile.quota import QuotaError, check_available
 
     if not requested:
+        if slowdown != 1.0:
+            return None, f"edge: a weak device emulated as {slowdown:g}x slower than one core (deterministic)"
         return None, "edge: one plain core (no quota)"
     try:
         check_available()
@@ -73,8 +79,9 @@ def _profiles(args, quota: float | None):
         e, c = find_profiles(args.model, quota=quota)
         print(f"committed profiles: {e.name}, {c.name}")
         return Profile.load(e), Profile.load(c)
-    from planner.cli.profile import default_path, summary
+    from planner.cli.profile import summary
     from planner.pipeline import SplitPipeline
+    from planner.profile.store import ProfileKey
 
     out = Path(args.profiles_dir or tempfile.mkdtemp(prefix="planner-demo-"))
     pipeline = SplitPipeline.from_zoo(args.model, AutoencoderKind.SHARED)
@@ -82,7 +89,7 @@ def _profiles(args, quota: float | None):
     for role, threads, q in (("edge", 1, quota), ("cloud", None, None)):
         t0 = time.perf_counter()
         prof = Profile.from_dict(profile_pipeline(pipeline, ProfileSettings(role=role, threads=threads, cpu_quota=q)))
-        path = out / default_path(args.model, role, prof.device["threads"], q).name
+        path = ProfileKey.of(args.model, role, prof.device["threads"], quota=q).path(out)
         prof.save(path)
         print(summary(prof))
         print(f"wrote {path} in {time.perf_counter() - t0:.0f} s\n")
@@ -127,6 +134,7 @@ def run_links(args, edge, cloud, quota, links) -> list[dict]:
             bps, rtt_ms = parse_bandwidth(bw), parse_duration(rtt, allow_zero=True)
             with EdgeClient(pipeline, edge, cloud, cloud=server.address, link=LiveEstimate(bps, rtt_ms),
                             shaper=Shaper(bps, delay_ms=rtt_ms / 2.0), edge_cpu_quota=quota,
+                            edge_slowdown=args.edge_slowdown,
                             max_loss=args.max_loss, timeout=10.0) as client:
                 plan = client.plan()
                 print(f"\n=== link {bw}, RTT {rtt}: plan ===")
@@ -183,7 +191,12 @@ def run(args) -> int:
     counts = ae.param_counts()
     print(f"shared autoencoder {ae.id}: {counts['total']:,} parameters serve {len(ae.cuts)} cuts "
           f"({', '.join(ae.cuts)}) at {', '.join(map(str, ae.bits))} bits")
-    quota, where = _quota(args.edge_cpu_quota)
+    if not (args.edge_slowdown >= 1.0 and args.edge_cpu_quota >= 0):
+        raise PlannerError(f"--edge-slowdown must be >= 1 and --edge-cpu-quota >= 0, got {args.edge_slowdown:g} "
+                           f"and {args.edge_cpu_quota:g}")
+    if args.edge_cpu_quota and args.edge_slowdown != 1.0:
+        raise PlannerError("give one weak-edge emulation: --edge-slowdown K or --edge-cpu-quota F")
+    quota, where = _quota(args.edge_cpu_quota, args.edge_slowdown)
     print(f"\n=== 2. profiles ({where}) ===")
     edge, cloud = _profiles(args, quota)
     print("\n=== 3. plan and run ===")

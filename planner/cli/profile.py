@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import sys
 from pathlib import Path
 
 from planner.cli._model import add_model_args
@@ -31,6 +33,9 @@ def register(sub) -> None:
     p.add_argument("--repeats", type=int, default=7, help="minimum timed repeats per stage")
     p.add_argument("--max-seconds", type=float, default=0.25, help="time cap per stage")
     p.add_argument("--device", default="cpu", help="cpu (cuda needs a GPU build of torch)")
+    p.add_argument("--edge-slowdown", type=float, default=None, metavar="K",
+                   help="emulate a weak edge K times slower (role edge): the measured profile scaled by K and "
+                        "marked so, as `planner run --edge-slowdown K` stretches every edge computation")
     p.add_argument("--cpu-quota", type=float, default=None,
                    help="emulate a weak edge: run the edge side on this fraction of one core (root, cgroups)")
     p.add_argument("--autoencoder", default=AutoencoderKind.SHARED, choices=AutoencoderKind.choices())
@@ -76,6 +81,8 @@ def run(args) -> int:
         raise ProfileError("CUDA profiling is not implemented yet: profile the cloud on its CPU (--device cpu)")
     if args.cpu_quota is not None:
         check_available()
+    if args.edge_slowdown is not None and not (args.role == "edge" and 1.0 <= args.edge_slowdown < float("inf")):
+        raise ProfileError("--edge-slowdown K (a finite number >= 1) emulates a weak edge: use it with --role edge")
     if (args.arch is None) == (args.model is None):
         raise ProfileError("give --model (a zoo model with its trained autoencoder) or --arch (an architecture "
                            "with random weights), exactly one")
@@ -91,9 +98,27 @@ def run(args) -> int:
                                payload_samples=args.payload_samples, accuracy_limit=args.accuracy_limit,
                                float16=args.float16)
     profile = Profile.from_dict(profile_pipeline(pipeline, settings))
+    if args.edge_slowdown and args.edge_slowdown != 1.0:  # scaled, and marked as made for that slowdown
+        profile = dataclasses.replace(profile.scaled(args.edge_slowdown),
+                                      settings={**profile.settings, "edge_slowdown": args.edge_slowdown})
     out = Path(args.out) if args.out else ProfileKey.of(args.model, args.role, profile.device["threads"],
-                                                         quota=args.cpu_quota, kind=args.autoencoder).path()
+                                                         quota=args.cpu_quota, kind=args.autoencoder,
+                                                         slowdown=args.edge_slowdown).path()
     return write(profile, out, args.csv, start)
+
+
+BUSY_LOAD = 0.5  # load average beyond the profiler's own threads that makes a profile suspect
+
+
+def busy_warning(profile) -> str | None:
+    """A warning when the machine was busy while the profile was measured (its recorded load average)."""
+    load = (profile.settings.get("load_avg") or {})
+    own = int(profile.device.get("threads") or 1)
+    worst = max([v[0] for v in (load.get("before"), load.get("after")) if v] or [0.0])
+    if worst - own > BUSY_LOAD:
+        return (f"warning: the machine was busy while profiling (1-minute load average {worst:.2f} with {own} "
+                f"profiling thread(s)): timings may be inflated; re-profile on a quiet machine")
+    return None
 
 
 def write(profile, out: Path, csv: str | None, start: float) -> int:
@@ -103,6 +128,9 @@ def write(profile, out: Path, csv: str | None, start: float) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     profile.save(out)
     print(summary(profile))
+    warning = busy_warning(profile)
+    if warning:
+        print(warning, file=sys.stderr)
     print(f"wrote {out} in {time.perf_counter() - start:.0f} s")
     if csv:
         for path in profile.to_csv(csv, stem=out.stem):

@@ -9,6 +9,7 @@ import sys
 from planner.cli import checks as check
 from planner.errors import PlannerError
 from planner.link import parse_bandwidth, parse_duration
+from planner.types import CandidateSpec
 
 
 def register(sub) -> None:
@@ -32,7 +33,17 @@ def register(sub) -> None:
     p.add_argument("--edge-cpu-quota", type=check.fraction, default=None,
                    help="emulate a weak edge: run head+encode under this fraction of one core (root), "
                         "with the profile measured the same way")
-    p.add_argument("--max-loss", type=check.non_negative_number, default=1.0, help="accuracy budget in percentage points (default 1.0)")
+    p.add_argument("--edge-slowdown", type=float, default=1.0,
+                   help="emulate a weak edge K times slower, deterministically (no root): every edge computation "
+                        "of t is followed by a wait of (K-1)t, and the plan uses the profile scaled by K")
+    p.add_argument("--plan", default=None, metavar="CANDIDATE",
+                   help="pin one candidate instead of planning: edge-only, cloud-only, CUT@BITS, CUT@raw, CUT@f16")
+    p.add_argument("--no-calibrate", action="store_true",
+                   help="plan on the profiles as they are (default: correct them online with what requests measure)")
+    p.add_argument("--explore", type=float, default=0.05,
+                   help="share of requests that probe the other side's best candidate (default 0.05; 0: never)")
+    p.add_argument("--max-loss", type=check.non_negative_number, default=1.0,
+                   help="accuracy budget in percentage points (default 1.0)")
     p.add_argument("--estimator", choices=("harmonic", "ewma"), default="harmonic",
                    help="live bandwidth estimate (default harmonic mean of the last 5 transfers)")
     p.add_argument("--no-replan", action="store_true", help="plan once on the starting estimate (static baseline)")
@@ -86,6 +97,12 @@ def run(args) -> int:
     if args.cloud == "local" and (args.tls_ca or args.tls):
         raise PlannerError("--tls and --tls-ca need --cloud HOST:PORT (the local server speaks plain TCP)")
     tls = client_context(args.tls_ca or args.tls or None)
+    if not (args.edge_slowdown >= 1.0 and args.edge_slowdown < float("inf")):
+        raise PlannerError(f"--edge-slowdown must be a finite number >= 1, got {args.edge_slowdown}")
+    if not 0.0 <= args.explore <= 0.5:
+        raise PlannerError(f"--explore must be a share in [0, 0.5], got {args.explore}")
+    if args.plan is not None:
+        CandidateSpec.parse(args.plan)  # the spelling, before anything is loaded
     edge_path, cloud_path = args.edge, args.cloud_profile
     if edge_path is None or cloud_path is None:
         e, c = find_profiles(args.model, quota=args.edge_cpu_quota)
@@ -113,8 +130,11 @@ def run(args) -> int:
             address = f"127.0.0.1:{server.start_in_thread()}"
         with EdgeClient(pipeline, edge_profile, cloud_profile, cloud=address, link=estimate, max_loss=args.max_loss,
                         shaper=shaper, token=token, timeout=args.timeout, edge_cpu_quota=args.edge_cpu_quota,
-                        replan=not args.no_replan, load_aware=not args.no_load_aware, tls=tls) as client:
-            report = client.run(x, y, progress=args.progress, start_index=args.offset)
+                        replan=not args.no_replan, load_aware=not args.no_load_aware, tls=tls,
+                        edge_slowdown=args.edge_slowdown, calibrate=not args.no_calibrate,
+                        explore=args.explore) as client:
+            choice = None if args.plan is None else client.candidates.specs[client.index_of(args.plan)]
+            report = client.run(x, y, progress=args.progress, start_index=args.offset, choice=choice)
             cloud = client.client
     finally:
         if server is not None:

@@ -34,7 +34,9 @@ from planner.config import DEFAULT_BITS, DEFAULT_LATENT
 from planner.errors import ProfileError
 from planner.partition import Partitioner
 from planner.profile.device import device_facts
+from planner.profile.exchange import measure_exchange
 from planner.profile.quota import cpu_quota
+from planner.profile.schema import SCHEMA_VERSION
 from planner.profile.timing import measure
 from planner.types import AutoencoderKind, Role, parse_enum
 from planner.zoo import arch
@@ -203,7 +205,7 @@ def profile_arch(name: str, settings: ArchSettings | None = None, progress: bool
     finally:
         torch.set_num_threads(previous_threads)
     return {
-        "schema_version": 1,
+        "schema_version": SCHEMA_VERSION,
         "model": model_id(name, shape),
         "autoencoder": autoencoder_id(s),
         "role": s.role,
@@ -227,6 +229,7 @@ def profile_arch(name: str, settings: ArchSettings | None = None, progress: bool
                   f"{s.latent:g}, untrained {s.autoencoder} autoencoder timed); cloud-only input = "
                   f"{s.input_format} of {len(photo.names)} photo(s); accuracy unknown: plan with an assumed loss "
                   f"per bitwidth"),
+        "exchange_ms": measure_exchange().to_dict(),
     }
 
 

@@ -8,6 +8,7 @@ on a fixed thread count, optionally under a CPU quota that emulates a weak edge 
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -19,7 +20,9 @@ from planner.errors import ProfileError
 from planner.partition import INPUT
 from planner.profile.accuracy import accuracy_table
 from planner.profile.device import device_facts
+from planner.profile.exchange import measure_exchange
 from planner.profile.quota import cpu_quota
+from planner.profile.schema import SCHEMA_VERSION
 from planner.profile.timing import measure
 
 ROLES = ("edge", "cloud", "both")
@@ -67,6 +70,7 @@ def profile_pipeline(pipeline, settings: ProfileSettings | None = None, progress
     bits = list(ae.bits) if ae is not None else []
     served = set(ae.cuts) if ae is not None else set()
 
+    load_before = _load_avg()
     images, _ = load_arrays("test")
     raw_batch = images[: s.batch]
     x = pipeline.input_tensor(raw_batch)
@@ -141,14 +145,14 @@ def profile_pipeline(pipeline, settings: ProfileSettings | None = None, progress
     torch.set_num_threads(previous_threads)
     scores = pipeline.model(x)
     return {
-        "schema_version": 1,
+        "schema_version": SCHEMA_VERSION,
         "model": pipeline.name,
         "autoencoder": pipeline.ae_id,
         "role": s.role,
         "device": device_facts(threads, s.cpu_quota, s.device),
         "settings": {"batch": s.batch, "repeats": s.repeats, "max_seconds": s.max_seconds, "device": s.device,
                      "threads": threads, "payload_samples": s.payload_samples,
-                     "accuracy_images": acc.get("n")},
+                     "accuracy_images": acc.get("n"), "load_avg": {"before": load_before, "after": _load_avg()}},
         "scaled": None,
         "backbone_accuracy": acc.get("backbone"),
         "bits": bits,
@@ -158,4 +162,10 @@ def profile_pipeline(pipeline, settings: ProfileSettings | None = None, progress
         "cuts": cuts_out,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "notes": None,
+        "exchange_ms": measure_exchange().to_dict(),
     }
+
+
+def _load_avg() -> list[float]:
+    """The 1, 5 and 15 minute load averages, as the profile records what it was measured under."""
+    return [round(v, 2) for v in os.getloadavg()]

@@ -40,7 +40,7 @@ from planner.errors import ProfileError, SolveError
 from planner.profile.timing import Timing
 from planner.types import RAW_DTYPES, Role
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: optional exchange_ms (version 1 files load, without it)
 ROLES = tuple(r.value for r in Role)
 DEVICE_KEYS = ("cpu", "physical_cores", "logical_cores", "threads", "freq_mhz", "memory_gb", "os", "torch", "gpu",
                "cpu_quota")
@@ -265,18 +265,20 @@ class Profile:
     scaled_by: dict[str, float] | None = None  # JSON "scaled"
     created: str | None = None
     notes: str | None = None
+    exchange_ms: Timing | None = None  # one small-frame round trip through the real client and server (loopback)
     schema_version: int = SCHEMA_VERSION
     source: str | None = field(default=None, compare=False)  # the file it was loaded from, for messages
 
     # -- JSON -------------------------------------------------------------------------------------------
     def to_dict(self) -> dict:
         """The JSON document (schema_version first)."""
-        return {"schema_version": self.schema_version, "model": self.model, "autoencoder": self.autoencoder,
+        return {"schema_version": SCHEMA_VERSION, "model": self.model, "autoencoder": self.autoencoder,
                 "role": self.role, "device": dict(self.device), "settings": dict(self.settings),
                 "scaled": None if self.scaled_by is None else dict(self.scaled_by),
                 "backbone_accuracy": self.backbone_accuracy, "bits": list(self.bits), "input": self.input.to_dict(),
                 "whole_model_ms": _timing_dict(self.whole_model_ms), "reply_bytes": self.reply_bytes,
-                "cuts": [c.to_dict() for c in self.cuts], "created": self.created, "notes": self.notes}
+                "cuts": [c.to_dict() for c in self.cuts], "created": self.created, "notes": self.notes,
+                "exchange_ms": _timing_dict(self.exchange_ms)}
 
     @classmethod
     def from_dict(cls, d: Any, source: str | None = None) -> Profile:
@@ -300,7 +302,7 @@ class Profile:
             raise _Bad("schema_version", f"{version} is not a profile schema version (they start at 1)")
         required = ("schema_version", "model", "autoencoder", "role", "device", "settings", "scaled",
                     "backbone_accuracy", "bits", "input", "whole_model_ms", "reply_bytes", "cuts")
-        _obj(d, "", required, ("created", "notes"))
+        _obj(d, "", required, ("created", "notes", "exchange_ms"))
         device = _obj(d["device"], "device", DEVICE_KEYS, open_=True)
         settings = _obj(d["settings"], "settings", SETTINGS_KEYS, open_=True)
         scaled = d["scaled"]
@@ -332,6 +334,7 @@ class Profile:
                    bits=bits, input=InputProfile.from_dict(d["input"], "input"), whole_model_ms=whole,
                    reply_bytes=_num(d["reply_bytes"], "reply_bytes", integer=True), cuts=cuts, scaled_by=scaled,
                    created=_str(d.get("created"), "created", null=True), notes=_str(d.get("notes"), "notes", null=True),
+                   exchange_ms=_timing(d.get("exchange_ms"), "exchange_ms"),
                    schema_version=version, source=source)
 
     def save(self, path: str | Path) -> Path:

@@ -2,10 +2,10 @@
 
 A profile's file name is its `ProfileKey`:
 
-    MODEL_ROLE_WHERE-Nt[-qQUOTA][-LLATENT][_KIND].json      e.g. resnet-fmnist_edge_epyc-1t-q0.125.json
+    MODEL_ROLE_WHERE-Nt[-qQUOTA][-xSLOWDOWN][-LLATENT][_KIND].json      e.g. resnet-fmnist_edge_epyc-1t-q0.125.json
 
 (WHERE: the CPU's short name or the device; N: torch threads; QUOTA: the CPU quota the edge ran under;
-LATENT: the latent width an architecture-only profile assumed, when not the default; KIND: the autoencoder
+SLOWDOWN: the edge slowdown the profile is scaled by (`planner profile --edge-slowdown K`); LATENT: the latent width an architecture-only profile assumed, when not the default; KIND: the autoencoder
 kind when not the shared one). Architecture-only profiles (`planner profile --arch`) sit in an `arch/` folder.
 
 `find_profiles(model, ...)` looks through the search path, in order:
@@ -36,7 +36,8 @@ ARCH_SUBDIR = "arch"
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "example_profiles"
 
 _NAME = re.compile(r"^(?P<model>.+)_(?P<role>edge|cloud|both)_(?P<where>.+?)-(?P<threads>\d+)t"
-                   r"(?:-q(?P<quota>[0-9.eE+-]+))?(?:-L(?P<latent>[0-9.eE+-]+))?(?:_(?P<kind>[a-z]+))?\.json$")
+                   r"(?:-q(?P<quota>[0-9.eE+-]+))?(?:-x(?P<slowdown>[0-9.eE+-]+))?(?:-L(?P<latent>[0-9.eE+-]+))?"
+                   r"(?:_(?P<kind>[a-z]+))?\.json$")
 
 
 def model_stem(model: str) -> str:
@@ -56,19 +57,24 @@ class ProfileKey:
     quota: float | None = None
     latent: float | None = None  # architecture-only profiles: the assumed latent width, when not the default
     kind: AutoencoderKind = AutoencoderKind.SHARED
+    slowdown: float | None = None  # the edge slowdown the profile is scaled by (None: as measured)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "role", Role(self.role))
         object.__setattr__(self, "kind", AutoencoderKind(self.kind))
         if self.latent is not None and math.isclose(self.latent, DEFAULT_LATENT):
             object.__setattr__(self, "latent", None)
+        if self.slowdown is not None and math.isclose(self.slowdown, 1.0):
+            object.__setattr__(self, "slowdown", None)
 
     @property
     def filename(self) -> str:
         quota = f"-q{self.quota:g}" if self.quota else ""
+        slowdown = f"-x{self.slowdown:g}" if self.slowdown is not None else ""
         latent = f"-L{self.latent:g}" if self.latent is not None else ""
         kind = "" if self.kind == AutoencoderKind.SHARED else f"_{self.kind.value}"
-        return f"{model_stem(self.model)}_{self.role.value}_{self.where}-{self.threads}t{quota}{latent}{kind}.json"
+        return (f"{model_stem(self.model)}_{self.role.value}_{self.where}-{self.threads}t{quota}{slowdown}{latent}"
+                f"{kind}.json")
 
     @classmethod
     def parse(cls, filename: str) -> ProfileKey | None:
@@ -79,20 +85,21 @@ class ProfileKey:
         try:
             kind = AutoencoderKind(m["kind"] or AutoencoderKind.SHARED)
             return cls(m["model"], Role(m["role"]), m["where"], int(m["threads"]), _float(m["quota"]),
-                       _float(m["latent"]), kind)
+                       _float(m["latent"]), kind, _float(m["slowdown"]))
         except ValueError:
             return None
 
     @classmethod
     def of(cls, model: str, role: Role | str, threads: int, *, quota: float | None = None, device: str = "cpu",
-           latent: float | None = None, kind: AutoencoderKind | str = AutoencoderKind.SHARED) -> ProfileKey:
+           latent: float | None = None, kind: AutoencoderKind | str = AutoencoderKind.SHARED,
+           slowdown: float | None = None) -> ProfileKey:
         """The key of a profile measured here now (WHERE: this machine's CPU, or the device when not the CPU)."""
         from planner.profile.device import cpu_slug
 
         where = cpu_slug() if device == "cpu" else device.replace(":", "")
         if kind == AutoencoderKind.NONE:
             kind = AutoencoderKind.SHARED  # raw-only profiles carry no kind in their name, as before
-        return cls(model, Role(role), where, int(threads), quota or None, latent, AutoencoderKind(kind))
+        return cls(model, Role(role), where, int(threads), quota or None, latent, AutoencoderKind(kind), slowdown)
 
     def path(self, root: str | Path = LOCAL_DIR, arch: bool = False) -> Path:
         """Where `planner profile` writes it: ROOT/NAME, or ROOT/arch/NAME for an architecture-only profile."""
@@ -156,7 +163,7 @@ def find_profile(model: str, role: Role | str, *, quota: float | None = None,
     search = search_path(dirs)
     hits = _found(model, kind, search)
     want_quota = (quota or None) if role == Role.EDGE else None
-    usable = [h for h in hits if h[2].role.covers(role) and _same(h[2].quota, want_quota)]
+    usable = [h for h in hits if h[2].role.covers(role) and _same(h[2].quota, want_quota) and h[2].slowdown is None]
     if not usable:
         q = f"-q{quota:g}" if quota and role == Role.EDGE else ""
         suffix = "" if kind == AutoencoderKind.SHARED else f"_{kind.value}"

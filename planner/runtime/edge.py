@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -27,19 +28,34 @@ from planner.config import DEFAULT_CLOUD, DEFAULT_MAX_LOSS
 from planner.errors import PlannerError, ProfileError, SolveError
 from planner.profile.schema import Profile
 from planner.profile.store import find_profiles
+from planner.runtime.calibrate import Calibration, Explorer, GuardedEstimate
 from planner.runtime.client import CloudClient, CloudUnavailable, ServerError
-from planner.runtime.compute import QuotaThread, inline
+from planner.runtime.compute import QuotaThread, Stretched, inline
 from planner.runtime.estimates import QueueEstimate, live_estimate
 from planner.runtime.options import EdgeOptions
 from planner.runtime.results import Result, RunReport
-from planner.solve import CandidateSet, prepare
+from planner.solve import Adjust, CandidateSet, prepare
 from planner.types import OUTPUT_CUT, CandidateKind, CandidateSpec
 
 __all__ = ["EdgeClient", "EdgeOptions", "Result", "RunReport", "run"]
 
 
+STALE_RATIO = 0.25  # a profile this far off what the device measures at start is reported stale
+
+
+class StaleProfileWarning(UserWarning):
+    """The edge profile's figures are far from what this device measures now."""
+
+
 def _profile(p: Profile | str | Path) -> Profile:
     return p if isinstance(p, Profile) else Profile.load(p)
+
+
+def planning_slowdown(edge_profile: Profile, edge_slowdown: float) -> float:
+    """The factor to scale the edge profile by for a run stretched `edge_slowdown` times, less the slowdown the
+    profile was already made for (`planner profile --edge-slowdown K` records it in its settings)."""
+    made_for = float(edge_profile.settings.get("edge_slowdown") or 1.0)
+    return float(edge_slowdown) / made_for
 
 
 class EdgeClient:
@@ -60,11 +76,18 @@ class EdgeClient:
             edge_profile, cloud_profile = edge_profile or e, cloud_profile or c
         self.edge_profile, self.cloud_profile = _profile(edge_profile), _profile(cloud_profile)
         self.pipeline = model if isinstance(model, SplitPipeline) else pipeline_for_profile(name, self.edge_profile)
-        self.candidates: CandidateSet = prepare(self.edge_profile, self.cloud_profile, payload=o.payload)
+        self.edge_slowdown = float(o.edge_slowdown)
+        self.candidates: CandidateSet = prepare(self.edge_profile, self.cloud_profile, payload=o.payload,
+                                                edge_slowdown=planning_slowdown(self.edge_profile, o.edge_slowdown))
         check_match(self.pipeline, self.candidates)
         self.max_loss = o.max_loss
         self.estimate = live_estimate(o.link, o.rtt, o.estimator)
+        self.bandwidth = GuardedEstimate(self.estimate)
         self.start_link = self.estimate.describe()
+        self.calibrate = o.calibrate
+        self.calibration = Calibration(o.calibration_alpha, exchange_ms=self.candidates.exchange_ms)
+        self.explorer = Explorer(o.explore if o.calibrate else 0.0)
+        self.freshness: dict | None = None
         self.replan, self.load_aware = o.replan, o.load_aware
         self.queue = QueueEstimate(o.queue_alpha, o.queue_half_life_s)
         self.timeout = float(o.timeout)
@@ -75,6 +98,8 @@ class EdgeClient:
         self._classes = tuple(self.pipeline.partitioner.cut("output").shape)  # what every reply must carry
         self.edge_cpu_quota = o.edge_cpu_quota
         self._compute = QuotaThread(o.edge_cpu_quota) if o.edge_cpu_quota else inline
+        if self.edge_slowdown != 1.0:
+            self._compute = Stretched(self.edge_slowdown, self._compute)
         self._last_plan = None
         self._lock = threading.Lock()
         if o.warm:
@@ -83,18 +108,53 @@ class EdgeClient:
     # -------------------------------------------------------------------------------------- planning
 
     def warm(self) -> None:
-        """Split the model at every candidate cut and run the whole model once, so no request pays for set-up."""
+        """Split the model at every candidate cut and run the whole model once, so no request pays for set-up;
+        then check the edge profile against this device (`check_freshness`)."""
         for spec in self.candidates.specs:
             if not spec.is_end:
                 self.pipeline.split(spec.cut)
         import torch
 
         self._compute(self.pipeline.edge_local, torch.zeros(1, *self.pipeline.input_shape))
+        if self.options.freshness_runs:
+            self.check_freshness(self.options.freshness_runs)
+
+    def check_freshness(self, runs: int = 5) -> dict:
+        """Time the whole model `runs` times as requests run it (slowdown and quota included) against the edge
+        profile; more than 25 % off warns with the figures, and calibration starts from the measured ratio."""
+        import torch
+
+        x = torch.zeros(1, *self.pipeline.input_shape)
+        times = []
+        for _ in range(max(1, runs)):
+            t0 = time.perf_counter()
+            self._compute(self.pipeline.edge_local, x)
+            times.append((time.perf_counter() - t0) * 1000.0)
+        profiled = float(self.candidates.edge_ms[self.candidates.index(CandidateSpec.edge_only())])
+        measured = float(np.median(times))
+        ratio = measured / profiled if profiled > 0 else 1.0
+        self.freshness = {"profiled_ms": round(profiled, 4), "measured_ms": round(measured, 4),
+                          "ratio": round(ratio, 4), "stale": abs(ratio - 1.0) > STALE_RATIO}
+        if self.freshness["stale"]:
+            warnings.warn(f"edge profile {self.edge_profile.name} predicts the whole model at {profiled:.3f} ms, "
+                          f"measured here {measured:.3f} ms (x{ratio:.2f}); calibration starts from the measured "
+                          f"ratio", StaleProfileWarning, stacklevel=3)
+        if self.calibrate:
+            self.calibration.edge.value = ratio
+        return self.freshness
 
     def plan(self):
-        """The plan for the next request on the current bandwidth estimate (and cloud queue, when load-aware)."""
+        """The plan for the next request on the current bandwidth estimate, cloud queue (when load-aware) and
+        calibration (when on)."""
         wait = self.queue.ms if self.load_aware else 0.0
-        return self.candidates.solve(self.estimate, max_loss=self.max_loss, cloud_wait_ms=wait)
+        adjust = self.calibration.adjust(wait) if self.calibrate else Adjust(cloud_wait_ms=wait)
+        return self.candidates.solve(self.estimate, max_loss=self.max_loss, adjust=adjust)
+
+    def _probe_of(self, plan) -> int:
+        """The best feasible candidate on the other side of the chosen one (remote vs edge-only)."""
+        cs, col = plan.candidate_set, plan.columns
+        other = cs.remote != cs.remote[plan.index]
+        return int(np.argmin(np.where(other & col["feasible"], col["total"], np.inf)))
 
     def index_of(self, choice: CandidateSpec | str | tuple) -> int:
         """Candidate index of a forced choice: a CandidateSpec, its name ('edge-only', 'relu_5@4', 'pool1@raw'),
@@ -128,6 +188,14 @@ class EdgeClient:
             i = plan.index if choice is None else self.index_of(choice)
         except PlannerError as exc:
             return self._local(raw, index, label, t0, None, None, f"planning failed: {exc}", bandwidth)
+        probe = choice is None and self.explorer.due()
+        if probe:
+            i = self._probe_of(plan)
+        result = self._run_candidate(raw, index, label, t0, plan, i, bandwidth)
+        result.probe = probe
+        return result
+
+    def _run_candidate(self, raw, index, label, t0, plan, i: int, bandwidth) -> Result:
         spec = plan.candidate_set.specs[i]
         kind, cut, bits, dtype = spec.kind, spec.cut, spec.bits, spec.dtype
         predicted = plan.predicted_ms_of(i)
@@ -143,7 +211,8 @@ class EdgeClient:
             payload, st = self._compute(self.pipeline.edge_encode, raw, cut, bits, dtype or "float32")
         except PlannerError as exc:
             return self._error(index, label, t0, kind, cut, bits, dtype, predicted, f"edge encode failed: {exc}")
-        edge_ms = (time.perf_counter() - t_edge) * 1000.0 - st.encode_ms  # as the caller waited (quota included)
+        edge_total = (time.perf_counter() - t_edge) * 1000.0  # as the caller waited (slowdown, quota included)
+        edge_ms = edge_total - st.encode_ms
         transfer_pred = plan.transfer_ms_of(i)
         self.client.timeout = max(self.timeout, 4.0 * transfer_pred / 1000.0 + 1.0)
         sent = time.perf_counter()
@@ -160,9 +229,16 @@ class EdgeClient:
         self._observe(reply)
         self.queue.observe(reply.queue_wait_ms)
         scores = np.asarray(reply.scores)
+        measured = (time.perf_counter() - t0) * 1000.0
+        cs = plan.candidate_set
+        self.calibration.observe(edge_ms=edge_total, profiled_edge_ms=float(cs.edge_ms[i]), measured_ms=measured,
+                                 server_ms=reply.decode_ms + reply.tail_ms,
+                                 profiled_cloud_ms=float(cs.compute_cloud_ms[i]),
+                                 network_ms=reply.wall_ms - reply.decode_ms - reply.tail_ms,
+                                 connect_ms=reply.connect_ms)
         return Result(index=index, prediction=int(scores.reshape(scores.shape[0], -1)[0].argmax()), label=label,
                       cut=cut, bits=bits, kind=kind, dtype=dtype, predicted_ms=predicted,
-                      measured_ms=(time.perf_counter() - t0) * 1000.0, edge_ms=edge_ms, encode_ms=st.encode_ms,
+                      measured_ms=measured, edge_ms=edge_ms, encode_ms=st.encode_ms,
                       transfer_ms=reply.network_ms, server_decode_ms=reply.decode_ms, server_tail_ms=reply.tail_ms,
                       queue_wait_ms=reply.queue_wait_ms, connect_ms=reply.connect_ms,
                       request_bytes=reply.request_bytes, reply_bytes=reply.reply_bytes, bandwidth_bps=bandwidth,
@@ -173,15 +249,18 @@ class EdgeClient:
         return plan.predicted_ms_of(CandidateSpec.edge_only())
 
     def _observe(self, reply) -> None:
-        """Fold one exchange into the bandwidth estimate. Transfers shorter than `min_sample_ms` are dominated by
-        fixed per-exchange costs (a few ms of event loop, threads and sleeps on a loaded host, which a
-        bytes/time sample would read as a slower link): they may only raise the estimate, never lower it."""
+        """Fold one exchange into the bandwidth estimate: its wall time less the server's compute and queue, the
+        RTT and the profiled per-exchange overhead is the bytes' time on the wire. Transfers shorter than
+        `min_sample_ms` are dominated by what is left of fixed costs (event loop, threads and sleeps on a loaded
+        host, which a bytes/time sample would read as a slower link): they may only raise the estimate, never
+        lower it. A sample that says the link is far slower than believed waits for a second to confirm it."""
         nbytes = reply.request_bytes + reply.reply_bytes
-        elapsed = reply.network_ms - self.estimate.rtt_ms
+        elapsed = (reply.wall_ms - reply.decode_ms - reply.tail_ms - reply.queue_wait_ms - self.estimate.rtt_ms
+                   - self.candidates.exchange_ms)
         if elapsed >= self.min_sample_ms:
-            self.estimate.observe(nbytes, elapsed)
+            self.bandwidth.observe(nbytes, elapsed)
         elif nbytes * 8000.0 / self.min_sample_ms > self.estimate.bandwidth_bps:
-            self.estimate.observe(nbytes, self.min_sample_ms)
+            self.bandwidth.observe(nbytes, self.min_sample_ms)
 
     def _local(self, raw, index, label, t0, predicted, planned, reason, bandwidth) -> Result:
         """Edge-only: by plan (reason None) or as the fallback for `planned`."""
@@ -194,10 +273,15 @@ class EdgeClient:
                                + (f" after: {reason}" if reason else ""))
         edge_ms = (time.perf_counter() - t_edge) * 1000.0
         scores = scores.numpy()
+        measured = (time.perf_counter() - t0) * 1000.0
+        if reason is None:  # a fallback's time holds the failed exchange: not a measurement of edge-only
+            cs = self.candidates
+            self.calibration.observe(edge_ms=edge_ms, measured_ms=measured,
+                                     profiled_edge_ms=float(cs.edge_ms[cs.index(CandidateSpec.edge_only())]))
         return Result(index=index, prediction=int(scores.reshape(scores.shape[0], -1)[0].argmax()), label=label,
                       cut=OUTPUT_CUT, bits=None, kind=CandidateKind.EDGE_ONLY, predicted_ms=predicted,
-                      measured_ms=(time.perf_counter() - t0) * 1000.0, edge_ms=edge_ms, fallback=reason is not None, planned=planned, fallback_reason=reason, bandwidth_bps=bandwidth,
-                      scores=scores)
+                      measured_ms=measured, edge_ms=edge_ms, fallback=reason is not None, planned=planned,
+                      fallback_reason=reason, bandwidth_bps=bandwidth, scores=scores)
 
     @staticmethod
     def _error(index, label, t0, kind, cut, bits, dtype, predicted, message) -> Result:
@@ -222,12 +306,15 @@ class EdgeClient:
 
     def report(self, results: list[Result], wall_s: float = 0.0) -> RunReport:
         return RunReport(results, self.pipeline.name, self.edge_profile.name, self.cloud_profile.name,
-                         dict(self.start_link), self.estimate.bandwidth_bps, wall_s)
+                         dict(self.start_link), self.estimate.bandwidth_bps, wall_s,
+                         calibration=self.calibration.summary() if self.calibrate else None,
+                         freshness=self.freshness, edge_slowdown=self.edge_slowdown)
 
     def close(self) -> None:
         self.client.close()
-        if isinstance(self._compute, QuotaThread):
-            self._compute.close()
+        close = getattr(self._compute, "close", None)
+        if close is not None:
+            close()
 
     def __enter__(self) -> EdgeClient:
         return self

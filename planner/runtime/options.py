@@ -29,6 +29,11 @@ class EdgeOptions:
     queue_alpha: float = 0.3  # EWMA weight of a new queue-wait sample
     queue_half_life_s: float = 2.0  # the queue estimate fades with this half-life while no reply comes
     warm: bool = True  # split at every cut and run the model once before the first request
+    edge_slowdown: float = 1.0  # emulate an edge K times slower: every edge computation of t waits (K - 1) t more
+    calibrate: bool = True  # correct the profiles online with what each request measures
+    calibration_alpha: float = 0.2  # EWMA weight of a new calibration sample
+    explore: float = 0.05  # share of requests that probe the other side's best candidate (0: never)
+    freshness_runs: int = 5  # whole-model runs at start that check the edge profile (0: no check)
     tls: object = None  # TLS to the cloud: None (plain TCP), True (system CA store), a CA file, or an SSLContext
 
     @classmethod

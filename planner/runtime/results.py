@@ -47,6 +47,7 @@ class Result:
     request_bytes: int = 0
     reply_bytes: int = 0
     bandwidth_bps: float | None = None  # the estimate the request was planned with
+    probe: bool = False  # an exploration request: the other side's best candidate, not the plan
     scores: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -102,6 +103,9 @@ class RunReport:
     link: dict = field(default_factory=dict)  # the starting estimate (and the shaper, when the CLI emulates one)
     final_bandwidth_bps: float | None = None
     wall_s: float = 0.0
+    calibration: dict | None = None  # where online calibration moved each stage (Calibration.summary)
+    freshness: dict | None = None  # the start-up check of the edge profile (EdgeClient.check_freshness)
+    edge_slowdown: float = 1.0
 
     def __len__(self) -> int:
         return len(self.results)
@@ -150,6 +154,12 @@ class RunReport:
     def predicted_ms_median(self) -> float | None:
         return _median([r.predicted_ms for r in self.answered if r.predicted_ms is not None])
 
+    def prediction_error(self, skip: int = 20) -> float | None:
+        """Median |predicted - measured| / measured over the answered, planned requests after the first `skip`."""
+        xs = [abs(r.predicted_ms - r.measured_ms) / r.measured_ms for r in self.results[skip:]
+              if r.error is None and not r.fallback and r.predicted_ms is not None and r.measured_ms > 0]
+        return _median(xs)
+
     def plans(self) -> list[dict]:
         """Per executed candidate (fallbacks apart): count, measured and predicted median ms; most used first."""
         groups: dict[CandidateSpec, list[Result]] = {}
@@ -180,7 +190,9 @@ class RunReport:
              "measured_ms_p99": _r(self.measured_ms_p99), "predicted_ms_median": _r(self.predicted_ms_median),
              "plans": self.plans(), "stages_ms_median": self.stage_medians(), "edge_profile": self.edge_profile,
              "cloud_profile": self.cloud_profile, "link": self.link, "final_bandwidth_bps": _r(self.final_bandwidth_bps, 1),
-             "wall_s": _r(self.wall_s)}
+             "wall_s": _r(self.wall_s), "probes": sum(r.probe for r in self.results),
+             "prediction_error": _r(self.prediction_error(), 4), "calibration": self.calibration,
+             "freshness": self.freshness, "edge_slowdown": self.edge_slowdown}
         if results:
             d["results"] = [r.to_dict() for r in self.results]
         return d
@@ -197,7 +209,15 @@ class RunReport:
                  f"predicted median {f(self.predicted_ms_median)} ms",
                  "stages (median ms): " + ", ".join(f"{k.removesuffix('_ms')} {f(v)}"
                                                      for k, v in self.stage_medians().items()),
-                 f"fallbacks: {self.fallbacks}, errors: {self.errors}"]
+                 f"fallbacks: {self.fallbacks}, errors: {self.errors}, probes: {sum(r.probe for r in self.results)}"]
+        if self.calibration:
+            from planner.runtime.calibrate import describe
+
+            lines.append("calibration: " + describe(self.calibration))
+        if self.freshness:
+            fr = self.freshness
+            lines.append(f"profile check at start: whole model {fr['measured_ms']:.3f} ms measured vs "
+                         f"{fr['profiled_ms']:.3f} ms profiled (x{fr['ratio']:.2f}){' STALE' if fr['stale'] else ''}")
         start = self.link.get("bandwidth_bps")
         if start and self.final_bandwidth_bps:
             lines.append(f"bandwidth estimate: {format_bandwidth(start)} at start, "
