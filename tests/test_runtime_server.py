@@ -160,7 +160,7 @@ BAD_INPUTS = {
     "wrong-token": (P.encode(P.Hello("nope")) + INFER_OK, ErrorCode.AUTH, False),
     "no-hello": (INFER_OK, ErrorCode.AUTH, False),
     "unknown-type": (HELLO + _header(42, 0), ErrorCode.UNKNOWN_TYPE, False),
-    "client-sends-result": (HELLO + P.encode(P.Result(1, np.zeros(2))), ErrorCode.UNKNOWN_TYPE, False),
+    "client-sends-result": (HELLO + P.encode(P.Scores(1, np.zeros(2))), ErrorCode.UNKNOWN_TYPE, False),
     "bad-infer-body": (HELLO + _header(P.MsgType.INFER, 9) + struct.pack("!QB", 1, 0), ErrorCode.BAD_FRAME, False),
     "silent": (b"", ErrorCode.TIMEOUT, False),
     "stalled-body": (HELLO + _header(P.MsgType.INFER, 100) + b"x" * 10, ErrorCode.TIMEOUT, False),

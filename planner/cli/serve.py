@@ -10,6 +10,7 @@ import sys
 from planner.cli import checks as check
 from planner.errors import PlannerError
 from planner.runtime.server import DEFAULT_MAX_BATCH
+from planner.types import AutoencoderKind
 
 RAY_FRONT_WORKERS = 64
 _UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "kib": 1024, "mib": 1024**2, "gib": 1024**3}
@@ -62,7 +63,7 @@ def register(sub) -> None:
                    help="seconds a client has for a whole frame (and for its HELLO after connecting)")
     p.add_argument("--idle-timeout", type=check.positive_seconds, default=300.0,
                    help="seconds an idle connection is kept")
-    p.add_argument("--autoencoder", default="shared", choices=("shared", "independent", "none"),
+    p.add_argument("--autoencoder", default=AutoencoderKind.SHARED, choices=AutoencoderKind.choices(),
                    help="autoencoder to decode with ('none': raw-feature candidates only; default shared)")
     p.add_argument("--backend", choices=("asyncio", "ray"), default="asyncio",
                    help="compute in this process (asyncio, default) or on Ray Serve replicas (needs planner[ray])")
@@ -103,7 +104,7 @@ def run(args) -> int:
     elif not is_loopback(args.host) and tls is None:
         print(f"planner serve: warning: listening on {args.host} without TLS: the token and every feature travel "
               "in cleartext (add --tls-cert/--tls-key)", file=sys.stderr)
-    autoencoder = None if args.autoencoder == "none" else args.autoencoder
+    autoencoder = AutoencoderKind.weights(args.autoencoder)
     backend, workers, where = None, args.workers, None
     if args.backend == "ray":
         from planner.runtime.ray_backend import RayBackend, parse_autoscale

@@ -20,7 +20,7 @@ _GOOD_WELCOME = {"model": "", "max_frame": P.DEFAULT_MAX_FRAME, "server": "broke
 
 
 def _result(rid: int, scores) -> bytes:
-    return P.encode(P.Result(rid, np.asarray(scores, dtype=np.float32)))
+    return P.encode(P.Scores(rid, np.asarray(scores, dtype=np.float32)))
 
 
 def _welcome(model: str) -> bytes:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from planner.config import DEFAULT_BACKOFF_MAX_S, DEFAULT_BACKOFF_S
 from planner.errors import PlannerError, RuntimeErrorReply
 from planner.runtime import protocol as P
 from planner.runtime.shaper import ShapedSocket, Shaper
@@ -84,7 +85,7 @@ class Reply:
 
 def reply_problem(reply, request_id: int, batch: int | None, classes: tuple[int, ...] | None) -> str | None:
     """What is wrong with `reply` as the answer to `request_id` (None: nothing)."""
-    if not isinstance(reply, P.Result):
+    if not isinstance(reply, P.Scores):
         return f"a {type(reply).__name__} message instead of a RESULT"
     if reply.request_id != request_id:
         return f"it answers request {reply.request_id}"
@@ -139,7 +140,7 @@ class CloudClient:
     """Talks to one `planner serve` over TCP; thread-safe (one request at a time per client)."""
 
     def __init__(self, address: str, token: str | None = None, timeout: float = 5.0, shaper: Shaper | None = None,
-                 *, connect_timeout: float | None = None, backoff_s: float = 0.5, backoff_max_s: float = 30.0,
+                 *, connect_timeout: float | None = None, backoff_s: float = DEFAULT_BACKOFF_S, backoff_max_s: float = DEFAULT_BACKOFF_MAX_S,
                  max_reply: int = DEFAULT_MAX_REPLY, tls: bool | str | Path | ssl.SSLContext | None = None) -> None:
         if not all(math.isfinite(v) for v in (timeout, backoff_s, backoff_max_s)) or not (
                 timeout > 0 and backoff_s > 0 and backoff_max_s >= backoff_s):

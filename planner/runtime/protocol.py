@@ -290,7 +290,7 @@ TIMING_FIELDS = ("queue_wait_ms", "decode_ms", "tail_ms", "server_ms")
 
 
 @dataclass(frozen=True)
-class Result:
+class Scores:
     """Server -> client: class scores (float32, up to 4-D) and the server-side timings in ms.
 
     `server_ms` spans from the request's last byte received to the reply ready to send, so
@@ -317,7 +317,7 @@ class Result:
         return self._HEAD.pack(self.request_id, *times, scores.ndim) + dims + scores.tobytes(order="C")
 
     @classmethod
-    def from_body(cls, body: bytes) -> Result:
+    def from_body(cls, body: bytes) -> Scores:
         r = _Reader(body, "RESULT")
         request_id, *times, ndim = r.unpack(cls._HEAD)
         _check_times(times)
@@ -371,8 +371,8 @@ class Error:
         return cls(ErrorCode(code), message, request_id)
 
 
-Message = Hello | Welcome | Health | HealthOk | Infer | Result | Error
-MESSAGES: dict[MsgType, type] = {cls.TYPE: cls for cls in (Hello, Welcome, Health, HealthOk, Infer, Result, Error)}
+Message = Hello | Welcome | Health | HealthOk | Infer | Scores | Error
+MESSAGES: dict[MsgType, type] = {cls.TYPE: cls for cls in (Hello, Welcome, Health, HealthOk, Infer, Scores, Error)}
 
 
 def encode(msg: Message) -> bytes:

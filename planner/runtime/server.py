@@ -418,7 +418,7 @@ class CloudServer:
             raise ReplyTooLarge(f"the reply to request {msg.request_id} would carry {scores.nbytes} bytes of "
                                 f"scores, above the limit of {self.max_reply} bytes")
         done = time.perf_counter()
-        result = P.Result(msg.request_id, scores,
+        result = P.Scores(msg.request_id, scores,
                           queue_wait_ms=(started - received) * 1000.0 + float(timings.get("queue_ms", 0.0)),
                           decode_ms=float(timings.get("decode_ms", 0.0)),
                           tail_ms=float(timings.get("tail_ms", (done - started) * 1000.0)),
