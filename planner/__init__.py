@@ -72,6 +72,7 @@ _LAZY = {
     "CloudServer": "planner.runtime.server",
     "CloudClient": "planner.runtime.client",
     "CloudUnavailable": "planner.runtime.client",
+    "BadReply": "planner.runtime.client",
     "Shaper": "planner.runtime.shaper",
     # runtime (edge side)
     "run": "planner.runtime.edge",

@@ -31,6 +31,7 @@ import numpy as np
 from planner.errors import LinkError
 
 MAHIMAHI_PACKET = 1500  # bytes per delivery opportunity
+MAX_BANDWIDTH_BPS = 1e15  # 1 Pbit/s: anything faster is a typo, and its arithmetic would overflow to inf/nan
 TRACES_DIR = Path(__file__).parent / "traces"
 
 _NUMBER = r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
@@ -58,7 +59,7 @@ def _positive(value: float, text: object, what: str, allow_zero: bool = False) -
 def parse_bandwidth(value: str | float) -> float:
     """Bandwidth in bit/s from '10mbit', '10Mbps', '2MB/s', '500kbit' or a number (already bit/s)."""
     if not isinstance(value, str):
-        return _positive(float(value), value, "bandwidth")
+        return _plausible(_positive(float(value), value, "bandwidth"), value)
     number, unit = _split_number(value, "bandwidth")
     m = re.fullmatch(r"([kKmMgGtT]i?)?(.+)", unit)
     if not unit or not m:
@@ -71,7 +72,13 @@ def parse_bandwidth(value: str | float) -> float:
     else:
         raise LinkError(f"unknown bandwidth unit {unit!r} in {value!r}: use bit/s units (bit, kbit, mbit, Mbps, "
                         f"gbit) or byte/s units (B/s, kB/s, MB/s)")
-    return _positive(number * _PREFIX[prefix] * scale, value, "bandwidth")
+    return _plausible(_positive(number * _PREFIX[prefix] * scale, value, "bandwidth"), value)
+
+
+def _plausible(bps: float, text: object) -> float:
+    if bps > MAX_BANDWIDTH_BPS:
+        raise LinkError(f"bandwidth {text!r} is above {MAX_BANDWIDTH_BPS:g} bit/s (1 Pbit/s): not a plausible link")
+    return bps
 
 
 def parse_duration(value: str | float, allow_zero: bool = False) -> float:
@@ -199,6 +206,9 @@ class TraceLink:
     def _init_rates(self, durations_s: np.ndarray, mbps: np.ndarray) -> None:
         if np.any(~np.isfinite(mbps)) or np.any(mbps < 0):
             raise LinkError(f"trace {self.name}: throughput must be finite and >= 0 Mbit/s")
+        if np.any(mbps > MAX_BANDWIDTH_BPS / 1e6):
+            raise LinkError(f"trace {self.name}: throughput {float(mbps.max()):g} Mbit/s is above "
+                            f"{MAX_BANDWIDTH_BPS / 1e6:g} Mbit/s: not a plausible link")
         if not np.any(mbps > 0):
             raise LinkError(f"trace {self.name} never delivers a byte (every sample is 0 Mbit/s)")
         self.kind = "rates"

@@ -22,6 +22,7 @@ from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
 
 from planner.errors import PartitionError
+from planner.tracegate import TRACE_GATE
 
 INPUT, OUTPUT = "input", "output"
 ATOL = 1e-5
@@ -96,7 +97,8 @@ class Partitioner:
         self.model = model
         self.example = example_input
         self.gm: fx.GraphModule | None = None
-        self.reference = _run_example(model, example_input)
+        with TRACE_GATE.running():
+            self.reference = _run_example(model, example_input)
         try:
             self.gm = self._trace(model, leaf_modules)
         except PartitionError:
@@ -110,7 +112,8 @@ class Partitioner:
                     "package.module:Class[,...], or leaf_modules=(MyBlock,) in Python), or express the model as an "
                     "nn.Sequential whose top-level children are the units to split between."
                 ) from None
-        self._cuts, self._split_at = self._find_cuts(verify)
+        with TRACE_GATE.running(), torch.no_grad():  # no other thread may trace while modules run (tracegate)
+            self._cuts, self._split_at = self._find_cuts(verify)
 
     # -- tracing -------------------------------------------------------------------------------------
     @staticmethod
@@ -119,7 +122,8 @@ class Partitioner:
             def is_leaf_module(self, m, qualname):
                 return isinstance(m, leaf_modules) or super().is_leaf_module(m, qualname)
 
-        graph = _Tracer().trace(model)
+        with TRACE_GATE.tracing():
+            graph = _Tracer().trace(model)
         placeholders = [n for n in graph.nodes if n.op == "placeholder"]
         if len(placeholders) != 1:
             raise PartitionError(
@@ -308,9 +312,9 @@ class Partitioner:
         where = self._split_at[c.id]
         if self.gm is None:
             return self.model[: where + 1], self.model[where + 1:]
-        nodes = list(self.gm.graph.nodes)
-        head, tail = self._graph_split(where, nodes, self._data_nodes(nodes))
-        with torch.no_grad():
+        with TRACE_GATE.running(), torch.no_grad():
+            nodes = list(self.gm.graph.nodes)
+            head, tail = self._graph_split(where, nodes, self._data_nodes(nodes))
             if not self._exact(tail, head(self.example)):
                 raise PartitionError(f"cut {c.id!r} does not reproduce the model's output exactly; it is not a valid cut")
         return head, tail

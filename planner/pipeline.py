@@ -7,6 +7,7 @@ built-in models, normalized on whichever side runs the first layer); payloads ar
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ import torch
 from planner.compress import codec
 from planner.errors import CompressError, PartitionError
 from planner.partition import INPUT, OUTPUT, Partitioner
+from planner.tracegate import TRACE_GATE
 from planner.types import AutoencoderKind
 
 
@@ -60,6 +62,7 @@ class SplitPipeline:
                                        leaf_modules)
         self.cuts = self.partitioner.cuts
         self._split: dict[str, tuple[torch.nn.Module, torch.nn.Module]] = {}
+        self._split_lock = threading.Lock()
 
     @classmethod
     def from_model(cls, loaded, autoencoder=None) -> SplitPipeline:
@@ -84,9 +87,11 @@ class SplitPipeline:
         return getattr(self.ae, "id", None)
 
     def split(self, cut: str) -> tuple[torch.nn.Module, torch.nn.Module]:
-        if cut not in self._split:
-            self._split[cut] = self.partitioner.split(cut)
-        return self._split[cut]
+        """(head, tail) at `cut`, split once and cached (threads may ask at once)."""
+        with self._split_lock:
+            if cut not in self._split:
+                self._split[cut] = self.partitioner.split(cut)
+            return self._split[cut]
 
     def check(self, cut: str, bits: int | None) -> None:
         """Raise a clear error when (cut, bits) is not a candidate of this pipeline."""
@@ -118,7 +123,7 @@ class SplitPipeline:
     def edge_local(self, raw) -> tuple[torch.Tensor, Stages]:
         """Edge-only: the whole model on the edge."""
         t0 = time.perf_counter_ns()
-        with torch.inference_mode():
+        with TRACE_GATE.running(), torch.inference_mode():
             scores = self.model(self.input_tensor(raw))
         return scores, Stages(head_ms=_ms(t0))
 
@@ -136,7 +141,7 @@ class SplitPipeline:
             st.encode_ms = _ms(t0)
             return payload, st
         head, _ = self.split(cut)
-        with torch.inference_mode():
+        with TRACE_GATE.running(), torch.inference_mode():
             feature = head(self.input_tensor(raw))
             st.head_ms = _ms(t0)
             t0 = time.perf_counter_ns()
@@ -163,9 +168,11 @@ class SplitPipeline:
         st = Stages()
         t0 = time.perf_counter_ns()
         dec = codec.decode(payload)
+        if dec.cut == OUTPUT:
+            raise PartitionError("a payload at the 'output' cut has nothing left to run on the cloud (edge-only)")
         self.check(dec.cut, dec.bits if dec.mode == "codes" else None)
         self._check_shape(dec)
-        with torch.inference_mode():
+        with TRACE_GATE.running(), torch.inference_mode():
             if dec.cut == INPUT:
                 x = self.input_tensor(dec.array if dec.mode == "uint8" else dec.values())
                 st.decode_ms = _ms(t0)

@@ -98,7 +98,7 @@ def ray_address():
 @needs_ray
 def test_run_through_ray_equals_the_asyncio_backend(pipe, images, ray_address):
     profiles = raw_profiles(pipe, images[:1])
-    opts = dict(link="100mbit", rtt="1ms", timeout=30.0)
+    opts = dict(link="100mbit", rtt="1ms", timeout=30.0, calibrate=False, freshness_runs=0)  # hand-made profiles
     through_ray = planner.run(images, pipe, ray_address, *profiles, **opts)
     server = CloudServer(CloudHandler(pipe), port=0, workers=2)
     try:
@@ -118,7 +118,7 @@ def test_run_through_ray_equals_the_asyncio_backend(pipe, images, ray_address):
 def test_every_candidate_and_a_bad_payload_through_ray(pipe, images, ray_address):
     raw = images[:1]
     full = pipe.edge_local(raw)[0].numpy()
-    with EdgeClient(pipe, *raw_profiles(pipe, raw), cloud=ray_address, link="100mbit", rtt="1ms",
+    with EdgeClient(pipe, *raw_profiles(pipe, raw), cloud=ray_address, link="100mbit", rtt="1ms", calibrate=False,
                     timeout=30.0) as edge:
         cs = edge.candidates
         for i in range(len(cs)):

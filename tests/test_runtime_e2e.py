@@ -294,8 +294,22 @@ def test_default_profiles_by_naming_rule(tmp_path, profiles):
 
 def test_cli_run_with_a_local_server(tmp_path, capsys, monkeypatch):
     """`planner run --cloud local --json` on the zoo VGG with raw-feature profiles written for it."""
-    from planner import zoo
     from planner.cli import main
+
+    vgg_with_raw_profiles(tmp_path)
+    rc = main(["run", "--model", "vgg-fmnist", "--cloud", "local", "--bandwidth", "20mbit", "--rtt", "2ms",
+               "--n", "5", "--edge", str(tmp_path / "e.json"), "--cloud-profile", str(tmp_path / "c.json"), "--json"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    out = json.loads(captured.out)
+    assert out["n"] == 5 and out["errors"] == 0 and out["fallbacks"] == 0 and out["accuracy"] is not None
+    assert sum(p["count"] for p in out["plans"]) == 5 and out["measured_ms_median"] > 0
+
+
+def vgg_with_raw_profiles(tmp_path):
+    """The zoo VGG without autoencoder, its raw-feature profiles saved as tmp_path/e.json and c.json; skips the
+    test when the weights or the test set are not there."""
+    from planner import zoo
 
     if not zoo.weights_path("vgg-fmnist").exists():
         pytest.skip("vgg-fmnist weights are not built")
@@ -304,13 +318,7 @@ def test_cli_run_with_a_local_server(tmp_path, capsys, monkeypatch):
     edge, cloud = _raw_profiles(vgg)
     edge.save(tmp_path / "e.json")
     cloud.save(tmp_path / "c.json")
-    rc = main(["run", "--model", "vgg-fmnist", "--cloud", "local", "--bandwidth", "20mbit", "--rtt", "2ms",
-               "--n", "5", "--edge", str(tmp_path / "e.json"), "--cloud-profile", str(tmp_path / "c.json"), "--json"])
-    captured = capsys.readouterr()
-    assert rc == 0, captured.err
-    out = json.loads(captured.out)
-    assert out["n"] == 5 and out["errors"] == 0 and out["fallbacks"] == 0 and out["accuracy"] is not None
-    assert sum(p["count"] for p in out["plans"]) == 5 and out["measured_ms_median"] > 0
+    return vgg
 
 
 def _raw_profiles(pipe):

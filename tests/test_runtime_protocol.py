@@ -36,7 +36,7 @@ def test_round_trip(msg):
 @pytest.mark.parametrize("shape", [(), (10,), (2, 10), (1, 2, 3, 4)])
 def test_result_round_trip(shape):
     scores = np.arange(int(np.prod(shape)), dtype=np.float32).reshape(shape) - 0.5
-    msg = P.decode(P.encode(P.Result(3, scores, 0.25, 1.5, 2.5, 4.0)))
+    msg = P.decode(P.encode(P.Scores(3, scores, 0.25, 1.5, 2.5, 4.0)))
     assert msg.request_id == 3 and msg.scores.dtype == np.float32 and msg.scores.shape == shape
     np.testing.assert_array_equal(msg.scores, scores)
     assert msg.timings() == {"queue_wait_ms": 0.25, "decode_ms": 1.5, "tail_ms": 2.5, "server_ms": 4.0}
@@ -116,9 +116,9 @@ def test_encoding_refuses_what_cannot_be_sent():
     with pytest.raises(ProtocolError, match="model name"):
         P.encode(P.Infer(1, "m" * 300, b"x"))
     with pytest.raises(ProtocolError, match="dims"):
-        P.encode(P.Result(1, np.zeros((1,) * 5, np.float32)))
+        P.encode(P.Scores(1, np.zeros((1,) * 5, np.float32)))
     with pytest.raises(ProtocolError, match="finite"):
-        P.encode(P.Result(1, np.zeros(3, np.float32), tail_ms=float("inf")))
+        P.encode(P.Scores(1, np.zeros(3, np.float32), tail_ms=float("inf")))
     with pytest.raises(ProtocolError, match="lacks"):
         P.encode(P.HealthOk({"status": "ok"}))
 
@@ -144,3 +144,8 @@ def test_random_frames_raise_only_protocol_error(frame):
         P.decode(frame, max_body=32)
     except ProtocolError:
         pass
+
+
+def test_infer_frame_size_is_the_encoded_length():
+    for msg in (P.Infer(1, "m", b"x"), P.Infer(2**40, "modèle", b"\0" * 1000)):
+        assert msg.frame_size == len(P.encode(msg))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -85,12 +86,16 @@ def raw_exchange(port: int, data: bytes, half_close: bool = False) -> tuple[list
             closed = True
         except (TimeoutError, ConnectionResetError):
             closed = False
+    return _frames(buf), closed
+
+
+def _frames(buf: bytearray) -> list:
     messages = []
     while buf:
         header = P.parse_header(bytes(buf[:P.HEADER_SIZE]), MAX_FRAME)
         messages.append(P.decode_body(header, bytes(buf[P.HEADER_SIZE:P.HEADER_SIZE + header.length])))
         del buf[:P.HEADER_SIZE + header.length]
-    return messages, closed
+    return messages
 
 
 HELLO = P.encode(P.Hello(TOKEN))
@@ -155,7 +160,7 @@ BAD_INPUTS = {
     "wrong-token": (P.encode(P.Hello("nope")) + INFER_OK, ErrorCode.AUTH, False),
     "no-hello": (INFER_OK, ErrorCode.AUTH, False),
     "unknown-type": (HELLO + _header(42, 0), ErrorCode.UNKNOWN_TYPE, False),
-    "client-sends-result": (HELLO + P.encode(P.Result(1, np.zeros(2))), ErrorCode.UNKNOWN_TYPE, False),
+    "client-sends-result": (HELLO + P.encode(P.Scores(1, np.zeros(2))), ErrorCode.UNKNOWN_TYPE, False),
     "bad-infer-body": (HELLO + _header(P.MsgType.INFER, 9) + struct.pack("!QB", 1, 0), ErrorCode.BAD_FRAME, False),
     "silent": (b"", ErrorCode.TIMEOUT, False),
     "stalled-body": (HELLO + _header(P.MsgType.INFER, 100) + b"x" * 10, ErrorCode.TIMEOUT, False),
@@ -266,16 +271,54 @@ def test_client_timeout_is_a_fallback(served):
         assert not c.available()
 
 
-def test_too_many_connections_is_busy():
+def test_a_full_server_closes_its_longest_idle_connection_for_a_new_client():
     server, _, port = start(max_connections=1)
     try:
-        with socket.create_connection(("127.0.0.1", port)) as holder:
+        with socket.create_connection(("127.0.0.1", port), timeout=3.0) as holder:
             holder.sendall(HELLO)
-            assert holder.recv(P.HEADER_SIZE)  # WELCOME: the one slot is taken
-            with pytest.raises(CloudUnavailable, match="too many connections"):
-                client(port).infer("dummy", b"abc")
+            assert isinstance(read_frame(holder), P.Welcome)  # the one slot is taken, and idle
+            with client(port) as newcomer:
+                assert newcomer.infer("dummy", b"abc").scores[0] == 3
+            messages, _ = _read_all(holder)
+            assert [m.code for m in messages if isinstance(m, P.Error)] == [ErrorCode.BUSY]
     finally:
         server.stop_thread()
+
+
+def test_a_server_whose_connections_all_compute_is_busy():
+    server, handler, port = start(max_connections=1)
+    try:
+        with client(port) as busy:
+            thread = threading.Thread(target=busy.infer, args=("dummy", b"sleep:1.0"))
+            thread.start()
+            assert handler.slow_started.wait(2.0)
+            with pytest.raises(CloudUnavailable, match="too many connections"):
+                client(port).infer("dummy", b"abc")
+            thread.join()
+    finally:
+        server.stop_thread()
+
+
+def read_frame(sock: socket.socket):
+    """Exactly one frame from a blocking socket."""
+    def exactly(n: int) -> bytes:
+        buf = b""
+        while len(buf) < n:
+            chunk = sock.recv(n - len(buf))
+            assert chunk, "closed mid-frame"
+            buf += chunk
+        return buf
+    header = P.parse_header(exactly(P.HEADER_SIZE), MAX_FRAME)
+    return P.decode_body(header, exactly(header.length))
+
+
+def _read_all(sock: socket.socket) -> tuple[list, bytes]:
+    """Every frame until the peer closes: (messages, raw bytes)."""
+    buf = bytearray()
+    with contextlib.suppress(TimeoutError, ConnectionResetError):
+        while chunk := sock.recv(65536):
+            buf += chunk
+    return _frames(bytearray(buf)), bytes(buf)
 
 
 def test_address_parsing():

@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import sys
 
+from planner.cli import checks as check
 from planner.cli._model import add_data_args, add_model_args, model_from_args
 from planner.errors import PlannerError
+from planner.link import parse_bandwidth, parse_duration
 from planner.types import CandidateSpec
 
 
@@ -19,17 +21,20 @@ def register(sub) -> None:
                    help="autoencoder the edge encodes with (default: the zoo's committed one the edge profile names)")
     p.add_argument("--cloud", default="127.0.0.1:7000",
                    help="HOST:PORT of `planner serve`, or 'local' for a server in this process (default 127.0.0.1:7000)")
-    p.add_argument("--bandwidth", default=None,
+    p.add_argument("--bandwidth", type=check.checked(parse_bandwidth), default=None,
                    help="link bandwidth, e.g. 10mbit: the shaper's rate and the planner's starting estimate")
-    p.add_argument("--rtt", default="20ms", help="round-trip time the shaper adds and the planner assumes (20ms)")
+    p.add_argument("--rtt", type=check.checked(lambda t: parse_duration(t, allow_zero=True)), default="20ms",
+                   help="round-trip time the shaper adds and the planner assumes (20ms)")
     p.add_argument("--trace", default=None, help="shape the link by this bandwidth trace (file or shipped name) "
                                                  "instead of a constant rate; the planner is not told the trace")
     p.add_argument("--no-shape", action="store_true", help="do not emulate the link (a real network to --cloud)")
-    p.add_argument("--n", type=int, default=500, help="samples to run (default 500)")
-    p.add_argument("--offset", type=int, default=0, help="first sample (default 0)")
-    p.add_argument("--edge", default=None, help="edge profile JSON (default: the committed one for --model)")
-    p.add_argument("--cloud-profile", default=None, help="cloud profile JSON (default: the committed one)")
-    p.add_argument("--edge-cpu-quota", type=float, default=None,
+    p.add_argument("--n", type=check.int_at_least(1), default=500, help="samples to run (default 500)")
+    p.add_argument("--offset", type=check.int_at_least(0), default=0, help="first sample (default 0)")
+    p.add_argument("--edge", type=check.readable_file, default=None,
+                   help="edge profile JSON (default: the committed one for --model)")
+    p.add_argument("--cloud-profile", type=check.readable_file, default=None,
+                   help="cloud profile JSON (default: the committed one)")
+    p.add_argument("--edge-cpu-quota", type=check.fraction, default=None,
                    help="emulate a weak edge: run head+encode under this fraction of one core (root), "
                         "with the profile measured the same way")
     p.add_argument("--edge-slowdown", type=float, default=1.0,
@@ -41,16 +46,24 @@ def register(sub) -> None:
                    help="plan on the profiles as they are (default: correct them online with what requests measure)")
     p.add_argument("--explore", type=float, default=0.05,
                    help="share of requests that probe the other side's best candidate (default 0.05; 0: never)")
-    p.add_argument("--max-loss", type=float, default=1.0, help="accuracy budget in percentage points (default 1.0)")
+    p.add_argument("--max-loss", type=check.non_negative_number, default=1.0,
+                   help="accuracy budget in percentage points (default 1.0)")
     p.add_argument("--estimator", choices=("harmonic", "ewma"), default="harmonic",
                    help="live bandwidth estimate (default harmonic mean of the last 5 transfers)")
     p.add_argument("--no-replan", action="store_true", help="plan once on the starting estimate (static baseline)")
     p.add_argument("--no-load-aware", action="store_true",
                    help="ignore the cloud's reported queueing delay when planning (default: add it to cloud candidates)")
-    p.add_argument("--timeout", type=float, default=5.0, help="least seconds to wait for the cloud per request")
+    p.add_argument("--timeout", type=check.positive_seconds, default=5.0,
+                   help="least seconds to wait for the cloud per request")
     p.add_argument("--token", default=None, help="the server's shared token (default: $PLANNER_TOKEN)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: the edge profile's)")
-    p.add_argument("--results", default=None, metavar="FILE", help="also write every request as JSON lines to FILE")
+    tls = p.add_mutually_exclusive_group()
+    tls.add_argument("--tls-ca", type=check.readable_file, default=None, metavar="FILE",
+                     help="connect with TLS, trusting the server certificate signed by (or equal to) FILE")
+    tls.add_argument("--tls", action="store_true", help="connect with TLS, trusting the system's CA store")
+    p.add_argument("--threads", type=check.int_at_least(1), default=None,
+                   help="torch threads (default: the edge profile's)")
+    p.add_argument("--results", type=check.writable_file, default=None, metavar="FILE",
+                   help="also write every request as JSON lines to FILE")
     p.add_argument("--progress", action="store_true", help="show a progress bar")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.set_defaults(func=run)
@@ -58,7 +71,7 @@ def register(sub) -> None:
 
 def _shaper(args):
     """The link emulation: a constant rate or a trace (Mbit/s), RTT split into two one-way delays."""
-    from planner.link import TraceLink, parse_bandwidth, parse_duration
+    from planner.link import TraceLink
     from planner.runtime.shaper import Shaper
 
     delay = parse_duration(args.rtt, allow_zero=True) / 2.0
@@ -73,15 +86,20 @@ def run(args) -> int:
 
     import torch
 
-    from planner.link import LiveEstimate, parse_bandwidth
+    from planner.link import LiveEstimate
     from planner.profile.schema import Profile
     from planner.profile.store import find_profiles
+    from planner.runtime.client import parse_address
     from planner.runtime.edge import EdgeClient, pipeline_for_profile
+    from planner.runtime.tls import client_context
 
     if not args.bandwidth and not args.trace:
         raise PlannerError("give --bandwidth (e.g. 10mbit) or --trace")
-    if args.n < 1 or args.offset < 0:
-        raise PlannerError("--n must be >= 1 and --offset >= 0")
+    if args.cloud != "local":
+        parse_address(args.cloud)
+    if args.cloud == "local" and (args.tls_ca or args.tls):
+        raise PlannerError("--tls and --tls-ca need --cloud HOST:PORT (the local server speaks plain TCP)")
+    tls = client_context(args.tls_ca or args.tls or None)
     if not (args.edge_slowdown >= 1.0 and args.edge_slowdown < float("inf")):
         raise PlannerError(f"--edge-slowdown must be a finite number >= 1, got {args.edge_slowdown}")
     if not 0.0 <= args.explore <= 0.5:
@@ -112,11 +130,12 @@ def run(args) -> int:
             address = f"127.0.0.1:{server.start_in_thread()}"
         with EdgeClient(pipeline, edge_profile, cloud_profile, cloud=address, link=estimate, max_loss=args.max_loss,
                         shaper=shaper, token=token, timeout=args.timeout, edge_cpu_quota=args.edge_cpu_quota,
-                        replan=not args.no_replan, load_aware=not args.no_load_aware,
+                        replan=not args.no_replan, load_aware=not args.no_load_aware, tls=tls,
                         edge_slowdown=args.edge_slowdown, calibrate=not args.no_calibrate,
                         explore=args.explore) as client:
             choice = None if args.plan is None else client.candidates.specs[client.index_of(args.plan)]
             report = client.run(x, y, progress=args.progress, start_index=args.offset, choice=choice)
+            cloud = client.client
     finally:
         if server is not None:
             server.stop_thread()
@@ -138,6 +157,9 @@ def run(args) -> int:
         print(text.replace("accuracy", "agreement") if metric == "agreement" else text)
         if args.results:
             print(f"wrote {args.results}", file=sys.stderr)
+    if cloud.auth_failures and not cloud.answers:
+        raise PlannerError(f"the cloud at {address} refused the token (AUTH: wrong or missing --token); no request "
+                           f"was answered by it, {report.fallbacks} fell back to the edge")
     return 0
 
 

@@ -7,8 +7,10 @@ import os
 import re
 import sys
 
+from planner.cli import checks as check
 from planner.cli._model import add_model_args
 from planner.errors import PlannerError
+from planner.runtime.server import DEFAULT_MAX_BATCH
 
 RAY_FRONT_WORKERS = 64
 _UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "kib": 1024, "mib": 1024**2, "gib": 1024**3}
@@ -39,25 +41,40 @@ def register(sub) -> None:
     p = sub.add_parser("serve", help="run the cloud server for a model (tails + shared decoder)")
     add_model_args(p)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
-    p.add_argument("--port", type=int, default=7000, help="TCP port (0: any free port)")
+    p.add_argument("--port", type=check.listen_port, default=7000, help="TCP port (0: any free port)")
     p.add_argument("--max-frame", type=_size_arg, default="64MiB", help="largest request accepted, e.g. 64MiB")
-    p.add_argument("--workers", type=int, default=None, help="compute threads (default: CPU cores)")
+    p.add_argument("--max-batch", type=check.int_at_least(1), default=DEFAULT_MAX_BATCH,
+                   help=f"most inputs one request may carry, checked before decoding (default {DEFAULT_MAX_BATCH})")
+    p.add_argument("--max-reply", type=_size_arg, default="16MiB", help="largest reply sent (default 16MiB)")
+    p.add_argument("--compute-timeout", type=check.positive_seconds, default=30.0,
+                   help="seconds from a request's arrival to its answer before it gets a TIMEOUT error (30)")
+    p.add_argument("--max-connections", type=check.int_at_least(1), default=256,
+                   help="open connections at most; when full the one idle the longest is closed (256)")
+    p.add_argument("--max-unauthenticated", type=check.int_at_least(1), default=32,
+                   help="connections still waiting for their HELLO at most; the oldest is dropped (32)")
+    p.add_argument("--workers", type=check.int_at_least(1), default=None, help="compute threads (default: CPU cores)")
     p.add_argument("--token", default=os.environ.get("PLANNER_TOKEN"),
                    help="shared token every client must present (default: $PLANNER_TOKEN)")
-    p.add_argument("--read-timeout", type=float, default=10.0, help="seconds a client may stall inside a frame")
-    p.add_argument("--idle-timeout", type=float, default=300.0, help="seconds an idle connection is kept")
+    p.add_argument("--tls-cert", type=check.readable_file, default=None, metavar="FILE",
+                   help="serve TLS with this certificate (PEM; needs --tls-key)")
+    p.add_argument("--tls-key", type=check.readable_file, default=None, metavar="FILE",
+                   help="private key of --tls-cert (PEM)")
+    p.add_argument("--read-timeout", type=check.positive_seconds, default=10.0,
+                   help="seconds a client has for a whole frame (and for its HELLO after connecting)")
+    p.add_argument("--idle-timeout", type=check.positive_seconds, default=300.0,
+                   help="seconds an idle connection is kept")
     p.add_argument("--autoencoder", default=None, metavar="FILE|shared|independent|none",
                    help="autoencoder to decode with: a file from `planner train-ae --out`, a zoo model's committed "
                         "shared/independent one, or none (raw features only); default shared for the zoo, else none")
     p.add_argument("--backend", choices=("asyncio", "ray"), default="asyncio",
                    help="compute in this process (asyncio, default) or on Ray Serve replicas (needs planner[ray])")
     scale = p.add_mutually_exclusive_group()
-    scale.add_argument("--replicas", type=int, default=None, help="Ray backend: fixed number of replicas (default 1)")
+    scale.add_argument("--replicas", type=check.int_at_least(1), default=None, help="Ray backend: fixed number of replicas (default 1)")
     scale.add_argument("--autoscale", default=None, metavar="MIN:MAX",
                        help="Ray backend: autoscale between MIN and MAX replicas on ongoing requests")
     p.add_argument("--address", default=None,
                    help="Ray backend: cluster to join ('auto' or ray://HOST:PORT; default: start a local Ray)")
-    p.add_argument("--replica-cpus", type=float, default=1.0, help="Ray backend: CPUs reserved per replica (1)")
+    p.add_argument("--replica-cpus", type=check.positive_number, default=1.0, help="Ray backend: CPUs reserved per replica (1)")
     p.set_defaults(func=run)
 
 
@@ -66,8 +83,14 @@ def run(args) -> int:
 
     if args.backend != "ray" and (args.replicas is not None or args.autoscale or args.address):
         raise PlannerError("--replicas, --autoscale and --address need --backend ray")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise PlannerError("--tls-cert and --tls-key go together")
 
-    from planner.runtime.server import CloudServer
+    from planner.runtime.server import CloudServer, check_bindable
+    from planner.runtime.tls import is_loopback, server_context
+
+    tls = server_context(args.tls_cert, args.tls_key) if args.tls_cert else None
+    check_bindable(args.host, args.port)  # before the model loads: a port in use is one line, not a traceback
 
     try:
         from planner.runtime.handlers import make_cloud_handler
@@ -77,8 +100,11 @@ def run(args) -> int:
         raise PlannerError("this build has no model handlers (planner.runtime.handlers is missing)") from exc
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    if args.host not in ("127.0.0.1", "::1", "localhost") and not args.token:
+    if not is_loopback(args.host) and not args.token:
         print(f"planner serve: warning: listening on {args.host} without --token", file=sys.stderr)
+    elif not is_loopback(args.host) and tls is None:
+        print(f"planner serve: warning: listening on {args.host} without TLS: the token and every feature travel "
+              "in cleartext (add --tls-cert/--tls-key)", file=sys.stderr)
     from planner.cli._model import model_from_args
 
     loaded = model_from_args(args)
@@ -100,9 +126,13 @@ def run(args) -> int:
     try:
         handler = backend.start() if backend else make_cloud_handler(loaded, autoencoder)
         server = CloudServer(handler, host=args.host, port=args.port, max_frame=args.max_frame, workers=workers,
-                             token=args.token, read_timeout=args.read_timeout, idle_timeout=args.idle_timeout)
+                             token=args.token, read_timeout=args.read_timeout, idle_timeout=args.idle_timeout,
+                             max_connections=args.max_connections, max_unauthenticated=args.max_unauthenticated,
+                             max_batch=args.max_batch, max_reply=args.max_reply,
+                             compute_timeout=args.compute_timeout, ssl=tls)
         server.serve_forever(on_ready=lambda port: print(
-            f"planner serve: {args.model} on {args.host}:{port} ({where or f'{server.workers} workers'})", flush=True))
+            f"planner serve: {args.model} on {args.host}:{port} ({where or f'{server.workers} workers'}"
+            f"{', TLS' if tls else ''})", flush=True))
     finally:
         if backend is not None:
             backend.close()

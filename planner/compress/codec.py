@@ -319,8 +319,11 @@ def _view(data: Any) -> memoryview:
 
 
 def read_header(data: bytes | bytearray | memoryview, *,
-                max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES) -> FeatureHeader:
-    """Parse and validate the header, the declared sizes (against the data and the cap) and the checksum."""
+                max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES, checksum: bool = True) -> FeatureHeader:
+    """Parse and validate the header, the declared sizes (against the data and the cap) and the checksum.
+
+    `checksum=False` skips only the CRC pass over the payload: a cheap look at the declared shape (a server
+    bounds the batch with it before any decoding); `decode` always verifies it."""
     view = _view(data)
     if isinstance(max_decoded_bytes, bool) or not isinstance(max_decoded_bytes, int) or max_decoded_bytes < 1:
         raise CodecError(f"max_decoded_bytes must be a positive int, got {max_decoded_bytes!r}")
@@ -371,7 +374,7 @@ def read_header(data: bytes | bytearray | memoryview, *,
         raise CodecError(f"truncated: {len(view)} bytes, header declares {total} ({stored_len}-byte payload)")
     if len(view) > total:
         raise CodecError(f"{len(view) - total} trailing bytes after the declared {total}-byte message")
-    actual = zlib.crc32(view[CRC_OFFSET + 4:], zlib.crc32(view[:CRC_OFFSET]))
+    actual = zlib.crc32(view[CRC_OFFSET + 4:], zlib.crc32(view[:CRC_OFFSET])) if checksum else crc
     if actual != crc:
         raise CodecError(f"checksum mismatch (header says {crc:08x}, bytes give {actual:08x}): corrupted data")
     at = FIXED_SIZE + 4 * ndim

@@ -4,7 +4,9 @@
 timed out, busy, shutting down, or speaking garbage); the caller then computes on the edge and
 consults `available()` before trying the cloud again (exponential backoff). A request the server
 rejects (bad payload, wrong model, wrong token) raises `ServerError` instead: the cloud is up but
-said no.
+said no. Every RESULT is checked before it is returned (request id, scores of shape (batch, classes), all
+finite): a broken or hostile server raises `BadReply` (a CloudUnavailable), never a wrong answer. A wrong
+token backs off like an outage, so a misconfigured edge does not reconnect on every request.
 """
 
 from __future__ import annotations
@@ -13,15 +15,20 @@ import itertools
 import math
 import select
 import socket
+import ssl
 import threading
 import time
+import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from planner.config import DEFAULT_BACKOFF_MAX_S, DEFAULT_BACKOFF_S
 from planner.errors import PlannerError, RuntimeErrorReply
 from planner.runtime import protocol as P
 from planner.runtime.shaper import ShapedSocket, Shaper
+from planner.runtime.tls import client_context, is_loopback
 
 DEFAULT_MAX_REPLY = 16 * 1024 * 1024
 _UNAVAILABLE_CODES = {P.ErrorCode.BUSY, P.ErrorCode.SHUTTING_DOWN, P.ErrorCode.TIMEOUT}
@@ -29,6 +36,10 @@ _UNAVAILABLE_CODES = {P.ErrorCode.BUSY, P.ErrorCode.SHUTTING_DOWN, P.ErrorCode.T
 
 class CloudUnavailable(PlannerError):
     """The cloud cannot answer now (refused, reset, timed out, busy): compute on the edge and retry later."""
+
+
+class BadReply(CloudUnavailable):
+    """The server answered with something that is not a valid answer to the request (wrong id, shape, NaN)."""
 
 
 class ServerError(RuntimeErrorReply):
@@ -72,6 +83,23 @@ class Reply:
                 "server_ms": self.server_ms, "request_bytes": self.request_bytes, "reply_bytes": self.reply_bytes}
 
 
+def reply_problem(reply, request_id: int, batch: int | None, classes: tuple[int, ...] | None) -> str | None:
+    """What is wrong with `reply` as the answer to `request_id` (None: nothing)."""
+    if not isinstance(reply, P.Scores):
+        return f"a {type(reply).__name__} message instead of a RESULT"
+    if reply.request_id != request_id:
+        return f"it answers request {reply.request_id}"
+    scores = reply.scores
+    expected = None if batch is None or classes is None else (batch, *classes)
+    if expected is not None and tuple(scores.shape) != expected:
+        return f"scores of shape {tuple(scores.shape)}, expected {expected}"
+    if scores.ndim == 0 or scores.size == 0 or (batch is not None and scores.shape[0] != batch):
+        return f"scores of shape {tuple(scores.shape)}, expected ({batch or 'batch'}, classes)"
+    if not np.isfinite(scores).all():
+        return "scores that are not all finite (NaN or inf)"
+    return None
+
+
 def parse_address(address: str) -> tuple[str, int]:
     """'host:port' or '[v6]:port' -> (host, port)."""
     host, sep, port = address.rpartition(":")
@@ -104,17 +132,26 @@ class _Closed(ConnectionError):
     """The server closed the connection."""
 
 
+class _Invalid(Exception):
+    """A well-formed reply that does not answer the request (see `reply_problem`)."""
+
+
 class CloudClient:
     """Talks to one `planner serve` over TCP; thread-safe (one request at a time per client)."""
 
     def __init__(self, address: str, token: str | None = None, timeout: float = 5.0, shaper: Shaper | None = None,
-                 *, connect_timeout: float | None = None, backoff_s: float = 0.5, backoff_max_s: float = 30.0,
-                 max_reply: int = DEFAULT_MAX_REPLY) -> None:
-        if not (timeout > 0 and backoff_s > 0 and backoff_max_s >= backoff_s):
-            raise PlannerError("timeout and backoff must be positive (and backoff_max_s >= backoff_s)")
+                 *, connect_timeout: float | None = None, backoff_s: float = DEFAULT_BACKOFF_S, backoff_max_s: float = DEFAULT_BACKOFF_MAX_S,
+                 max_reply: int = DEFAULT_MAX_REPLY, tls: bool | str | Path | ssl.SSLContext | None = None) -> None:
+        if not all(math.isfinite(v) for v in (timeout, backoff_s, backoff_max_s)) or not (
+                timeout > 0 and backoff_s > 0 and backoff_max_s >= backoff_s):
+            raise PlannerError("timeout and backoff must be finite and positive (and backoff_max_s >= backoff_s)")
         self.address = address
         self.host, self.port = parse_address(address)
         self.token = token or ""
+        self.tls = client_context(tls)
+        if self.token and self.tls is None and not is_loopback(self.host):
+            warnings.warn(f"the token for {address} travels in cleartext: pass tls= (planner run --tls-ca FILE)",
+                          stacklevel=2)
         self.timeout = float(timeout)
         self.connect_timeout = float(connect_timeout or timeout)
         self.shaper = shaper
@@ -123,6 +160,9 @@ class CloudClient:
         self.max_reply = int(max_reply)
         self.server_info: dict = {}
         self.failures = 0
+        self.answers = 0  # valid RESULTs received
+        self.auth_failures = 0  # AUTH errors (wrong or missing token)
+        self.last_failure: str | None = None  # why the cloud was last given up on (the backoff's reason)
         self._next_try = -math.inf
         self._conn: ShapedSocket | _PlainSocket | None = None
         self._ids = itertools.count(1)
@@ -156,17 +196,26 @@ class CloudClient:
             raise CloudUnavailable(f"cloud at {self.address} answered HEALTH with {type(reply).__name__}")
         return reply.info
 
-    def infer(self, model: str, payload: bytes, *, request_id: int | None = None) -> Reply:
-        """Send one codec payload to the tail of `model`; the scores and timings, or CloudUnavailable/ServerError."""
+    def infer(self, model: str, payload: bytes, *, request_id: int | None = None, batch: int | None = None,
+              classes: tuple[int, ...] | None = None) -> Reply:
+        """Send one codec payload to the tail of `model`; the scores and timings, or CloudUnavailable/ServerError.
+
+        The reply must carry finite scores of shape (batch, *classes) (each when given; else non-empty); anything
+        else raises BadReply and backs off as an outage would."""
         rid = next(self._ids) if request_id is None else int(request_id)
         msg = P.Infer(rid, model, bytes(payload))
-        frame_len = P.HEADER_SIZE + P.Infer._HEAD.size + len(model.encode()) + len(msg.payload)
+        frame_len = msg.frame_size
+
+        def exchange(deadline: float):
+            out = self._exchange(msg, deadline)
+            problem = reply_problem(out[0], rid, batch, classes)
+            if problem:
+                raise _Invalid(f"cloud at {self.address} sent a bad reply to request {rid}: {problem}")
+            return out
+
         with self._lock:
-            result, wall_ms, connect_ms, reply_len = self._call(lambda deadline: self._exchange(msg, deadline))
-        if not isinstance(result, P.Result) or result.request_id != rid:
-            with self._lock:
-                self._drop()
-            raise CloudUnavailable(f"cloud at {self.address} answered request {rid} with an unexpected message")
+            result, wall_ms, connect_ms, reply_len = self._call(exchange)
+            self.answers += 1
         return Reply(rid, result.scores, wall_ms, connect_ms, result.queue_wait_ms, result.decode_ms,
                      result.tail_ms, result.server_ms, frame_len, reply_len)
 
@@ -193,6 +242,9 @@ class CloudClient:
                 self._drop()
                 if exc.code in _UNAVAILABLE_CODES:
                     raise self._fail(f"cloud at {self.address} is unavailable: {exc.server_message}") from exc
+                if exc.code == P.ErrorCode.AUTH:  # retrying at once cannot help: back off as from an outage
+                    self.auth_failures += 1
+                    exc.args = (f"{exc.args[0]} (retry in {self._back_off(str(exc)):.2g} s)",)
                 raise
             except (_Closed, ConnectionResetError, BrokenPipeError) as exc:
                 self._drop()
@@ -209,16 +261,25 @@ class CloudClient:
             except P.ProtocolError as exc:
                 self._drop()
                 raise self._fail(f"cloud at {self.address} sent a bad frame: {exc}") from exc
+            except _Invalid as exc:
+                self._drop()
+                raise self._fail(str(exc), BadReply) from None
             self.failures = 0
             self._next_try = -math.inf
+            self.last_failure = None
             return out
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _fail(self, message: str) -> CloudUnavailable:
+    def _fail(self, message: str, kind: type[CloudUnavailable] = CloudUnavailable) -> CloudUnavailable:
+        return kind(f"{message} (retry in {self._back_off(message):.2g} s)")
+
+    def _back_off(self, reason: str) -> float:
+        """Count a failure and wait exponentially longer before the next try; the wait in seconds."""
         self.failures += 1
         wait = min(self.backoff_max_s, self.backoff_s * 2 ** (self.failures - 1))
         self._next_try = time.monotonic() + wait
-        return CloudUnavailable(f"{message} (retry in {wait:.2g} s)")
+        self.last_failure = reason
+        return wait
 
     def _drop(self) -> None:
         if self._conn is not None:
@@ -229,8 +290,19 @@ class CloudClient:
         """A kept-alive connection with something to read before we asked: closed or errored by the server."""
         sock = self._conn.sock
         try:
-            return bool(select.select([sock], [], [], 0)[0])
+            if not select.select([sock], [], [], 0)[0]:
+                return False
         except (OSError, ValueError):
+            return True
+        if not isinstance(sock, ssl.SSLSocket):
+            return True
+        sock.setblocking(False)  # readable TLS may be only a record without data (a session ticket)
+        try:
+            sock.recv(1)
+            return True  # data or EOF: an ERROR frame or a close
+        except ssl.SSLWantReadError:
+            return False
+        except OSError:
             return True
 
     def _ensure_connected(self, deadline: float) -> float:
@@ -242,6 +314,12 @@ class CloudClient:
         limit = min(self.connect_timeout, max(1e-3, deadline - t0))
         sock = socket.create_connection((self.host, self.port), timeout=limit)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.tls is not None:
+            try:
+                sock = self.tls.wrap_socket(sock, server_hostname=self.host)
+            except BaseException:
+                sock.close()
+                raise
         self._conn = self.shaper.wrap(sock) if self.shaper else _PlainSocket(sock)
         if self.shaper:
             time.sleep(min(self.shaper.connect_delay_s(), max(0.0, deadline - time.monotonic())))

@@ -16,6 +16,7 @@ prediction, or an explicit `error`). Its options, with their defaults, are `Edge
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import warnings
@@ -24,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from planner.config import DEFAULT_CLOUD, DEFAULT_MAX_LOSS
-from planner.errors import MismatchError, PlannerError, ProfileError
+from planner.errors import MismatchError, PlannerError, ProfileError, SolveError
 from planner.profile.schema import Profile
 from planner.profile.store import find_profiles
 from planner.runtime.calibrate import Calibration, Explorer, GuardedEstimate
@@ -70,6 +71,8 @@ class EdgeClient:
         from planner.modelspec import model_label
 
         name = model_label(model)
+        if o.max_loss is not None and not (isinstance(o.max_loss, int | float) and math.isfinite(o.max_loss)):
+            raise SolveError(f"max_loss must be a finite number of percentage points (or None), got {o.max_loss!r}")
         if edge_profile is None or cloud_profile is None:
             e, c = find_profiles(name, quota=o.edge_cpu_quota)
             edge_profile, cloud_profile = edge_profile or e, cloud_profile or c
@@ -94,7 +97,8 @@ class EdgeClient:
         self.min_sample_ms = float(o.min_sample_ms)
         self.client = cloud if isinstance(cloud, CloudClient) else CloudClient(
             cloud, token=o.token, timeout=o.timeout, shaper=shaper, backoff_s=o.backoff_s,
-            backoff_max_s=o.backoff_max_s)
+            backoff_max_s=o.backoff_max_s, tls=o.tls)
+        self._classes = tuple(self.pipeline.partitioner.cut("output").shape)  # what every reply must carry
         self.edge_cpu_quota = o.edge_cpu_quota
         self._compute = QuotaThread(o.edge_cpu_quota) if o.edge_cpu_quota else inline
         if self.edge_slowdown != 1.0:
@@ -186,7 +190,11 @@ class EdgeClient:
     def infer(self, raw, *, index: int = 0, label: int | None = None, choice=None) -> Result:
         """One input (a batch of one raw sample): planned (or the forced `choice`), run, measured."""
         with self._lock:
-            return self._infer(raw, index, label, choice)
+            try:
+                return self._infer(raw, index, label, choice)
+            except Exception as exc:  # noqa: BLE001 - last resort: a bug must not lose the run's other results
+                return self._local(raw, index, label, time.perf_counter(), None, None,
+                                   f"internal error ({type(exc).__name__}: {exc})", self.estimate.bandwidth_bps)
 
     def _infer(self, raw, index: int, label: int | None, choice) -> Result:
         t0 = time.perf_counter()
@@ -215,7 +223,8 @@ class EdgeClient:
         planned = spec.label
         if not self.client.available():
             return self._local(raw, index, label, t0, self._edge_only_ms(plan), planned,
-                               f"cloud backing off for {self.client.backoff_remaining_s():.2f} s", bandwidth)
+                               f"cloud backing off for {self.client.backoff_remaining_s():.2f} s after: "
+                               f"{self.client.last_failure}", bandwidth)
         t_edge = time.perf_counter()
         try:
             payload, st = self._compute(self.pipeline.edge_encode, raw, cut, bits, dtype or "float32")
@@ -227,7 +236,8 @@ class EdgeClient:
         self.client.timeout = max(self.timeout, 4.0 * transfer_pred / 1000.0 + 1.0)
         sent = time.perf_counter()
         try:
-            reply = self.client.infer(self.pipeline.name, payload, request_id=index + 1)
+            reply = self.client.infer(self.pipeline.name, payload, request_id=index + 1, batch=len(raw),
+                                      classes=self._classes)
         except (CloudUnavailable, ServerError) as exc:
             if isinstance(exc.__cause__, TimeoutError):
                 # the payload could not cross within the timeout: an upper bound on the bandwidth; learn it, or

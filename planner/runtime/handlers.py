@@ -12,6 +12,7 @@ import threading
 
 import numpy as np
 
+from planner.compress import codec
 from planner.errors import CompressError
 from planner.types import AutoencoderKind
 
@@ -47,6 +48,11 @@ class CloudHandler:
                 if not cut.trivial:
                     self.pipeline.split(cut.id)
 
+    @staticmethod
+    def batch_of(payload: bytes) -> int:
+        """The batch a payload's header declares (nothing decoded): the server bounds it before any work."""
+        return declared_batch(payload)
+
     def infer(self, payload: bytes) -> tuple[np.ndarray, dict[str, float]]:
         """One request: codec bytes -> class scores and the server-side stage times (ms)."""
         scores, stages, _ = self.pipeline.cloud_decode(payload)
@@ -54,6 +60,11 @@ class CloudHandler:
 
     def __repr__(self) -> str:
         return f"CloudHandler({self.model}, autoencoder={self.autoencoder})"
+
+
+def declared_batch(payload: bytes) -> int:
+    """Dim 0 of the shape in a codec payload's header (its CRC pass skipped: decoding checks it later)."""
+    return codec.read_header(payload, checksum=False).shape[0]
 
 
 def committed_kind(model: str, ae_id: str | None) -> AutoencoderKind | None:

@@ -34,6 +34,7 @@ class EdgeOptions:
     calibration_alpha: float = 0.2  # EWMA weight of a new calibration sample
     explore: float = 0.05  # share of requests that probe the other side's best candidate (0: never)
     freshness_runs: int = 5  # whole-model runs at start that check the edge profile (0: no check)
+    tls: object = None  # TLS to the cloud: None (plain TCP), True (system CA store), a CA file, or an SSLContext
     autoencoder: object = None  # a file from `planner train-ae --out`, 'shared'/'independent'/'none' or an object
     # (None: a zoo model's committed one the edge profile names; none for other models)
 

@@ -5,7 +5,8 @@ order) followed by the body. Every field is parsed with `struct`, bounded and va
 the only free-form metadata (WELCOME, HEALTH_OK) is size-capped JSON checked against a schema.
 Nothing received is ever unpickled or `torch.load`ed.
 
-Conversation: the client sends HELLO (shared token) first and gets WELCOME; then any number of
+Conversation: the client sends HELLO (shared token; a body of at most MAX_HELLO_BYTES, which a server checks
+on the header before reading any of it) first and gets WELCOME; then any number of
 HEALTH -> HEALTH_OK and INFER -> RESULT exchanges, one at a time. Any ERROR from the server ends
 the connection.
 """
@@ -29,6 +30,7 @@ HEADER = struct.Struct("!4sBBHI")  # magic, version, type, flags, body length
 HEADER_SIZE = HEADER.size
 
 MAX_TOKEN_BYTES = 256
+MAX_HELLO_BYTES = 4096  # the largest HELLO body a server reads before it knows who is talking
 MAX_MODEL_BYTES = 255
 MAX_ERROR_BYTES = 1024
 MAX_JSON_BYTES = 4096
@@ -273,6 +275,11 @@ class Infer:
             raise ProtocolError("INFER needs a model name and a non-empty payload")
         return self._HEAD.pack(self.request_id, len(raw)) + raw + bytes(self.payload)
 
+    @property
+    def frame_size(self) -> int:
+        """Bytes of this message's whole frame (header included), without encoding it."""
+        return HEADER_SIZE + self._HEAD.size + len(self.model.encode("utf-8")) + len(self.payload)
+
     @classmethod
     def from_body(cls, body: bytes) -> Infer:
         r = _Reader(body, "INFER")
@@ -288,7 +295,7 @@ TIMING_FIELDS = ("queue_wait_ms", "decode_ms", "tail_ms", "server_ms")
 
 
 @dataclass(frozen=True)
-class Result:
+class Scores:
     """Server -> client: class scores (float32, up to 4-D) and the server-side timings in ms.
 
     `server_ms` spans from the request's last byte received to the reply ready to send, so
@@ -315,7 +322,7 @@ class Result:
         return self._HEAD.pack(self.request_id, *times, scores.ndim) + dims + scores.tobytes(order="C")
 
     @classmethod
-    def from_body(cls, body: bytes) -> Result:
+    def from_body(cls, body: bytes) -> Scores:
         r = _Reader(body, "RESULT")
         request_id, *times, ndim = r.unpack(cls._HEAD)
         _check_times(times)
@@ -369,8 +376,8 @@ class Error:
         return cls(ErrorCode(code), message, request_id)
 
 
-Message = Hello | Welcome | Health | HealthOk | Infer | Result | Error
-MESSAGES: dict[MsgType, type] = {cls.TYPE: cls for cls in (Hello, Welcome, Health, HealthOk, Infer, Result, Error)}
+Message = Hello | Welcome | Health | HealthOk | Infer | Scores | Error
+MESSAGES: dict[MsgType, type] = {cls.TYPE: cls for cls in (Hello, Welcome, Health, HealthOk, Infer, Scores, Error)}
 
 
 def encode(msg: Message) -> bytes:

@@ -72,6 +72,13 @@ class RayHandler:
     def __init__(self, handle, model: str, timeout_s: float = 60.0) -> None:
         self.handle, self.model, self.timeout_s = handle, model, float(timeout_s)
 
+    @staticmethod
+    def batch_of(payload: bytes) -> int:
+        """The batch the payload's header declares, so the front refuses a batch bomb before Ray sees it."""
+        from planner.runtime.handlers import declared_batch
+
+        return declared_batch(payload)
+
     def infer(self, payload: bytes):
         t0 = time.perf_counter()
         try:

@@ -14,11 +14,15 @@ import asyncio
 import contextlib
 import hmac
 import logging
+import math
 import os
 import signal
+import socket
+import ssl as ssl_module
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -29,12 +33,22 @@ from planner.runtime import protocol as P
 log = logging.getLogger("planner.runtime.server")
 
 _READ_CHUNK = 1 << 20
+DEFAULT_MAX_BATCH = 64
+DEFAULT_MAX_REPLY = 16 * 1024 * 1024
+MIN_BODY_RATE = 128 * 1024  # bytes/s a client must at least sustain inside a frame (on top of read_timeout)
 
 
 class Handler(Protocol):
+    """What the server runs; it may also offer `batch_of(payload) -> int` (the batch a payload's header
+    declares) so that `max_batch` is enforced before any decoding."""
+
     model: str
 
     def infer(self, payload: bytes) -> tuple[np.ndarray, dict[str, float]]: ...
+
+
+class ReplyTooLarge(PlannerError):
+    """The handler's answer is beyond the server's reply limit."""
 
 
 class _Reject(Exception):
@@ -47,6 +61,8 @@ class _Reject(Exception):
 
 
 def _error_code(exc: PlannerError) -> P.ErrorCode:
+    if isinstance(exc, ReplyTooLarge):
+        return P.ErrorCode.TOO_LARGE
     if isinstance(exc, CodecError):
         return P.ErrorCode.BAD_PAYLOAD
     if isinstance(exc, CompressError):
@@ -54,17 +70,46 @@ def _error_code(exc: PlannerError) -> P.ErrorCode:
     return P.ErrorCode.REJECTED
 
 
+@dataclass(eq=False)
+class _Conn:
+    """One open connection: authenticated yet, and since when it waits for its next frame (None: busy)."""
+
+    writer: asyncio.StreamWriter
+    opened: float
+    authenticated: bool = False
+    idle_since: float | None = None
+    evicted: bool = False
+
+
 class CloudServer:
-    """Serve `handler` on host:port (port 0: an ephemeral one, see `.port` after start)."""
+    """Serve `handler` on host:port (port 0: an ephemeral one, see `.port` after start).
+
+    Every request's work is bounded: `max_batch` (checked on the payload's header before any decoding, when
+    the handler can tell the batch: `handler.batch_of(payload)`), `max_reply` bytes of reply and
+    `compute_timeout` seconds from the request's arrival to its reply. Before authentication a connection may
+    send one HELLO of at most `protocol.MAX_HELLO_BYTES` within `read_timeout`, and at most
+    `max_unauthenticated` connections wait for theirs (the oldest is dropped for a newcomer); when all
+    `max_connections` are taken, the connection idle the longest is closed for a new client (BUSY when every
+    one is busy). `ssl` (an `ssl.SSLContext`, see `tls.server_context`) serves TLS.
+    """
 
     def __init__(self, handler: Handler, host: str = "127.0.0.1", port: int = 7000,
                  max_frame: int = P.DEFAULT_MAX_FRAME, workers: int | None = None, token: str | None = None,
                  read_timeout: float = 10.0, *, idle_timeout: float = 300.0, max_connections: int = 256,
-                 grace_s: float = 5.0) -> None:
+                 max_unauthenticated: int = 32, max_batch: int = DEFAULT_MAX_BATCH,
+                 max_reply: int = DEFAULT_MAX_REPLY, compute_timeout: float = 30.0, grace_s: float = 5.0,
+                 ssl: ssl_module.SSLContext | None = None) -> None:
         if not isinstance(getattr(handler, "model", None), str) or not callable(getattr(handler, "infer", None)):
             raise PlannerError("a cloud handler needs a `model` name and an `infer(payload)` method")
-        if max_frame < 1 or read_timeout <= 0 or idle_timeout <= 0 or max_connections < 1:
-            raise PlannerError("max_frame, timeouts and max_connections must be positive")
+        for name, value in (("max_frame", max_frame), ("max_connections", max_connections),
+                            ("max_unauthenticated", max_unauthenticated), ("max_batch", max_batch),
+                            ("max_reply", max_reply), ("workers", 1 if workers is None else workers)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise PlannerError(f"{name} must be a positive integer, got {value!r}")
+        for name, value in (("read_timeout", read_timeout), ("idle_timeout", idle_timeout),
+                            ("compute_timeout", compute_timeout)):
+            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                raise PlannerError(f"{name} must be a finite positive number of seconds, got {value!r}")
         self.handler = handler
         self.host = host
         self.port = port
@@ -74,12 +119,16 @@ class CloudServer:
         self.read_timeout = float(read_timeout)
         self.idle_timeout = float(idle_timeout)
         self.max_connections = int(max_connections)
+        self.max_unauthenticated = min(int(max_unauthenticated), self.max_connections)
+        self.max_batch = int(max_batch)
+        self.max_reply = int(max_reply)
+        self.compute_timeout = float(compute_timeout)
         self.grace_s = float(grace_s)
-        self.stats = {"requests": 0, "errors": 0, "connections": 0}
+        self.ssl = ssl
+        self.stats = {"requests": 0, "errors": 0, "connections": 0, "evicted": 0}
         self._server: asyncio.base_events.Server | None = None
         self._pool: ThreadPoolExecutor | None = None
-        self._tasks: dict[asyncio.Task, asyncio.StreamWriter] = {}  # one per open connection
-        self._idle: set[asyncio.Task] = set()  # those waiting for their next request
+        self._conns: dict[asyncio.Task, _Conn] = {}  # one per open connection
         self._closing = False
         self._started = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -90,12 +139,18 @@ class CloudServer:
     async def start(self) -> int:
         """Bind and start accepting; returns the bound port."""
         self._loop = asyncio.get_running_loop()
+        try:
+            self._server = await asyncio.start_server(self._on_connect, self.host, self.port, limit=_READ_CHUNK,
+                                                      ssl=self.ssl, ssl_handshake_timeout=self.read_timeout
+                                                      if self.ssl else None)
+        except OSError as exc:
+            raise PlannerError(f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}") from None
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="planner-tail")
-        self._server = await asyncio.start_server(self._on_connect, self.host, self.port, limit=_READ_CHUNK)
         self.port = self._server.sockets[0].getsockname()[1]
         self._started = time.monotonic()
         self._closing = False
-        log.info("serving %s on %s:%d (%d workers)", self.handler.model, self.host, self.port, self.workers)
+        log.info("serving %s on %s:%d (%d workers%s)", self.handler.model, self.host, self.port, self.workers,
+                 ", TLS" if self.ssl else "")
         return self.port
 
     async def stop(self) -> None:
@@ -104,14 +159,14 @@ class CloudServer:
             return
         self._closing = True
         self._server.close()
-        for task in list(self._idle):  # waiting for a request: tell them and hang up
-            writer = self._tasks[task]
-            writer.write(P.encode(P.Error(P.ErrorCode.SHUTTING_DOWN, "server is shutting down")))
-            writer.close()
-        if self._tasks:
-            _, pending = await asyncio.wait(set(self._tasks), timeout=self.grace_s)
+        for conn in [c for c in self._conns.values() if c.idle_since is not None]:  # waiting: tell them, hang up
+            conn.writer.write(P.encode(P.Error(P.ErrorCode.SHUTTING_DOWN, "server is shutting down")))
+            conn.writer.close()
+        if self._conns:
+            tasks = dict(self._conns)
+            _, pending = await asyncio.wait(set(tasks), timeout=self.grace_s)
             for task in pending:  # still computing after the grace period
-                self._tasks[task].transport.abort()
+                tasks[task].writer.transport.abort()
             if pending:
                 _, pending = await asyncio.wait(pending, timeout=1.0)
             for task in pending:
@@ -150,7 +205,7 @@ class CloudServer:
             asyncio.set_event_loop(loop)
             try:
                 loop.run_until_complete(self.start())
-            except BaseException as exc:  # bind error: report to the caller
+            except BaseException as exc:  # noqa: BLE001 - bind error: report to the caller
                 failure.append(exc)
                 ready.set()
                 loop.close()
@@ -165,6 +220,8 @@ class CloudServer:
         if not ready.wait(timeout):
             raise PlannerError("cloud server did not start in time")
         if failure:
+            if isinstance(failure[0], PlannerError):
+                raise failure[0]
             raise PlannerError(f"cloud server could not listen on {self.host}:{self.port}: {failure[0]}")
         return self.port
 
@@ -190,47 +247,75 @@ class CloudServer:
     def health(self) -> dict[str, Any]:
         return {"status": "stopping" if self._closing else "ok", "model": self.handler.model,
                 "uptime_s": round(time.monotonic() - self._started, 3), "requests": self.stats["requests"],
-                "errors": self.stats["errors"], "connections": len(self._tasks), "workers": self.workers,
+                "errors": self.stats["errors"], "connections": len(self._conns), "workers": self.workers,
                 "max_frame": self.max_frame}
+
 
     # ------------------------------------------------------------ connections
 
     async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
-        self._tasks[task] = writer
-        self.stats["connections"] += 1
+        conn = _Conn(writer, time.monotonic())
         peer = writer.get_extra_info("peername")
+        self.stats["connections"] += 1
         try:
-            if len(self._tasks) > self.max_connections:
-                raise _Reject(P.ErrorCode.BUSY, f"too many connections (limit {self.max_connections})")
-            await self._converse(reader, writer)
+            if not self._make_room():
+                raise _Reject(P.ErrorCode.BUSY, f"too many connections (limit {self.max_connections}), all busy")
+            self._conns[task] = conn
+            await self._converse(reader, writer, conn)
         except _Reject as exc:
+            if conn.evicted:
+                return
             self.stats["errors"] += 1
             log.info("closing %s: %s %s", peer, exc.code.name, exc)
             with contextlib.suppress(Exception):
                 await self._write(writer, P.Error(exc.code, str(exc), exc.request_id))
         except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
-            pass  # the peer went away; nothing to answer
+            pass  # the peer went away (or was evicted); nothing to answer
         except asyncio.CancelledError:
             pass  # stop() gave up on this connection; it is closed below
         except Exception:
             self.stats["errors"] += 1
             log.exception("connection from %s failed", peer)
         finally:
-            self._tasks.pop(task, None)
+            self._conns.pop(task, None)
             writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), timeout=1.0)
 
-    async def _converse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        hello = await self._read_message(reader, self.read_timeout)
-        if not isinstance(hello, P.Hello):
-            raise _Reject(P.ErrorCode.AUTH, f"expected HELLO first, got {hello.TYPE.name}")
+    def _make_room(self) -> bool:
+        """Admit one more connection: drop the oldest unauthenticated one when those are at their cap, and the
+        one idle the longest when every slot is taken; False when all slots are busy computing."""
+        pending = [c for c in self._conns.values() if not c.authenticated]
+        if len(pending) >= self.max_unauthenticated:
+            self._evict(min(pending, key=lambda c: c.opened), "too many connections without HELLO")
+        if len(self._conns) < self.max_connections:
+            return True
+        idle = [c for c in self._conns.values() if c.idle_since is not None]
+        if not idle:
+            return False
+        self._evict(min(idle, key=lambda c: c.idle_since), "closed for a new client (idle the longest)")
+        return True
+
+    def _evict(self, conn: _Conn, why: str) -> None:
+        """Close `conn` now (BUSY), freeing its slot at once; its task ends on the closed stream."""
+        for task, c in list(self._conns.items()):
+            if c is conn:
+                del self._conns[task]
+        conn.evicted = True
+        self.stats["evicted"] += 1
+        with contextlib.suppress(Exception):
+            conn.writer.write(P.encode(P.Error(P.ErrorCode.BUSY, f"server full: {why}")))
+        conn.writer.close()
+
+    async def _converse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, conn: _Conn) -> None:
+        hello = await self._read_message(reader, conn, self.read_timeout, hello=True)
         if not hmac.compare_digest(hello.token.encode(), self.token.encode()):
             raise _Reject(P.ErrorCode.AUTH, "wrong or missing token")
+        conn.authenticated = True
         await self._write(writer, P.Welcome(self.welcome()))
         while not self._closing:
-            msg = await self._read_message(reader, self.idle_timeout, eof_ok=True)
+            msg = await self._read_message(reader, conn, self.idle_timeout, eof_ok=True)
             if msg is None:
                 return
             if isinstance(msg, P.Health):
@@ -241,39 +326,53 @@ class CloudServer:
                 raise _Reject(P.ErrorCode.UNKNOWN_TYPE, f"a client may not send {msg.TYPE.name} here")
         raise _Reject(P.ErrorCode.SHUTTING_DOWN, "server is shutting down")
 
-    async def _read_message(self, reader: asyncio.StreamReader, first_timeout: float, eof_ok: bool = False):
-        """One frame: the header within `first_timeout`, then each body chunk within the read timeout."""
-        task = asyncio.current_task()
-        self._idle.add(task)  # until a header arrives, stop() may hang up at once
+    async def _read_message(self, reader: asyncio.StreamReader, conn: _Conn, wait_s: float, *,
+                            eof_ok: bool = False, hello: bool = False):
+        """One frame: the header within `wait_s`, then the whole body by one deadline (never per chunk).
+
+        The first frame must be a HELLO of at most MAX_HELLO_BYTES, checked on its header before any body byte
+        is read, and header and body share the one deadline `wait_s`. Other bodies get `read_timeout` plus
+        the time to cross at MIN_BODY_RATE bytes/s."""
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        conn.idle_since = time.monotonic()  # until a header arrives, stop() or a newcomer may hang up at once
         try:
-            head = await asyncio.wait_for(reader.readexactly(P.HEADER_SIZE), first_timeout)
+            head = await asyncio.wait_for(reader.readexactly(P.HEADER_SIZE), wait_s)
         except TimeoutError as exc:
-            raise _Reject(P.ErrorCode.TIMEOUT, f"no complete frame header within {first_timeout:g} s") from exc
+            raise _Reject(P.ErrorCode.TIMEOUT, f"no complete frame header within {wait_s:g} s") from exc
         except asyncio.IncompleteReadError as exc:
             if eof_ok and not exc.partial:
                 return None
             raise _Reject(P.ErrorCode.BAD_FRAME, f"truncated frame header ({len(exc.partial)} bytes)") from exc
         finally:
-            self._idle.discard(task)
+            conn.idle_since = None
+        header = self._header(head, hello)
+        budget = wait_s - (loop.time() - start) if hello else self.read_timeout + header.length / MIN_BODY_RATE
+        try:
+            body = await asyncio.wait_for(reader.readexactly(header.length), max(budget, 1e-3))
+        except TimeoutError as exc:
+            what = "HELLO" if hello else "frame body"
+            raise _Reject(P.ErrorCode.TIMEOUT, f"{what} of {header.length} bytes not complete within "
+                                               f"{wait_s if hello else budget:.3g} s") from exc
+        except asyncio.IncompleteReadError as exc:
+            raise _Reject(P.ErrorCode.BAD_FRAME, f"truncated frame: {len(exc.partial)} of {header.length} "
+                                                 "body bytes") from exc
+        try:
+            return P.decode_body(header, body)
+        except P.ProtocolError as exc:
+            raise _Reject(exc.code, str(exc)) from exc
+
+    def _header(self, head: bytes, hello: bool) -> P.Header:
         try:
             header = P.parse_header(head, self.max_frame)
         except P.ProtocolError as exc:
             raise _Reject(exc.code, str(exc)) from exc
-        body = bytearray()
-        while len(body) < header.length:
-            try:
-                chunk = await asyncio.wait_for(reader.read(min(_READ_CHUNK, header.length - len(body))),
-                                               self.read_timeout)
-            except TimeoutError as exc:
-                raise _Reject(P.ErrorCode.TIMEOUT, f"frame body stalled at {len(body)} of {header.length} bytes "
-                                                   f"for {self.read_timeout:g} s") from exc
-            if not chunk:
-                raise _Reject(P.ErrorCode.BAD_FRAME, f"truncated frame: {len(body)} of {header.length} body bytes")
-            body += chunk
-        try:
-            return P.decode_body(header, bytes(body))
-        except P.ProtocolError as exc:
-            raise _Reject(exc.code, str(exc)) from exc
+        if hello and header.type != P.MsgType.HELLO:
+            raise _Reject(P.ErrorCode.AUTH, f"expected HELLO first, got {header.type.name}")
+        if hello and header.length > P.MAX_HELLO_BYTES:
+            raise _Reject(P.ErrorCode.TOO_LARGE, f"HELLO body of {header.length} bytes exceeds the limit of "
+                                                 f"{P.MAX_HELLO_BYTES} bytes before authentication")
+        return header
 
     async def _write(self, writer: asyncio.StreamWriter, msg) -> None:
         writer.write(msg if isinstance(msg, bytes) else P.encode(msg))
@@ -284,9 +383,15 @@ class CloudServer:
         if msg.model != self.handler.model:
             raise _Reject(P.ErrorCode.WRONG_MODEL,
                           f"this server holds model {self.handler.model!r}, not {msg.model!r}", msg.request_id)
-        loop = asyncio.get_running_loop()
+        self._check_batch(msg)
+        future = asyncio.get_running_loop().run_in_executor(self._pool, self._compute, msg, received)
+        done, _ = await asyncio.wait({future}, timeout=self.compute_timeout)
+        if not done:  # a queued request is dropped; one already running finishes in its thread, unanswered
+            future.cancel()
+            raise _Reject(P.ErrorCode.TIMEOUT, f"request {msg.request_id} not answered within the compute "
+                                               f"deadline of {self.compute_timeout:g} s", msg.request_id)
         try:
-            result = await loop.run_in_executor(self._pool, self._compute, msg, received)
+            result = future.result()
         except PlannerError as exc:
             raise _Reject(_error_code(exc), str(exc), msg.request_id) from exc
         except Exception as exc:
@@ -296,14 +401,32 @@ class CloudServer:
         self.stats["requests"] += 1
         return result
 
+    def _check_batch(self, msg: P.Infer) -> None:
+        """Refuse a payload declaring more than `max_batch` inputs, from its header alone (nothing decoded)."""
+        batch_of = getattr(self.handler, "batch_of", None)
+        if batch_of is None:
+            return
+        try:
+            batch = int(batch_of(msg.payload))
+        except PlannerError as exc:
+            raise _Reject(_error_code(exc), str(exc), msg.request_id) from exc
+        if batch > self.max_batch:
+            raise _Reject(P.ErrorCode.TOO_LARGE, f"request {msg.request_id} declares a batch of {batch}; this "
+                                                 f"server takes at most {self.max_batch} per INFER (--max-batch)",
+                          msg.request_id)
+
     def _compute(self, msg: P.Infer, received: float) -> bytes:
         """Worker thread: run the handler and encode the RESULT frame (a handler bug becomes INTERNAL)."""
         started = time.perf_counter()
         scores, timings = self.handler.infer(msg.payload)
         if not isinstance(timings, dict):
             raise TypeError(f"handler returned timings of type {type(timings).__name__}, expected a dict")
+        scores = np.asarray(scores, dtype=np.float32)
+        if scores.nbytes > self.max_reply:
+            raise ReplyTooLarge(f"the reply to request {msg.request_id} would carry {scores.nbytes} bytes of "
+                                f"scores, above the limit of {self.max_reply} bytes")
         done = time.perf_counter()
-        result = P.Result(msg.request_id, np.asarray(scores, dtype=np.float32),
+        result = P.Scores(msg.request_id, scores,
                           queue_wait_ms=(started - received) * 1000.0 + float(timings.get("queue_ms", 0.0)),
                           decode_ms=float(timings.get("decode_ms", 0.0)),
                           tail_ms=float(timings.get("tail_ms", (done - started) * 1000.0)),
@@ -312,3 +435,19 @@ class CloudServer:
             return P.encode(result)
         except P.ProtocolError as exc:
             raise ValueError(f"handler output cannot be sent: {exc}") from exc
+
+
+def check_bindable(host: str, port: int) -> None:
+    """Raise PlannerError now when host:port cannot be listened on (in use, not an address of this machine),
+    so that `planner serve` says so before it loads a model."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise PlannerError(f"cannot listen on {host}:{port}: unknown host ({exc.strerror})") from None
+    for family, kind, proto, _, address in infos:
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                raise PlannerError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
