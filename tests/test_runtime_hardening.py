@@ -297,9 +297,14 @@ def test_the_client_names_what_is_wrong_with_a_reply(pipe):
 
 # ------------------------------------------------------------------------------------ threads
 
+_SEEDED = threading.Lock()  # make_pipeline seeds torch's global RNG: one at a time, or the weights differ
+
+
 def _run_in_thread(k: int, reports: list, failures: list, address: str, profiles, images) -> None:
     try:  # each thread traces its own model while the others run theirs
-        reports[k] = planner.run(images[:2], make_pipeline(), address, *profiles, link="50mbit", rtt="1ms",
+        with _SEEDED:
+            pipe = make_pipeline()
+        reports[k] = planner.run(images[:2], pipe, address, *profiles, link="50mbit", rtt="1ms",
                                  token=TOKEN, timeout=5.0, calibrate=False, freshness_runs=0)
     except Exception as exc:  # noqa: BLE001 - collected and reported by the test
         failures.append(f"{type(exc).__name__}: {exc}")
