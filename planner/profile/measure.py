@@ -22,8 +22,9 @@ from planner.profile.exchange import measure_exchange
 from planner.profile.quota import cpu_quota
 from planner.profile.schema import SCHEMA_VERSION
 from planner.profile.timing import measure
+from planner.types import Role
 
-ROLES = ("edge", "cloud", "both")
+ROLES = tuple(r.value for r in Role)
 
 
 @dataclass
@@ -55,119 +56,130 @@ def profile_pipeline(pipeline, settings: ProfileSettings | None = None, progress
     """Measure `pipeline` (a SplitPipeline) on this device and return the profile as a dict (see schema).
     `data` (a planner.datasets.DataSet, default the Fashion-MNIST test set) gives the samples for payloads and
     accuracy (agreement without labels)."""
-    from planner.datasets import fashion_mnist
-
-    s = settings or ProfileSettings()
-    if s.role not in ROLES:
-        raise ProfileError(f"role must be one of {', '.join(ROLES)}, got {s.role!r}")
-    if s.cpu_quota is not None and s.role != "edge":
-        raise ProfileError("--cpu-quota emulates a weak edge device: use it with --role edge")
-    edge, cloud = s.role in ("edge", "both"), s.role in ("cloud", "both")
-    threads = s.threads or (1 if s.role == "edge" else torch.get_num_threads() or 1)
+    m = _Measurer(pipeline, settings or ProfileSettings(), data, progress)
     previous_threads = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    ae = pipeline.ae
-    bits = list(ae.bits) if ae is not None else []
-    served = set(ae.cuts) if ae is not None else set()
+    torch.set_num_threads(m.threads)
+    try:
+        with torch.inference_mode():
+            cuts = [m.cut(c) for c in m.iterate_cuts()]
+            inp, whole = m.input_and_whole()
+    finally:
+        torch.set_num_threads(previous_threads)
+    return m.document(cuts, inp, whole)
 
-    load_before = _load_avg()
-    data = data if data is not None else fashion_mnist("test")
-    images = data.raw
-    raw_batch = images[: s.batch]
-    x = pipeline.input_tensor(raw_batch)
-    samples = images[: s.payload_samples]
-    xs = pipeline.input_tensor(samples)
-    acc = accuracy_table(pipeline, bits, limit=s.accuracy_limit, progress=progress, data=data)
 
-    inner = [c for c in pipeline.cuts if not c.trivial]
-    iterator = inner
-    if progress:
+class _Measurer:
+    """The steps of one profile: per cut (head, tail, raw formats, each bitwidth), the input, the whole model."""
+
+    def __init__(self, pipeline, s: ProfileSettings, data, progress: bool) -> None:
+        from planner.datasets import fashion_mnist
+
+        if s.role not in ROLES:
+            raise ProfileError(f"role must be one of {', '.join(ROLES)}, got {s.role!r}")
+        if s.cpu_quota is not None and s.role != Role.EDGE:
+            raise ProfileError("--cpu-quota emulates a weak edge device: use it with --role edge")
+        self.pipeline, self.s, self.progress = pipeline, s, progress
+        self.edge, self.cloud = Role(s.role).covers(Role.EDGE), Role(s.role).covers(Role.CLOUD)
+        self.threads = s.threads or (1 if s.role == Role.EDGE else torch.get_num_threads() or 1)
+        ae = self.ae = pipeline.ae
+        self.bits = list(ae.bits) if ae is not None else []
+        self.served = set(ae.cuts) if ae is not None else set()
+        self.load_before = _load_avg()
+        data = data if data is not None else fashion_mnist("test")
+        images = data.raw
+        self.raw_batch = images[: s.batch]
+        self.x = pipeline.input_tensor(self.raw_batch)
+        self.samples = images[: s.payload_samples]
+        self.xs = pipeline.input_tensor(self.samples)
+        self.acc = accuracy_table(pipeline, self.bits, limit=s.accuracy_limit, progress=progress, data=data)
+
+    def iterate_cuts(self):
+        inner = [c for c in self.pipeline.cuts if not c.trivial]
+        if not self.progress:
+            return inner
         from tqdm.auto import tqdm
 
-        iterator = tqdm(inner, desc=f"profile {pipeline.name} ({s.role}, {threads}t)", unit="cut")
+        return tqdm(inner, desc=f"profile {self.pipeline.name} ({self.s.role}, {self.threads}t)", unit="cut")
 
-    def edge_side():
-        return cpu_quota(s.cpu_quota, scope="thread") if edge else cpu_quota(None)
+    def edge_side(self):
+        return cpu_quota(self.s.cpu_quota, scope="thread") if self.edge else cpu_quota(None)
 
-    def profile_cut(c) -> dict:
-        head, tail = pipeline.split(c.id)
-        feature = head(x)
+    def timed(self, fn, on_edge: bool):
+        """`fn` timed on its side (the edge one under the quota), or None when this role does not measure it."""
+        if on_edge and self.edge:
+            with self.edge_side():
+                return _t(fn, self.s)
+        if not on_edge and self.cloud:
+            return _t(fn, self.s)
+        return None
+
+    def cut(self, c) -> dict:
+        head, tail = self.pipeline.split(c.id)
+        feature = head(self.x)
         entry = {"id": c.id, "index": c.index, "shape": list(c.shape), "float32_bytes": c.float32_bytes,
-                 "head_ms": None, "tail_ms": None, "raw": {}, "bits": {}}
-        for mode in ["float32"] + (["float16"] if s.float16 else []):
-            payload = codec.encode(feature.numpy(), c.id, mode=mode, lossless="none")
-            r = {"bytes": len(payload), "serialize_ms": None, "deserialize_ms": None}
-            if mode == "float16":
-                r["accuracy"] = acc["cuts"][c.id]["float16"]
-            if edge:
-                with edge_side():
-                    r["serialize_ms"] = _t(lambda m=mode: codec.encode(feature.numpy(), c.id, mode=m, lossless="none"), s)
-            if cloud:
-                r["deserialize_ms"] = _t(lambda p=payload: codec.decode(p).tensor(), s)
-            entry["raw"][mode] = r
-        if edge:
-            with edge_side():
-                entry["head_ms"] = _t(lambda: head(pipeline.input_tensor(raw_batch)), s)
-        if cloud:
-            entry["tail_ms"] = _t(lambda: tail(feature), s)
-        if c.id in served:
-            feats = head(xs)
-            for b in bits:
-                sizes = [len(codec.encode(ae.encode(feats[i:i + 1], c.id, b).numpy(), c.id, b))
-                         for i in range(len(feats))]
-                mean, p95 = _stats(sizes)
-                payload = codec.encode(ae.encode(feature, c.id, b).numpy(), c.id, b)
-                e = {"bytes_mean": mean, "bytes_p95": p95, "encode_ms": None, "decode_ms": None,
-                     "accuracy": acc["cuts"][c.id]["bits"].get(str(b))}
-                if edge:
-                    with edge_side():
-                        e["encode_ms"] = _t(lambda b=b: codec.encode(ae.encode(feature, c.id, b).numpy(), c.id, b), s)
-                if cloud:
-                    e["decode_ms"] = _t(lambda b=b, p=payload: ae.decode(codec.decode(p).tensor(), c.id, b), s)
-                entry["bits"][str(b)] = e
+                 "head_ms": self.timed(lambda: head(self.pipeline.input_tensor(self.raw_batch)), on_edge=True),
+                 "tail_ms": self.timed(lambda: tail(feature), on_edge=False),
+                 "raw": {mode: self.raw_format(c, feature, mode)
+                         for mode in ["float32"] + (["float16"] if self.s.float16 else [])},
+                 "bits": {}}
+        if c.id in self.served:
+            feats = head(self.xs)
+            entry["bits"] = {str(b): self.bits_entry(c, feature, feats, b) for b in self.bits}
         return entry
 
-    with torch.inference_mode():
-        cuts_out = [profile_cut(c) for c in iterator]
-        input_sizes = [len(pipeline.input_payload(samples[i:i + 1])) for i in range(len(samples))]
-        in_payload = pipeline.input_payload(raw_batch)
-        inp = {"shape": list(pipeline.input_shape),
-               "raw_bytes": int(np.asarray(raw_batch[:1]).nbytes),
+    def raw_format(self, c, feature, mode: str) -> dict:
+        payload = codec.encode(feature.numpy(), c.id, mode=mode, lossless="none")
+        r = {"bytes": len(payload),
+             "serialize_ms": self.timed(lambda: codec.encode(feature.numpy(), c.id, mode=mode, lossless="none"),
+                                        on_edge=True),
+             "deserialize_ms": self.timed(lambda: codec.decode(payload).tensor(), on_edge=False)}
+        if mode == "float16":
+            r["accuracy"] = self.acc["cuts"][c.id]["float16"]
+        return r
+
+    def bits_entry(self, c, feature, feats, b: int) -> dict:
+        ae = self.ae
+        sizes = [len(codec.encode(ae.encode(feats[i:i + 1], c.id, b).numpy(), c.id, b)) for i in range(len(feats))]
+        mean, p95 = _stats(sizes)
+        payload = codec.encode(ae.encode(feature, c.id, b).numpy(), c.id, b)
+        return {"bytes_mean": mean, "bytes_p95": p95,
+                "encode_ms": self.timed(lambda: codec.encode(ae.encode(feature, c.id, b).numpy(), c.id, b),
+                                        on_edge=True),
+                "decode_ms": self.timed(lambda: ae.decode(codec.decode(payload).tensor(), c.id, b), on_edge=False),
+                "accuracy": self.acc["cuts"][c.id]["bits"].get(str(b))}
+
+    def input_and_whole(self) -> tuple[dict, object]:
+        """The cloud-only payload (sizes, encode on the edge, decode on the cloud) and the whole model's time
+        (edge-only from the raw sample as the edge runs it; else the cloud's)."""
+        p, raw_batch = self.pipeline, self.raw_batch
+        input_sizes = [len(p.input_payload(self.samples[i:i + 1])) for i in range(len(self.samples))]
+        in_payload = p.input_payload(raw_batch)
+        inp = {"shape": list(p.input_shape), "raw_bytes": int(np.asarray(raw_batch[:1]).nbytes),
                "compressed_bytes": _stats(input_sizes)[0],
-               "encode_ms": None, "decode_ms": None}
-        whole = None
-        if edge:  # edge-only: the whole model from the raw sample, as the edge runs it
-            with edge_side():
-                inp["encode_ms"] = _t(lambda: pipeline.input_payload(raw_batch), s)
-                whole = _t(lambda: pipeline.model(pipeline.input_tensor(raw_batch)), s)
-        if cloud:  # cloud-only: decode the input payload (timed apart), then the whole model
-            inp["decode_ms"] = _t(lambda: pipeline.input_tensor(_input_values(codec.decode(in_payload))), s)
-            cloud_whole = _t(lambda: pipeline.model(x), s)
-            whole = whole or cloud_whole
-    torch.set_num_threads(previous_threads)
-    scores = pipeline.model(x)
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "model": pipeline.name,
-        "autoencoder": pipeline.ae_id,
-        "role": s.role,
-        "device": device_facts(threads, s.cpu_quota, s.device),
-        "settings": {"batch": s.batch, "repeats": s.repeats, "max_seconds": s.max_seconds, "device": s.device,
-                     "threads": threads, "payload_samples": s.payload_samples,
-                     "accuracy_images": acc.get("n"), "weights_sha256": pipeline.weights_sha256,
-                     "data": acc.get("data"), "metric": acc.get("metric", "accuracy"),
-                     "load_avg": {"before": load_before, "after": _load_avg()}},
-        "scaled": None,
-        "backbone_accuracy": acc.get("backbone"),
-        "bits": bits,
-        "input": inp,
-        "whole_model_ms": whole,
-        "reply_bytes": len(codec.encode(scores.detach().numpy(), "output", mode="float32", lossless="none")),
-        "cuts": cuts_out,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "notes": None,
-        "exchange_ms": measure_exchange().to_dict(),
-    }
+               "encode_ms": self.timed(lambda: p.input_payload(raw_batch), on_edge=True),
+               "decode_ms": self.timed(lambda: p.input_tensor(_input_values(codec.decode(in_payload))),
+                                       on_edge=False)}
+        whole = self.timed(lambda: p.model(p.input_tensor(raw_batch)), on_edge=True)
+        cloud_whole = self.timed(lambda: p.model(self.x), on_edge=False)
+        return inp, whole or cloud_whole
+
+    def document(self, cuts: list[dict], inp: dict, whole) -> dict:
+        p, s, acc = self.pipeline, self.s, self.acc
+        scores = p.model(self.x)
+        return {
+            "schema_version": SCHEMA_VERSION, "model": p.name, "autoencoder": p.ae_id, "role": s.role,
+            "device": device_facts(self.threads, s.cpu_quota, s.device),
+            "settings": {"batch": s.batch, "repeats": s.repeats, "max_seconds": s.max_seconds, "device": s.device,
+                         "threads": self.threads, "payload_samples": s.payload_samples,
+                         "accuracy_images": acc.get("n"), "weights_sha256": p.weights_sha256,
+                         "data": acc.get("data"), "metric": acc.get("metric", "accuracy"),
+                         "load_avg": {"before": self.load_before, "after": _load_avg()}},
+            "scaled": None, "backbone_accuracy": acc.get("backbone"), "bits": self.bits, "input": inp,
+            "whole_model_ms": whole,
+            "reply_bytes": len(codec.encode(scores.detach().numpy(), "output", mode="float32", lossless="none")),
+            "cuts": cuts, "created": datetime.now(UTC).isoformat(timespec="seconds"), "notes": None,
+            "exchange_ms": measure_exchange().to_dict(),
+        }
 
 
 def _input_values(dec):
