@@ -157,9 +157,13 @@ def test_cli_arch_profile_then_plan_with_assumed_loss(tmp_path, capsys):
     assert main(plan + ["--assume-loss", "8:0.1,4:0.5,2:2", "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["assumed_loss"] == {"2": 2.0, "4": 0.5, "8": 0.1}
-    assert d["kind"] == "split" and d["bits"] in (4, 8) and d["accuracy_loss"] in (0.5, 0.1)  # 2 bits: over budget
-    chosen = next(c for c in d["candidates"] if c["cut"] == d["cut"] and c["bits"] == d["bits"])
-    assert chosen["loss_assumed"] is True
+    splits = [c for c in d["candidates"] if c["kind"] == "split"]
+    assert splits and all(c["loss_assumed"] and c["accuracy_loss"] == {2: 2.0, 4: 0.5, 8: 0.1}[c["bits"]]
+                          for c in splits)
+    assert not any(c["feasible"] for c in splits if c["bits"] == 2)  # 2 bits: over the 1 pp budget
+    fastest = min((c for c in d["candidates"] if c["feasible"]), key=lambda c: c["predicted_ms"])
+    assert (d["kind"], d["cut"], d["bits"]) == (fastest["kind"], fastest["cut"], fastest["bits"])
+    # (with timings from one repeat, split vs cloud-only is within noise here: the plan is the fastest either way)
 
 
 def test_cli_arch_errors(capsys):
