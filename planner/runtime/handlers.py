@@ -35,11 +35,10 @@ class CloudHandler:
         return self.pipeline.ae_id
 
     def warm(self) -> None:
-        """Split the model at every inner cut now, so no request pays for tracing and no two threads race on it."""
+        """Split the model at every inner cut now (and open its graphs), so no request pays for set-up and no two
+        threads race on it."""
         with self._lock:
-            for cut in self.pipeline.cuts:
-                if not cut.trivial:
-                    self.pipeline.split(cut.id)
+            self.pipeline.warm()
 
     def infer(self, payload: bytes) -> tuple[np.ndarray, dict[str, float]]:
         """One request: codec bytes -> class scores and the server-side stage times (ms)."""
