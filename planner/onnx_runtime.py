@@ -111,6 +111,25 @@ class OnnxPipeline(SplitPipeline):
                               f"re-export with these --bits")
         return rel
 
+    def check_complete(self) -> None:
+        """Raise ExportError unless every candidate of the pipeline has its graphs (what a profile times)."""
+        missing = []
+        for c in self.cuts:
+            if c.trivial:
+                continue
+            kinds = [("head", None), ("tail", None)]
+            if self.ae is not None and c.id in self.ae.cuts:
+                kinds += [("edge", None)] + [("cloud", b) for b in self.ae.bits]
+            for kind, b in kinds:
+                try:
+                    self.graph(c.id, kind, b)
+                except ExportError:
+                    missing.append(f"{c.id} {kind}" + (f" {b}b" if b else ""))
+        if missing:
+            raise ExportError(f"the export in {self.folder} lacks {len(missing)} graphs ({', '.join(missing[:4])}"
+                              f"{', ...' if len(missing) > 4 else ''}); profiling times every candidate: export "
+                              f"with --cuts all and every bitwidth")
+
     def warm(self) -> None:
         """Split the torch model (for checks) and open every graph now, so no request pays for it."""
         super().warm()

@@ -27,6 +27,9 @@ def register(sub) -> None:
     p.add_argument("--edge-cpu-quota", type=float, default=None,
                    help="emulate a weak edge: run head+encode under this fraction of one core (root), "
                         "with the profile measured the same way")
+    p.add_argument("--edge-runtime", choices=("torch", "onnxruntime"), default="torch",
+                   help="what runs head + encoder: PyTorch eager (default) or ONNX Runtime on the graphs of --onnx")
+    p.add_argument("--onnx", default=None, metavar="DIR", help="export folder from `planner export`")
     p.add_argument("--max-loss", type=float, default=1.0, help="accuracy budget in percentage points (default 1.0)")
     p.add_argument("--estimator", choices=("harmonic", "ewma"), default="harmonic",
                    help="live bandwidth estimate (default harmonic mean of the last 5 transfers)")
@@ -95,7 +98,8 @@ def run(args) -> int:
             address = f"127.0.0.1:{server.start_in_thread()}"
         with EdgeClient(pipeline, edge_profile, cloud_profile, cloud=address, link=estimate, max_loss=args.max_loss,
                         shaper=shaper, token=token, timeout=args.timeout, edge_cpu_quota=args.edge_cpu_quota,
-                        replan=not args.no_replan, load_aware=not args.no_load_aware) as client:
+                        replan=not args.no_replan, load_aware=not args.no_load_aware,
+                        edge_runtime=args.edge_runtime, onnx=args.onnx) as client:
             report = client.run(x, y, progress=args.progress, start_index=args.offset)
     finally:
         if server is not None:

@@ -47,6 +47,9 @@ def register(sub) -> None:
     p.add_argument("--idle-timeout", type=float, default=300.0, help="seconds an idle connection is kept")
     p.add_argument("--autoencoder", default="shared", choices=("shared", "independent", "none"),
                    help="autoencoder to decode with ('none': raw-feature candidates only; default shared)")
+    p.add_argument("--runtime", choices=("torch", "onnxruntime"), default="torch",
+                   help="what runs decoder + tails: PyTorch eager (default) or ONNX Runtime on the graphs of --onnx")
+    p.add_argument("--onnx", default=None, metavar="DIR", help="export folder from `planner export`")
     p.add_argument("--backend", choices=("asyncio", "ray"), default="asyncio",
                    help="compute in this process (asyncio, default) or on Ray Serve replicas (needs planner[ray])")
     scale = p.add_mutually_exclusive_group()
@@ -64,6 +67,8 @@ def run(args) -> int:
 
     if args.backend != "ray" and (args.replicas is not None or args.autoscale or args.address):
         raise PlannerError("--replicas, --autoscale and --address need --backend ray")
+    if args.backend == "ray" and (args.runtime != "torch" or args.onnx):
+        raise PlannerError("--runtime onnxruntime runs in this process: use it with --backend asyncio")
 
     from planner.runtime.server import CloudServer
 
@@ -89,7 +94,8 @@ def run(args) -> int:
         where = (f"Ray Serve, autoscale {args.autoscale}" if args.autoscale else
                  f"Ray Serve, {backend.replicas} replicas")
     try:
-        handler = backend.start() if backend else make_cloud_handler(args.model, autoencoder)
+        handler = backend.start() if backend else make_cloud_handler(args.model, autoencoder, runtime=args.runtime,
+                                                                           onnx=args.onnx)
         server = CloudServer(handler, host=args.host, port=args.port, max_frame=args.max_frame, workers=workers,
                              token=args.token, read_timeout=args.read_timeout, idle_timeout=args.idle_timeout)
         server.serve_forever(on_ready=lambda port: print(

@@ -391,7 +391,8 @@ class EdgeClient:
                  shaper=None, token: str | None = None, timeout: float = 5.0, edge_cpu_quota: float | None = None,
                  estimator: str = "harmonic", replan: bool = True, payload: str = "mean", backoff_s: float = 0.5,
                  backoff_max_s: float = 10.0, min_sample_ms: float = 10.0, load_aware: bool = True,
-                 queue_alpha: float = 0.3, queue_half_life_s: float = 2.0, warm: bool = True) -> None:
+                 queue_alpha: float = 0.3, queue_half_life_s: float = 2.0, warm: bool = True,
+                 edge_runtime: str = "torch", onnx: str | Path | None = None) -> None:
         from planner.pipeline import SplitPipeline
 
         name = model.name if isinstance(model, SplitPipeline) else str(model)
@@ -400,6 +401,10 @@ class EdgeClient:
             edge_profile, cloud_profile = edge_profile or e, cloud_profile or c
         self.edge_profile, self.cloud_profile = _profile(edge_profile), _profile(cloud_profile)
         self.pipeline = model if isinstance(model, SplitPipeline) else pipeline_for_profile(name, self.edge_profile)
+        if edge_runtime != self.pipeline.runtime or onnx is not None:  # ONNX Runtime: planner.onnx_runtime
+            from planner.onnx_runtime import runtime_pipeline
+
+            self.pipeline = runtime_pipeline(self.pipeline, edge_runtime, onnx)
         self.candidates: CandidateSet = prepare(self.edge_profile, self.cloud_profile, payload=payload)
         _check_match(self.pipeline, self.candidates)
         self.max_loss = max_loss

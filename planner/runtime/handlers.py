@@ -60,12 +60,16 @@ def autoencoder_kind(ae_id: str | None) -> str | None:
     return kind
 
 
-def make_cloud_handler(model_name: str, autoencoder: str | None = "shared", weights=None) -> CloudHandler:
-    """The handler for a zoo model with its committed autoencoder ("shared", "independent", or None = raw only)."""
+def make_cloud_handler(model_name: str, autoencoder: str | None = "shared", weights=None, *, runtime: str = "torch",
+                       onnx=None) -> CloudHandler:
+    """The handler for a zoo model with its committed autoencoder ("shared", "independent", or None = raw only),
+    run by PyTorch or (`runtime` "onnxruntime") by ONNX Runtime on the export folder `onnx`."""
+    from planner.onnx_runtime import runtime_pipeline
     from planner.pipeline import SplitPipeline
 
     if autoencoder is not None and autoencoder not in AUTOENCODER_KINDS:
         raise CompressError(f"unknown autoencoder {autoencoder!r}: use {', '.join(AUTOENCODER_KINDS)} or None")
-    handler = CloudHandler(SplitPipeline.from_zoo(model_name, autoencoder, weights=weights))
+    pipeline = SplitPipeline.from_zoo(model_name, autoencoder, weights=weights)
+    handler = CloudHandler(runtime_pipeline(pipeline, runtime, onnx))
     log.info("handler ready: %r", handler)
     return handler
