@@ -111,6 +111,17 @@ class OnnxPipeline(SplitPipeline):
                               f"re-export with these --bits")
         return rel
 
+    def check(self, cut: str, bits: int | None) -> None:
+        """A candidate of the pipeline whose graphs the export holds (the trivial cuts need only model.onnx)."""
+        super().check(cut, bits)
+        if cut not in (INPUT, OUTPUT):
+            if bits is None:
+                self.graph(cut, "head")
+                self.graph(cut, "tail")
+            else:
+                self.graph(cut, "edge")
+                self.graph(cut, "cloud", bits)
+
     def check_complete(self) -> None:
         """Raise ExportError unless every candidate of the pipeline has its graphs (what a profile times)."""
         missing = []
