@@ -65,6 +65,9 @@ _LAZY = {
     "run": "planner.runtime.edge",
     "EdgeClient": "planner.runtime.edge",
     "RunReport": "planner.runtime.edge",
+    # ONNX export and ONNX Runtime (the [onnx] extra, imported on first use)
+    "export_pipeline": "planner.onnx_export",
+    "OnnxPipeline": "planner.onnx_runtime",
 }
 
 __all__ = [
