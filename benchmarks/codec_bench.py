@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from planner.compress import bitpack, codec
+from planner.extras import available
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _timing import median_seconds  # noqa: E402
@@ -109,7 +110,7 @@ def lossless_levels(x: np.ndarray, repeats: int) -> list[dict]:
     """Payload bytes and codec encode/decode time per lossless stage and level, b-bit codes of the feature."""
     rows = []
     stages = [("none", None), ("zlib", 1), ("zlib", 6), ("zlib", 9)]
-    if codec._zstd() is not None:
+    if available("zstd"):
         stages += [("zstd", 1), ("zstd", 3), ("zstd", 9)]
     for bits in (2, 4, 8):
         codes, _, _ = quantize(x, bits)

@@ -53,18 +53,18 @@ def client_for(pipeline, edge, cloud, address, bw_bps, rtt_ms, quota, max_loss, 
                       timeout=10.0, **kw)
 
 
-def cloud_choice(client) -> tuple:
+def cloud_choice(client):
     """The best-predicted feasible candidate that uses the cloud: load and fault runs must reach the server even
     where the planner would stay on the edge."""
     plan = client.plan()
     cs, total = client.candidates, np.where(plan.columns["feasible"], plan.columns["total"], np.inf)
-    i = min((i for i in range(len(cs)) if cs.kind[i] != "edge-only"), key=lambda i: total[i])
-    return cs.cut[i], cs.bits[i], cs.dtype[i]
+    i = min((i for i in range(len(cs)) if cs.specs[i].kind != "edge-only"), key=lambda i: total[i])
+    return cs.specs[i]
 
 
 def measure_candidate(client, images, i: int, n: int) -> dict:
     cs = client.candidates
-    choice = (cs.cut[i], cs.bits[i], cs.dtype[i])
+    choice = cs.specs[i]
     client.infer(images[0:1], choice=choice)  # warm-up (connection, caches)
     rs = [client.infer(images[k:k + 1], index=k, choice=choice) for k in range(n)]
     ok = [r for r in rs if r.error is None and not r.fallback]
@@ -84,14 +84,14 @@ def run_setting(pipeline, edge, cloud, address, images, labels, bw_mbit, rtt_ms,
         plan = c.plan()
         cs, total, feasible = c.candidates, plan.columns["total"], plan.columns["feasible"]
         best_pred = float(np.min(np.where(feasible, total, np.inf)))
-        raw = [i for i in range(len(cs)) if cs.kind[i] == "raw" and cs.dtype[i] == "float32"]
-        must = {i for i in range(len(cs)) if cs.kind[i] in ("edge-only", "cloud-only")}
+        raw = [i for i in range(len(cs)) if cs.specs[i].kind == "raw" and cs.specs[i].dtype == "float32"]
+        must = {i for i in range(len(cs)) if cs.specs[i].kind in ("edge-only", "cloud-only")}
         if raw:
             must.add(min(raw, key=lambda i: total[i]))
         rows = []
         for i in range(len(cs)):
             label = plan.candidates[i].label
-            row = {"label": label, "kind": cs.kind[i], "cut": cs.cut[i], "bits": cs.bits[i], "dtype": cs.dtype[i],
+            row = {"label": label, "kind": cs.specs[i].kind, "cut": cs.specs[i].cut, "bits": cs.specs[i].bits, "dtype": cs.specs[i].dtype,
                    "predicted_ms": float(total[i]), "feasible": bool(feasible[i]), "accuracy_loss": float(cs.loss[i])}
             if not feasible[i] and i not in must:
                 row["skipped"] = "over the accuracy budget"
@@ -276,8 +276,9 @@ def main() -> int:
     from planner.data import load_arrays
     from planner.link import parse_duration
     from planner.profile.schema import Profile
-    from planner.runtime.edge import default_profiles, pipeline_for_profile
-    from planner.runtime.handlers import autoencoder_kind
+    from planner.profile.store import find_profiles
+    from planner.runtime.edge import pipeline_for_profile
+    from planner.runtime.handlers import committed_kind
     from planner.runtime.local import ServerProcess
 
     rtt_ms = parse_duration(args.rtt, allow_zero=True)
@@ -294,7 +295,7 @@ def main() -> int:
                 print(f"skipping edge {name}: {exc}", file=sys.stderr)
                 continue
         e_path, c_path = (explicit, args.cloud_profile) if explicit and args.cloud_profile else \
-            default_profiles(args.model, quota)
+            find_profiles(args.model, quota=quota)
         edges.append((name, quota, Profile.load(explicit or e_path), Profile.load(args.cloud_profile or c_path)))
     if not edges:
         raise SystemExit("no edge device to run")
@@ -303,7 +304,7 @@ def main() -> int:
     ncpu = len(os.sched_getaffinity(0))
     if args.pin and ncpu > 1:
         os.sched_setaffinity(0, {0})
-    server = ServerProcess(args.model, autoencoder_kind(cloud.autoencoder),
+    server = ServerProcess(args.model, committed_kind(args.model, cloud.autoencoder),
                            args.server_threads or int(cloud.device.get("threads") or 1), args.workers,
                            set(range(1, ncpu)) if args.pin and ncpu > 1 else None)
     server.start()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -38,17 +39,19 @@ def parse_args(argv=None):
     p.add_argument("--bits", type=int, default=4, help="bitwidth of the per-cut timings and the served split (4)")
     p.add_argument("--clients", type=int, default=16)
     p.add_argument("--requests", type=int, default=100, help="requests per client and candidate (default 100)")
-    p.add_argument("--max-seconds", type=float, default=1.0, help="time cap per stage timing (default 1 s)")
+    p.add_argument("--rounds", type=int, default=1000, help="alternating timed calls per stage and runtime (1000)")
+    p.add_argument("--max-seconds", type=float, default=0.25, help="time cap per stage of the profiles (0.25 s)")
     p.add_argument("--agree-images", type=int, default=10000, help="test images for the agreement (all 10,000)")
     p.add_argument("--accuracy-images", type=int, default=None,
                    help="test images for the profiles' accuracy (default all; the same for both runtimes)")
     p.add_argument("--quick", action="store_true",
-                   help="25 requests per client, 0.3 s per timing, profiles' accuracy on 1000 images")
+                   help="25 requests per client, 300 rounds per stage, 0.1 s per profile stage, profiles' "
+                        "accuracy on 1000 images")
     p.add_argument("--onnx-dir", default=None, help="reuse/keep exports here (default: a temporary folder)")
     p.add_argument("--json", default=None, metavar="FILE", help="also write all figures as JSON to FILE")
     args = p.parse_args(argv)
     if args.quick:
-        args.requests, args.max_seconds = 25, 0.3
+        args.requests, args.rounds, args.max_seconds = 25, 300, 0.1
         args.accuracy_images = args.accuracy_images or 1000
     args.models = args.models.split(",")
     return args
@@ -70,27 +73,36 @@ def export(model: str, folder: Path):
     return pipe, onnx
 
 
-def stage_times(pipe, onnx, bits: int, max_seconds: float) -> dict:
+def side_by_side(fns, rounds: int, warmup: int = 10) -> list[float]:
+    """Median ms of each callable, timed in alternation (one call each per round), so load hits all alike."""
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    samples = [[] for _ in fns]
+    for _ in range(rounds):
+        for fn, out in zip(fns, samples, strict=True):
+            t0 = time.perf_counter_ns()
+            fn()
+            out.append((time.perf_counter_ns() - t0) / 1e6)
+    return [statistics.median(s) for s in samples]
+
+
+def stage_times(pipe, onnx, bits: int, rounds: int) -> dict:
     """Per served cut: edge and cloud halves, eager vs ORT, batch 1, one thread (alternating, medians)."""
     from planner.data import load_arrays
-    from planner.profile.timing import measure
 
     raw = load_arrays("test")[0][:1]
-    t = lambda fn: measure(fn, min_repeats=15, max_seconds=max_seconds).median  # noqa: E731
+    ratio = lambda e, o: {"eager_ms": round(e, 4), "ort_ms": round(o, 4), "ratio": round(o / e, 3)}  # noqa: E731
     rows = {}
     for cut in pipe.ae.cuts:
         payload, _ = pipe.edge_encode(raw, cut, bits)
-        row = {}
-        for side, fns in (("edge", [lambda p=p, c=cut: p.edge_encode(raw, c, bits) for p in (pipe, onnx)]),
-                          ("cloud", [lambda p=p, q=payload: p.cloud_decode(q) for p in (pipe, onnx)])):
-            eager, ort = t(fns[0]), t(fns[1])
-            row[side] = {"eager_ms": round(eager, 4), "ort_ms": round(ort, 4), "ratio": round(ort / eager, 3)}
-        rows[cut] = row
-    whole = [t(lambda p=p: p.edge_local(raw)) for p in (pipe, onnx)]
+        rows[cut] = {"edge": ratio(*side_by_side([lambda p=p, c=cut: p.edge_encode(raw, c, bits)
+                                                   for p in (pipe, onnx)], rounds)),
+                     "cloud": ratio(*side_by_side([lambda p=p, q=payload: p.cloud_decode(q) for p in (pipe, onnx)],
+                                                  rounds))}
     median_cut = pipe.ae.cuts[(len(pipe.ae.cuts) - 1) // 2]
-    return {"bits": bits, "cuts": rows, "median_cut": median_cut,
-            "whole_model": {"eager_ms": round(whole[0], 4), "ort_ms": round(whole[1], 4),
-                            "ratio": round(whole[1] / whole[0], 3)}}
+    return {"bits": bits, "rounds": rounds, "cuts": rows, "median_cut": median_cut,
+            "whole_model": ratio(*side_by_side([lambda p=p: p.edge_local(raw) for p in (pipe, onnx)], rounds))}
 
 
 def serving(args, model: str, onnx, folder: Path, median_cut: str) -> dict:
@@ -98,10 +110,10 @@ def serving(args, model: str, onnx, folder: Path, median_cut: str) -> dict:
     from scale import Server, run_clients
 
     from planner.data import load_arrays
-    from planner.runtime.edge import default_profiles
+    from planner.profile.store import find_profiles
 
     images, labels = load_arrays("test")
-    profiles = default_profiles(model)
+    profiles = find_profiles(model)
     opts = argparse.Namespace(model=model, autoencoder="shared", clients=args.clients, requests=args.requests,
                               link="100mbit", rtt="1ms", timeout=30.0)
     out = {}
@@ -138,7 +150,7 @@ def plans(args, pipe, folder: Path) -> dict:
 
     pair = {"torch": [], "onnxruntime": []}
     for role, threads in (("edge", 1), ("cloud", os.cpu_count() or 1)):
-        s = ProfileSettings(role=role, threads=threads, max_seconds=min(args.max_seconds, 0.25), payload_samples=100,
+        s = ProfileSettings(role=role, threads=threads, max_seconds=args.max_seconds, payload_samples=100,
                             accuracy_limit=args.accuracy_images)
         d = profile_pipeline(pipe, s, progress=False)
         ort = retime_profile(copy.deepcopy(d), OnnxPipeline(pipe, folder, threads=threads), s,
@@ -190,7 +202,7 @@ def run_model(args, model: str, root: Path) -> dict:
     torch.set_num_threads(1)
     folder = root / model
     pipe, onnx = export(model, folder)
-    res = {"stages": stage_times(pipe, onnx, args.bits, args.max_seconds)}
+    res = {"stages": stage_times(pipe, onnx, args.bits, args.rounds)}
     st = res["stages"]
     print(f"{model}: per served cut at {args.bits} bits, batch 1, 1 thread (eager ms -> ORT ms, ratio)")
     for cut, row in st["cuts"].items():

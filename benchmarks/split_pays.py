@@ -60,7 +60,8 @@ def split_pays(pair, rtt_ms: float, slowdown: float, assume_loss: dict, max_loss
         bounds = r.pop("bounds")
         if r["kind"] != "split":
             continue
-        cross = planner.ends_crossing(lambda bw: _plan(pair, bw, rtt_ms, kw), r["low"], r["high"])
+        cross = planner.ends_crossing(*pair, rtt=rtt_ms, low=r["low"], high=r["high"], edge_slowdown=slowdown,
+                                      assume_loss=assume_loss)
         best = None
         for bw in sorted({*bounds, *([cross] if cross else [])}):
             plan = _plan(pair, bw, rtt_ms, kw)

@@ -46,7 +46,6 @@ What those profiles are, and what they are not:
   every table. Change `ASSUMED_LOSS` and re-run to see how the answer moves."""),
     ("code", """\
 import math
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -59,19 +58,9 @@ pd.set_option("display.width", 160)
 pd.set_option("display.max_columns", 20)
 
 
-def profiles_dir() -> Path:
-    start = Path.cwd()
-    for folder in (start, *start.parents):
-        if (folder / "profiles" / "arch").is_dir():
-            return folder / "profiles" / "arch"
-    raise FileNotFoundError("profiles/arch/ not found above the working directory: run this inside the repository")
-
-
-PROFILES = profiles_dir()
 MODELS = ["resnet50", "mobilenet_v2"]
-pairs = {}
-for m in MODELS:
-    pairs[m] = tuple(planner.load_profile(p) for p in planner.find_profiles(m, dirs=[PROFILES]))
+files = {m: planner.find_profiles(m) for m in MODELS}  # ./profiles, $PLANNER_PROFILES, ..., the shipped examples
+pairs = {m: tuple(planner.load_profile(p) for p in pair) for m, pair in files.items()}
 
 rows = []
 for m, (edge, cloud) in pairs.items():
@@ -87,7 +76,7 @@ for m, (edge, cloud) in pairs.items():
                  "longest tail / whole (cloud)": max(c.tail_ms.median for c in cloud.cuts) / cloud.whole_model_ms.median,
                  "load avg (edge, cloud)": (edge.settings.get("load_avg", {}).get("before", [None])[0],
                                             cloud.settings.get("load_avg", {}).get("before", [None])[0])})
-print("profiles:", ", ".join(sorted(p.name for p in PROFILES.glob("*.json"))))
+print("profiles:", ", ".join(str(p) for pair in files.values() for p in pair))
 print("device:", pairs["resnet50"][0].device["cpu"], "|", pairs["resnet50"][0].notes)
 pd.DataFrame(rows).set_index("model").round(1)"""),
     ("md", """\
@@ -205,7 +194,8 @@ def split_ranges(model: str, rtt_ms: float, k: float, assume=ASSUMED_LOSS) -> li
     for r in runs:
         if r["kind"] != "split":
             continue
-        cross = planner.ends_crossing(at, r["low"], r["high"])
+        cross = planner.ends_crossing(edge, cloud, rtt=rtt_ms, low=r["low"], high=r["high"], edge_slowdown=k,
+                                      assume_loss=assume)
         best = (0.0, None)
         for bw in {*r["bounds"], *([cross] if cross else [])}:
             plan = at(bw)

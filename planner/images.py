@@ -13,19 +13,15 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from planner.errors import DataError
+from planner.extras import require
 
-_PILLOW_HINT = 'measuring photo sizes needs Pillow: pip install "planner[images]"'
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 JPEG_QUALITIES = (90, 75)
 FORMATS = ("raw", *(f"jpeg_q{q}" for q in JPEG_QUALITIES), "png")
 
 
 def _pil():
-    try:
-        from PIL import Image
-    except ImportError:
-        raise DataError(_PILLOW_HINT) from None
-    return Image
+    return require("images", "measuring photo sizes", DataError)
 
 
 def sample_photo() -> Path:

@@ -26,16 +26,13 @@ from planner.partition import INPUT, OUTPUT
 from planner.pipeline import SplitPipeline, Stages, ms_since
 
 RUNTIMES = ("torch", "onnxruntime")
-EXTRA_HINT = 'ONNX Runtime is not installed: pip install "planner[onnx]"'
 
 
 def import_onnxruntime():
-    """The onnxruntime module, or a clear error naming the extra."""
-    try:
-        import onnxruntime
-    except ImportError:
-        raise ExportError(EXTRA_HINT) from None
-    return onnxruntime
+    """The onnxruntime module, or a clear error naming the extra (`planner[onnx]`)."""
+    from planner.extras import require
+
+    return require("onnx", "running the split in ONNX Runtime")
 
 
 def session_options(threads: int):

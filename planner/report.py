@@ -13,14 +13,12 @@ Planning code: no torch; matplotlib is imported when a figure is drawn, and figu
 from __future__ import annotations
 
 import math
-import os
-import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
 
-from planner.errors import PlannerError, ProfileError
+from planner.errors import PlannerError
 from planner.link import (
     ConstantLink,
     LiveEstimate,
@@ -30,12 +28,12 @@ from planner.link import (
     parse_duration,
 )
 from planner.profile.schema import Profile
+from planner.profile.store import PROFILES_ENV, find_profiles, load_pair  # noqa: F401 - the notebooks' names
 from planner.solve import DEFAULT_MAX_LOSS, CandidateSet, prepare
+from planner.types import INPUT_CUT, OUTPUT_CUT, CandidateKind, CandidateSpec
 
-PROFILES_ENV = "PLANNER_PROFILES_DIR"  # a folder that replaces the default profile search path
-PROFILES_DIR = Path(__file__).resolve().parents[1] / "profiles"
-_PROFILE_NAME = re.compile(r"^(?P<model>.+)_(?P<role>edge|cloud|both)_(?P<where>.+)-(?P<threads>\d+)t"
-                           r"(?:-q(?P<quota>[0-9.eE+-]+))?(?:_(?P<kind>[a-z]+))?\.json$")
+END_SPECS = (CandidateSpec.cloud_only(), CandidateSpec.edge_only())
+END_KINDS = tuple(s.kind for s in END_SPECS)
 
 PARTS = (("edge_ms", "edge", "#4c72b0"), ("rtt_ms", "RTT", "#f2c48d"), ("wire_ms", "transfer", "#dd8452"),
          ("cloud_ms", "cloud", "#55a868"))
@@ -47,94 +45,25 @@ FAMILY_STYLE = {"shared AE": ("#1f77b4", "o"), "independent AEs": ("#d62728", "s
 
 # ---------------------------------------------------------------------------------------------- profiles
 
-def profile_dirs(dirs: list[str | Path] | None = None) -> list[Path]:
-    """Where profiles are looked for: `dirs`, else $PLANNER_PROFILES_DIR alone, else ./profiles and the repo's."""
-    if dirs is not None:
-        return [Path(d) for d in dirs]
-    env = os.environ.get(PROFILES_ENV)
-    if env:
-        return [Path(env)]
-    return list(dict.fromkeys([Path("profiles").resolve(), PROFILES_DIR]))
-
-
-def ends_crossing(plan_at, lo: float, hi: float) -> float | None:
-    """The bandwidth in (lo, hi) (bit/s) where edge-only and cloud-only take equally long, if any (log bisection);
-    `plan_at(bandwidth)` returns the Plan at that bandwidth."""
-    def gap(bw: float) -> float:
-        ms = {c.kind: c.predicted_ms for c in plan_at(bw).candidates if c.kind in ("edge-only", "cloud-only")}
-        return ms["edge-only"] - ms["cloud-only"]
-
-    below = gap(lo) < 0
-    if (gap(hi) < 0) == below:
-        return None
-    for _ in range(40):
-        mid = math.sqrt(lo * hi)
-        lo, hi = (mid, hi) if (gap(mid) < 0) == below else (lo, mid)
-    return math.sqrt(lo * hi)
-
-
-def find_profiles(model: str, *, quota: float | None = None, autoencoder: str = "shared",
-                  dirs: list[str | Path] | None = None) -> tuple[Path, Path]:
-    """The committed (edge, cloud) profile files of `model` by the naming rule
-    `MODEL_ROLE_CPU-Nt[-qF][_KIND].json`: the edge one measured under `quota` (None: no quota) with the fewest
-    threads, the cloud one without a quota with the most threads; `autoencoder` "shared" or e.g. "independent".
-    """
-    search = profile_dirs(dirs)
-    found = []
-    for d in search:
-        if d.is_dir():
-            for path in sorted(d.glob("*.json")):
-                m = _PROFILE_NAME.match(path.name)
-                if m and m["model"] == model and (m["kind"] or "shared") == autoencoder:
-                    found.append((path, m))
-
-    def quota_of(m: re.Match) -> float | None:
-        return float(m["quota"]) if m["quota"] else None
-
-    def same(a: float | None, b: float | None) -> bool:
-        return a == b if a is None or b is None else math.isclose(a, b, rel_tol=1e-9)
-
-    edges = [(p, m) for p, m in found if m["role"] in ("edge", "both") and same(quota_of(m), quota)]
-    clouds = [(p, m) for p, m in found if m["role"] in ("cloud", "both") and quota_of(m) is None]
-    for role, hits in (("edge", edges), ("cloud", clouds)):
-        if not hits:
-            q = f"-q{quota:g}" if quota and role == "edge" else ""
-            kind = "" if autoencoder == "shared" else f"_{autoencoder}"
-            have = sorted(p.name for p, _ in found) or ["none"]
-            raise ProfileError(f"no {role} profile for model {model!r} ({autoencoder} autoencoder"
-                               f"{f', CPU quota {quota:g}' if q else ''}) in {', '.join(map(str, search))}: expected "
-                               f"{model}_{role}_<cpu>-<N>t{q}{kind}.json (found for this model: {', '.join(have)}); "
-                               f"measure it with `planner profile --model {model} --role {role}` or set "
-                               f"${PROFILES_ENV}")
-    edge = min(edges, key=lambda pm: (pm[1]["role"] != "edge", int(pm[1]["threads"]), pm[0].name))
-    cloud = min(clouds, key=lambda pm: (pm[1]["role"] != "cloud", -int(pm[1]["threads"]), pm[0].name))
-    return edge[0], cloud[0]
-
-
-def load_pair(model: str, **kwargs) -> tuple[Profile, Profile]:
-    """`find_profiles(model, ...)`, loaded."""
-    edge, cloud = find_profiles(model, **kwargs)
-    return Profile.load(edge), Profile.load(cloud)
-
-
 # ---------------------------------------------------------------------------------------------- helpers
 
 def tag(kind: str, bits: int | None, dtype: str | None) -> str:
     """The shortest name of what a candidate sends: 'cloud-only', 'edge-only', 'f32', 'f16', '4b'."""
-    if kind in ("cloud-only", "edge-only"):
-        return kind
-    return {"float32": "f32", "float16": "f16"}.get(dtype or "", str(dtype)) if kind == "raw" else f"{bits}b"
+    return CandidateSpec(kind, _cut_of(kind), bits, dtype).tag
+
+
+def _cut_of(kind: str) -> str:
+    return {CandidateKind.CLOUD_ONLY: INPUT_CUT, CandidateKind.EDGE_ONLY: OUTPUT_CUT}.get(kind, "cut")
 
 
 def short_label(cs: CandidateSet, i: int) -> str:
     """Candidate i as 'cloud-only', 'edge-only', 'pool1 4b' or 'pool1 f32'."""
-    what = tag(cs.kind[i], cs.bits[i], cs.dtype[i])
-    return what if cs.kind[i] in ("cloud-only", "edge-only") else f"{cs.cut[i]} {what}"
+    return cs.specs[i].short_label
 
 
 def cut_order(cs: CandidateSet) -> list[str]:
     """Cut ids in execution order, 'input' (cloud-only) first and 'output' (edge-only) last."""
-    return ["input", *(c.id for c in cs.edge.cuts), "output"]
+    return [INPUT_CUT, *(c.id for c in cs.edge.cuts), OUTPUT_CUT]
 
 
 def cut_colors(cuts: list[str]) -> dict[str, tuple]:
@@ -142,13 +71,13 @@ def cut_colors(cuts: list[str]) -> dict[str, tuple]:
     from matplotlib import colormaps
     from matplotlib.colors import to_rgba
 
-    inner = [c for c in cuts if c not in ("input", "output")]
+    inner = [c for c in cuts if c not in (INPUT_CUT, OUTPUT_CUT)]
     if len(inner) <= 9:  # tab10 without its grey (grey means cloud-only / edge-only)
         palette = [colormaps["tab10"](i) for i in range(10) if i != 7]
     else:  # the 9 strong hues first, then their light variants: neighbouring cuts never share a hue
         palette = [colormaps["tab20"](i) for i in (*range(0, 20, 2), *range(1, 20, 2)) if i not in (14, 15)]
     colors = {c: palette[i % len(palette)] for i, c in enumerate(inner)}
-    return {"input": to_rgba(CLOUD_ONLY_COLOR), **colors, "output": to_rgba(EDGE_ONLY_COLOR)}
+    return {INPUT_CUT: to_rgba(CLOUD_ONLY_COLOR), **colors, OUTPUT_CUT: to_rgba(EDGE_ONLY_COLOR)}
 
 
 def _link(link: ConstantLink | str | float, rtt: str | float) -> ConstantLink:
@@ -157,7 +86,7 @@ def _link(link: ConstantLink | str | float, rtt: str | float) -> ConstantLink:
 
 def _tick(cut: str, what: str) -> str:
     """An x tick of the breakdown: the cut and what is sent there."""
-    return what if cut in ("input", "output") else f"{cut}\n{what}"
+    return what if cut in (INPUT_CUT, OUTPUT_CUT) else f"{cut}\n{what}"
 
 
 def _mbit(v: float, _pos=None) -> str:
@@ -233,7 +162,7 @@ def best_per_cut(edge: Profile, cloud: Profile, link: ConstantLink | str, *, rtt
     rows = []
     for cut in cut_order(cs):
         c = plan.candidates[best[cut]]
-        rows.append({"cut": cut, "label": c.label, "tag": tag(c.kind, c.bits, c.dtype), "kind": c.kind,
+        rows.append({"cut": cut, "label": c.label, "tag": c.spec.tag, "kind": c.kind.value,
                      "bits": c.bits, "bytes": c.nbytes, "edge_ms": c.edge_ms, "rtt_ms": c.rtt_ms,
                      "wire_ms": c.transfer_ms - c.rtt_ms, "cloud_ms": c.cloud_ms, "predicted_ms": c.predicted_ms,
                      "accuracy_loss": c.accuracy_loss, "raw_float32_ms": raw32.get(cut, math.nan),
@@ -321,7 +250,8 @@ class ChoiceMap:
         cs, rows = self.candidates, []
         for i in np.unique(self.index):
             s, b = np.nonzero(self.index == i)
-            rows.append({"choice": self.label(int(i)), "kind": cs.kind[i], "cut": cs.cut[i], "bits": cs.bits[i],
+            spec = cs.specs[i]
+            rows.append({"choice": self.label(int(i)), "kind": spec.kind.value, "cut": spec.cut, "bits": spec.bits,
                          "share": s.size / self.index.size,
                          "bandwidth_mbps": f"{self.bandwidths_bps[b.min()] / 1e6:.3g}-"
                                            f"{self.bandwidths_bps[b.max()] / 1e6:.3g}",
@@ -332,8 +262,8 @@ class ChoiceMap:
 
     def kind_shares(self) -> dict[str, float]:
         """Share of the map won by each kind (cloud-only, raw, split, edge-only)."""
-        kinds = np.asarray(self.candidates.kind)[self.index]
-        return {k: float(np.mean(kinds == k)) for k in ("cloud-only", "raw", "split", "edge-only")}
+        kinds = np.asarray([s.kind.value for s in self.candidates.specs])[self.index]
+        return {k.value: float(np.mean(kinds == k.value)) for k in CandidateKind}
 
 
 def choice_map(edge: Profile, cloud: Profile, *, rtt: str | float = "20ms",
@@ -374,7 +304,7 @@ def choice_map_figure(cmap: ChoiceMap, *, marks: dict[str, float] | None = None,
     order = cut_order(cs)
     colors = cut_colors(order)
     pos = {c: k for k, c in enumerate(order)}
-    cut_grid = np.vectorize(lambda i: pos[cs.cut[i]])(cmap.index)
+    cut_grid = np.vectorize(lambda i: pos[cs.specs[i].cut])(cmap.index)
     fig = _figure(9.5, 5.6)
     ax = fig.add_subplot()
     x = _edges(cmap.bandwidths_bps / 1e6)
@@ -395,8 +325,8 @@ def choice_map_figure(cmap: ChoiceMap, *, marks: dict[str, float] | None = None,
         cx, cy = lx[b].mean(), ly[s].mean()
         span_x, span_y = max(np.ptp(lx), 1e-9), max(np.ptp(ly), 1e-9)
         k = int(np.argmin(((lx[b] - cx) / span_x) ** 2 + ((ly[s] - cy) / span_y) ** 2))
-        ax.text(cmap.bandwidths_bps[b[k]] / 1e6, cmap.slowdowns[s[k]], tag(cs.kind[i], cs.bits[i], cs.dtype[i]),
-                ha="center", va="center", fontsize=8, color=_text_color(colors[cs.cut[i]]))
+        ax.text(cmap.bandwidths_bps[b[k]] / 1e6, cmap.slowdowns[s[k]], cs.specs[i].tag,
+                ha="center", va="center", fontsize=8, color=_text_color(colors[cs.specs[i].cut]))
     for name, value in (marks or {}).items():
         ax.axhline(value, color="black", linestyle="--", linewidth=1)
         ax.text(x[0] * 1.15, value * 1.03, f"{name} ({value:.3g}x)", fontsize=8, va="bottom",
@@ -409,9 +339,9 @@ def choice_map_figure(cmap: ChoiceMap, *, marks: dict[str, float] | None = None,
     ax.set_ylim(y[0], y[-1])
     ax.set_xlabel("uplink bandwidth, Mbit/s")
     ax.set_ylabel("edge slowdown (x the edge profile's compute times)")
-    present = [c for c in order if c in set(cs.cut[i] for i in np.unique(cmap.index))]
-    handles = [Patch(color=colors[c], label="cloud-only" if c == "input" else "edge-only" if c == "output"
-                     else f"split at {c}") for c in present]
+    present = [c for c in order if c in set(cs.specs[i].cut for i in np.unique(cmap.index))]
+    ends = {INPUT_CUT: CandidateKind.CLOUD_ONLY.value, OUTPUT_CUT: CandidateKind.EDGE_ONLY.value}
+    handles = [Patch(color=colors[c], label=ends.get(c, f"split at {c}")) for c in present]
     ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="choice (colour)",
               title_fontsize=8)
     shares = cmap.kind_shares()
@@ -452,13 +382,13 @@ def pareto_frame(shared: tuple[Profile, Profile], link: ConstantLink, *,
     that cloud-only or edge-only beat on both latency and loss (DataFrame)."""
     import pandas as pd
 
-    pairs = {"shared AE": (shared, "split"), "raw features": (shared, "raw")}
+    pairs = {"shared AE": (shared, CandidateKind.SPLIT), "raw features": (shared, CandidateKind.RAW)}
     if independent is not None:
-        pairs["independent AEs"] = (independent, "split")
+        pairs["independent AEs"] = (independent, CandidateKind.SPLIT)
     frames = []
     for family in (*FAMILIES, "trivial"):
         if family == "trivial":
-            (e, c), kinds = shared, ["cloud-only", "edge-only"]
+            (e, c), kinds = shared, [CandidateKind.CLOUD_ONLY, CandidateKind.EDGE_ONLY]
         elif family in pairs:
             (e, c), kind = pairs[family]
             kinds = [kind]
@@ -508,8 +438,8 @@ def pareto_figure(shared: tuple[Profile, Profile], links, *, rtt: str | float = 
         trivial = df[df["family"] == "trivial"]
         for _, r in trivial.iterrows():
             ax.scatter(r["predicted_ms"], r["accuracy_loss"], s=90, marker="D", zorder=4, edgecolors="black",
-                       color=CLOUD_ONLY_COLOR if r["kind"] == "cloud-only" else EDGE_ONLY_COLOR)
-            below = 26 if r["kind"] == "edge-only" else 6  # two lines of labels: they never overlap
+                       color=CLOUD_ONLY_COLOR if r["kind"] == CandidateKind.CLOUD_ONLY else EDGE_ONLY_COLOR)
+            below = 26 if r["kind"] == CandidateKind.EDGE_ONLY else 6  # two lines of labels: they never overlap
             ax.annotate(f"{r['kind']} {r['predicted_ms']:.1f} ms", (r["predicted_ms"], r["accuracy_loss"]),
                         xytext=(0, -below), textcoords="offset points", fontsize=8, ha="center", va="top",
                         bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 0.5})
@@ -545,7 +475,7 @@ def _bits(value) -> int | None:
 
 def _short(row) -> str:
     """'cut3 2b' for a row of a candidate table."""
-    return f"{row['cut']} {tag(row['kind'], _bits(row['bits']), row['dtype'])}"
+    return CandidateSpec(row["kind"], row["cut"], _bits(row["bits"]), row["dtype"]).short_label
 
 
 # ---------------------------------------------------------------------------------------------- 4. trace replay
@@ -610,7 +540,8 @@ def replay_trace(edge: Profile, cloud: Profile, trace: str | Path | TraceLink, *
     fixed = {"trace-robust (fixed)": cs.solve_trace(link, max_loss=max_loss, starts_ms=starts).index,
              "planned for mean bw (fixed)": cs.solve(ConstantLink(link.mean_bps, link.rtt_ms),
                                                      max_loss=max_loss).index,
-             "cloud-only": cs.kind.index("cloud-only"), "edge-only": cs.kind.index("edge-only")}
+             CandidateKind.CLOUD_ONLY.value: cs.index(CandidateSpec.cloud_only()),
+             CandidateKind.EDGE_ONLY.value: cs.index(CandidateSpec.edge_only())}
     choice = {"oracle (per request)": oracle, "adaptive (EWMA)": adaptive,
               **{k: np.full(starts.size, v) for k, v in fixed.items()}}
     latency = {k: total[v, np.arange(starts.size)] for k, v in choice.items()}
@@ -635,14 +566,15 @@ def trace_figure(replay: TraceReplay):
     ax_bw.set_ylabel("Mbit/s")
     ax_bw.set_title(f"Replay of {replay.trace}, a request every {1e3 * (t[1] - t[0]) if t.size > 1 else 0:g} ms\n"
                     f"{_subtitle(cs, replay.rtt_ms, replay.max_loss)}", fontsize=9)
-    adaptive = [k for k in replay.choice if "fixed" not in k and k not in ("cloud-only", "edge-only")]
+    adaptive = [k for k in replay.choice if "fixed" not in k and k not in tuple(s.value for s in END_KINDS)]
     used = sorted({int(i) for k in adaptive for i in replay.choice[k]} | {int(replay.choice[k][0]) for k in
-                  replay.choice if "fixed" in k}, key=lambda i: (cut_order(cs).index(cs.cut[i]), cs.bits[i] or 0))
+                  replay.choice if "fixed" in k},
+                  key=lambda i: (cut_order(cs).index(cs.specs[i].cut), cs.specs[i].bits or 0))
     row = {i: r for r, i in enumerate(used)}
     for j, name in enumerate(adaptive):
         idx = replay.choice[name]
         ax_plan.scatter(t, [row[int(i)] + (j - (len(adaptive) - 1) / 2) * 0.3 for i in idx], s=12,
-                        c=[colors[cs.cut[i]] for i in idx], marker="s|"[j % 2], label=name, linewidths=1)
+                        c=[colors[cs.specs[i].cut] for i in idx], marker="s|"[j % 2], label=name, linewidths=1)
     ax_plan.set_yticks(range(len(used)), [replay.label(i) for i in used], fontsize=7)
     ax_plan.set_ylim(-0.7, len(used) - 0.3)
     ax_plan.legend([Line2D([], [], color="black", marker="s|"[j % 2], linestyle="none") for j in range(len(adaptive))],
@@ -650,7 +582,8 @@ def trace_figure(replay: TraceReplay):
     ax_plan.set_ylabel("plan chosen")
     styles = {"oracle (per request)": ("black", "-", 1.2), "adaptive (EWMA)": ("#1f77b4", "-", 1.2),
               "trace-robust (fixed)": ("#2ca02c", "--", 1.0), "planned for mean bw (fixed)": ("#9467bd", ":", 1.2),
-              "cloud-only": ("#999999", "-", 0.9), "edge-only": (EDGE_ONLY_COLOR, "-.", 1.0)}
+              CandidateKind.CLOUD_ONLY.value: ("#999999", "-", 0.9),
+              CandidateKind.EDGE_ONLY.value: (EDGE_ONLY_COLOR, "-.", 1.0)}
     for z, (name, lat) in enumerate(reversed(replay.latency_ms.items())):
         color, ls, lw = styles.get(name, (None, "-", 1.0))
         fixed = replay.label(int(replay.choice[name][0])) if "fixed" in name else ""
@@ -682,16 +615,14 @@ def breakpoints_frame(edge: Profile, cloud: Profile, *, rtt: str | float = "20ms
     rtt_ms = parse_duration(rtt, allow_zero=True)
     lo, hi = parse_bandwidth(low), parse_bandwidth(high)
     points = cs.breakpoints(rtt=rtt_ms, low=lo, high=hi, max_loss=max_loss)
-    key = {(k, c, b, d): i for i, (k, c, b, d) in enumerate(zip(cs.kind, cs.cut, cs.bits, cs.dtype, strict=True))}
     feasible, _ = cs.feasible(max_loss)
     edges = [lo, *(p.bandwidth_bps for p in points), hi]
-    choices = ([key[(p.below.kind, p.below.cut, p.below.bits, p.below.dtype)] for p in points[:1]]
-               + [key[(p.above.kind, p.above.cut, p.above.bits, p.above.dtype)] for p in points]) if points else \
-        [cs.solve(ConstantLink(math.sqrt(lo * hi), rtt_ms), max_loss=max_loss).index]
+    choices = ([cs.index(p.below.spec) for p in points[:1]] + [cs.index(p.above.spec) for p in points]) if points \
+        else [cs.solve(ConstantLink(math.sqrt(lo * hi), rtt_ms), max_loss=max_loss).index]
     rows = []
     for a, b, i in zip(edges[:-1], edges[1:], choices, strict=True):
         at_a, at_b = cs.candidate_at(i, a, rtt_ms, feasible), cs.candidate_at(i, b, rtt_ms, feasible)
-        rows.append({"from_mbps": a / 1e6, "to_mbps": b / 1e6, "choice": at_a.label, "kind": at_a.kind,
+        rows.append({"from_mbps": a / 1e6, "to_mbps": b / 1e6, "choice": at_a.label, "kind": at_a.kind.value,
                      "cut": at_a.cut, "bits": at_a.bits, "bytes": at_a.nbytes, "accuracy_loss": at_a.accuracy_loss,
                      "ms_at_from": at_a.predicted_ms, "ms_at_to": at_b.predicted_ms})
     df = pd.DataFrame(rows)
@@ -727,94 +658,151 @@ def _profile_line(role: str, p: Profile) -> str:
     return f"- {role}: `{p.name}` ({facts}{scaled}; whole model {p.whole_model_ms.median:.3g} ms)"
 
 
-def write_report(edge: Profile, cloud: Profile, out: str | Path, *, bandwidths=("1mbit",), rtt: str | float = "20ms",
-                 max_loss: float | None = DEFAULT_MAX_LOSS, edge_slowdown: float = 1.0,
-                 trace: str | Path | None = "hsdpa_norway_bus_1", independent: tuple[Profile, Profile] | None = None,
-                 compare_edges: list[Profile] | None = None, assume_loss: dict[int, float] | None = None,
-                 dpi: int = 110) -> list[Path]:
+@dataclass(frozen=True)
+class ReportOptions:
+    """What `write_report` draws and plans for (the defaults are `planner report`'s)."""
+
+    bandwidths: tuple = ("1mbit",)  # one breakdown / Pareto panel per bandwidth
+    rtt: str | float = "20ms"
+    max_loss: float | None = DEFAULT_MAX_LOSS
+    edge_slowdown: float = 1.0
+    trace: str | Path | None = "hsdpa_norway_bus_1"  # the trace replayed (None: no replay)
+    independent: tuple[Profile, Profile] | None = None  # (edge, cloud) profiles of the independent autoencoders
+    compare_edges: tuple[Profile, ...] = ()  # other edge profiles whose measured slowdown is drawn on the map
+    assume_loss: dict | None = None
+    dpi: int = 110
+
+
+class _Report:
+    """The steps of one report: the figures, then one Markdown section per question."""
+
+    def __init__(self, edge: Profile, cloud: Profile, o: ReportOptions) -> None:
+        self.edge, self.cloud, self.o = edge, cloud, o
+        self.rtt_ms = parse_duration(o.rtt, allow_zero=True)
+        self.links = [ConstantLink(b, self.rtt_ms) for b in o.bandwidths]
+        if not self.links:
+            raise PlannerError("the report needs at least one bandwidth")
+        self.kw = {"max_loss": o.max_loss, "assume_loss": o.assume_loss}
+        self.cs = prepare(edge, cloud, edge_slowdown=o.edge_slowdown, assume_loss=o.assume_loss)
+        base = edge.whole_model_ms.median * o.edge_slowdown
+        self.marks = {Path(p.name).stem: p.whole_model_ms.median / base for p in o.compare_edges}
+        scaled = edge.scaled(o.edge_slowdown) if o.edge_slowdown != 1 else edge
+        self.cmap = choice_map(scaled, cloud, rtt=self.rtt_ms, **self.kw)
+        self.replay = None if o.trace is None else replay_trace(edge, cloud, o.trace, rtt=self.rtt_ms,
+                                                                edge_slowdown=o.edge_slowdown, **self.kw)
+
+    def figures(self, out: Path) -> list[Path]:
+        o, pair = self.o, (self.edge, self.cloud)
+        figures = {"breakdown": breakdown_figure(*pair, self.links, edge_slowdown=o.edge_slowdown, **self.kw),
+                   "choice_map": choice_map_figure(self.cmap, marks=self.marks),
+                   "pareto": pareto_figure(pair, self.links, independent=o.independent,
+                                           edge_slowdown=o.edge_slowdown, assume_loss=o.assume_loss),
+                   "trace": None if self.replay is None else trace_figure(self.replay)}
+        paths = []
+        for name, fig in figures.items():
+            if fig is not None:
+                paths.append(out / f"{name}.png")
+                fig.savefig(paths[-1], dpi=o.dpi)
+        return paths
+
+    def header(self) -> list[str]:
+        o, edge = self.o, self.edge
+        lines = [f"# What-if report: {edge.model}", "",
+                 "Predictions of planner's latency model from two measured profiles (not end-to-end measurements). "
+                 "Latency = edge compute + upload + RTT + reply + cloud compute; accuracy loss in percentage points "
+                 "vs the backbone.", "", _profile_line("edge", edge), _profile_line("cloud", self.cloud)]
+        if o.independent is not None:
+            lines += [_profile_line("edge, independent AEs", o.independent[0]),
+                      _profile_line("cloud, independent AEs", o.independent[1])]
+        lines += [f"- autoencoder `{edge.autoencoder}`; RTT {self.rtt_ms:g} ms; accuracy budget "
+                  f"{'none' if o.max_loss is None else f'{o.max_loss:g} pp'}; edge slowdown x{o.edge_slowdown:g}"]
+        if self.cs.assumed_loss:
+            lines.append("- **accuracy loss ASSUMED, not measured**: " + ", ".join(
+                f"{b}{'' if isinstance(b, str) else ' bits'} {pp:g} pp" for b, pp in self.cs.assumed_loss.items()))
+        return lines
+
+    def plans(self) -> list[str]:
+        import pandas as pd
+
+        rows = []
+        for link in self.links:
+            plan = self.cs.solve(link, max_loss=self.o.max_loss)
+            c = plan.chosen
+            rows.append({"bandwidth": format_bandwidth(link.bandwidth_bps), "plan": c.label, "ms": c.predicted_ms,
+                         "edge ms": c.edge_ms, "transfer ms": c.transfer_ms, "cloud ms": c.cloud_ms,
+                         "bytes": c.nbytes, "loss pp": c.accuracy_loss,
+                         **{f"{end.kind.value} ms": plan.predicted_ms_of(end) for end in END_SPECS}})
+        return ["", "## 1. The plan at each bandwidth", "", _md(pd.DataFrame(rows)), "",
+                "![breakdown per cut](breakdown.png)", ""]
+
+    def choices(self) -> list[str]:
+        lines = ["## 2. Where each choice wins (bandwidth x edge slowdown)", "",
+                 "Share of the map (log-spaced 0.01-1000 Mbit/s x 1-64x): " + ", ".join(
+                     f"{k} {v:.0%}" for k, v in self.cmap.kind_shares().items()) + ".", ""]
+        if self.marks:
+            lines += ["Measured slowdowns drawn on the map: " + ", ".join(f"{k} {v:.3g}x"
+                                                                          for k, v in self.marks.items()), ""]
+        return lines + [_md(self.cmap.shares().drop(columns=["kind", "cut", "bits"]), "{:.1%}"), "",
+                        "![choice map](choice_map.png)", ""]
+
+    def pareto(self) -> list[str]:
+        o = self.o
+        lines = ["## 3. Latency vs accuracy loss", ""]
+        for link in self.links:
+            pf = pareto_frame((self.edge, self.cloud), link, independent=o.independent,
+                              edge_slowdown=o.edge_slowdown, assume_loss=o.assume_loss)
+            front = pf[pf["on_front"] & (pf["family"] != "trivial")]
+            beaten = pf[pf["family"] != "trivial"].groupby("family", sort=False)["beaten_by_trivial"].agg(
+                ["sum", "size"])
+            lines += [f"At {format_bandwidth(link.bandwidth_bps)}: candidates beaten on both latency and loss by "
+                      "cloud-only or edge-only: " + ", ".join(f"{f} {int(r['sum'])}/{int(r['size'])}"
+                                                              for f, r in beaten.iterrows()) + ". Pareto fronts:", "",
+                      _md(front[["family", "label", "bytes", "predicted_ms", "accuracy_loss", "beaten_by_trivial"]]),
+                      ""]
+        if o.independent is None:
+            lines += ["(No independent-autoencoder profiles given: pass --independent-edge/--independent-cloud.)", ""]
+        return lines + ["![Pareto fronts](pareto.png)", ""]
+
+    def trace(self) -> list[str]:
+        r = self.replay
+        if r is None:
+            return []
+        return [f"## 4. Replay of the trace {r.trace}", "",
+                f"A request every {1e3 * (r.times_s[1] - r.times_s[0]):g} ms over one period "
+                f"({r.times_s.size} requests), each timed exactly on the trace.", "",
+                _md(r.summary()), "", "![trace replay](trace.png)", ""]
+
+    def breakpoints(self) -> list[str]:
+        frame = breakpoints_frame(self.edge, self.cloud, rtt=self.rtt_ms, edge_slowdown=self.o.edge_slowdown,
+                                  **self.kw)
+        return [f"## 5. Breakpoints (constant link, RTT {self.rtt_ms:g} ms)", "", _md(frame), ""]
+
+    def markdown(self) -> str:
+        return "\n".join([*self.header(), *self.plans(), *self.choices(), *self.pareto(), *self.trace(),
+                          *self.breakpoints()])
+
+
+def write_report(edge: Profile, cloud: Profile, out: str | Path, options: ReportOptions | None = None,
+                 **overrides) -> list[Path]:
     """The what-if figures as PNG files and a Markdown summary (summary.md) in `out`; returns the paths.
 
-    `compare_edges`: other edge profiles of the same model (e.g. measured under a CPU quota) whose measured
-    slowdown vs `edge` (whole-model time ratio) is drawn on the choice map.
+    `options` (or any of its fields by name) say what to draw: bandwidths, RTT, budget, edge slowdown, the trace
+    replayed, independent-autoencoder profiles, and other edge profiles (`compare_edges`, e.g. measured under a
+    CPU quota) whose measured slowdown vs `edge` (whole-model time ratio) is drawn on the choice map.
     """
-    import pandas as pd
-
+    known = {f.name for f in fields(ReportOptions)}
+    if set(overrides) - known:
+        raise PlannerError(f"unknown report option(s) {', '.join(sorted(set(overrides) - known))}: the options are "
+                           f"{', '.join(sorted(known))}")
+    if "compare_edges" in overrides:
+        overrides["compare_edges"] = tuple(overrides["compare_edges"] or ())
+    o = replace(options or ReportOptions(), **overrides)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise PlannerError(f"report folder {out} exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
-    rtt_ms = parse_duration(rtt, allow_zero=True)
-    links = [ConstantLink(b, rtt_ms) for b in bandwidths]
-    if not links:
-        raise PlannerError("the report needs at least one bandwidth")
-    kw = {"max_loss": max_loss, "assume_loss": assume_loss}
-    cs = prepare(edge, cloud, edge_slowdown=edge_slowdown, assume_loss=assume_loss)
-    marks = {f"{Path(p.name).stem}": p.whole_model_ms.median / (edge.whole_model_ms.median * edge_slowdown)
-             for p in compare_edges or []}
-    cmap = choice_map(edge.scaled(edge_slowdown) if edge_slowdown != 1 else edge, cloud, rtt=rtt_ms, **kw)
-    replay = None if trace is None else replay_trace(edge, cloud, trace, rtt=rtt_ms, edge_slowdown=edge_slowdown,
-                                                     **kw)
-    figures = {"breakdown": breakdown_figure(edge, cloud, links, edge_slowdown=edge_slowdown, **kw),
-               "choice_map": choice_map_figure(cmap, marks=marks),
-               "pareto": pareto_figure((edge, cloud), links, independent=independent, edge_slowdown=edge_slowdown,
-                                       assume_loss=assume_loss),
-               "trace": None if replay is None else trace_figure(replay)}
-    paths = []
-    for name, fig in figures.items():
-        if fig is not None:
-            paths.append(out / f"{name}.png")
-            fig.savefig(paths[-1], dpi=dpi)
-
-    lines = [f"# What-if report: {edge.model}", "",
-             "Predictions of planner's latency model from two measured profiles (not end-to-end measurements). "
-             "Latency = edge compute + upload + RTT + reply + cloud compute; accuracy loss in percentage points vs "
-             "the backbone.", "",
-             _profile_line("edge", edge), _profile_line("cloud", cloud)]
-    if independent is not None:
-        lines += [_profile_line("edge, independent AEs", independent[0]),
-                  _profile_line("cloud, independent AEs", independent[1])]
-    lines += [f"- autoencoder `{edge.autoencoder}`; RTT {rtt_ms:g} ms; accuracy budget "
-              f"{'none' if max_loss is None else f'{max_loss:g} pp'}; edge slowdown x{edge_slowdown:g}"]
-    if cs.assumed_loss:
-        lines.append("- **accuracy loss ASSUMED, not measured**: " + ", ".join(f"{b} bits {pp:g} pp" for b, pp in
-                                                                                cs.assumed_loss.items()))
-    lines += ["", "## 1. The plan at each bandwidth", ""]
-    rows = []
-    for link in links:
-        plan = cs.solve(link, max_loss=max_loss)
-        t = plan.table.set_index("label")
-        c = plan.chosen
-        rows.append({"bandwidth": format_bandwidth(link.bandwidth_bps), "plan": c.label, "ms": c.predicted_ms,
-                     "edge ms": c.edge_ms, "transfer ms": c.transfer_ms, "cloud ms": c.cloud_ms, "bytes": c.nbytes,
-                     "loss pp": c.accuracy_loss, "cloud-only ms": t.loc["cloud-only", "predicted_ms"],
-                     "edge-only ms": t.loc["edge-only", "predicted_ms"]})
-    lines += [_md(pd.DataFrame(rows)), "", "![breakdown per cut](breakdown.png)", "",
-              "## 2. Where each choice wins (bandwidth x edge slowdown)", "",
-              "Share of the map (log-spaced 0.01-1000 Mbit/s x 1-64x): " + ", ".join(
-                  f"{k} {v:.0%}" for k, v in cmap.kind_shares().items()) + ".", ""]
-    if marks:
-        lines += ["Measured slowdowns drawn on the map: " + ", ".join(f"{k} {v:.3g}x" for k, v in marks.items()), ""]
-    lines += [_md(cmap.shares().drop(columns=["kind", "cut", "bits"]), "{:.1%}"), "",
-              "![choice map](choice_map.png)", "", "## 3. Latency vs accuracy loss", ""]
-    for link in links:
-        pf = pareto_frame((edge, cloud), link, independent=independent, edge_slowdown=edge_slowdown,
-                          assume_loss=assume_loss)
-        front = pf[pf["on_front"] & (pf["family"] != "trivial")]
-        beaten = pf[pf["family"] != "trivial"].groupby("family", sort=False)["beaten_by_trivial"].agg(["sum", "size"])
-        lines += [f"At {format_bandwidth(link.bandwidth_bps)}: candidates beaten on both latency and loss by "
-                  "cloud-only or edge-only: " + ", ".join(f"{f} {int(r['sum'])}/{int(r['size'])}"
-                                                          for f, r in beaten.iterrows()) + ". Pareto fronts:", "",
-                  _md(front[["family", "label", "bytes", "predicted_ms", "accuracy_loss", "beaten_by_trivial"]]), ""]
-    if independent is None:
-        lines += ["(No independent-autoencoder profiles given: pass --independent-edge/--independent-cloud.)", ""]
-    lines += ["![Pareto fronts](pareto.png)", ""]
-    if replay is not None:
-        lines += [f"## 4. Replay of the trace {replay.trace}", "",
-                  f"A request every {1e3 * (replay.times_s[1] - replay.times_s[0]):g} ms over one period "
-                  f"({replay.times_s.size} requests), each timed exactly on the trace.", "",
-                  _md(replay.summary()), "", "![trace replay](trace.png)", ""]
-    lines += [f"## 5. Breakpoints (constant link, RTT {rtt_ms:g} ms)", "",
-              _md(breakpoints_frame(edge, cloud, rtt=rtt_ms, edge_slowdown=edge_slowdown, **kw)), ""]
+    report = _Report(edge, cloud, o)
+    paths = report.figures(out)
     summary = out / "summary.md"
-    summary.write_text("\n".join(lines))
+    summary.write_text(report.markdown())
     return [*paths, summary]

@@ -32,25 +32,23 @@ from functools import cached_property
 
 import numpy as np
 
+from planner.config import DEFAULT_MAX_LOSS
 from planner.errors import SolveError
 from planner.link import ConstantLink, Link, parse_bandwidth, parse_duration
-from planner.profile.schema import RAW_DTYPES, Profile, check_compatible
+from planner.profile.schema import Profile, check_compatible
 from planner.profile.timing import Timing
+from planner.types import RAW_DTYPES, CandidateKind, CandidateSpec, check_bits
 
-DEFAULT_MAX_LOSS = 1.0  # percentage points
-KINDS = ("cloud-only", "raw", "split", "edge-only")
 OBJECTIVES = ("mean", "p95")
-RAW_FLOAT16_KEY = 16  # assume_loss key for the raw float16 candidates
+RAW_FLOAT16 = "float16"  # the assume_loss key of the raw float16 candidates (the others are bitwidths)
+AssumeLoss = dict[int | str, float]  # {bits: pp, "float16": pp}
 
 
 @dataclass(frozen=True)
 class Candidate:
     """One way to run a request, evaluated on one link: where it cuts, what it sends, how long each part takes."""
 
-    kind: str  # "cloud-only" | "raw" | "split" | "edge-only"
-    cut: str  # cut id; "input" for cloud-only, "output" for edge-only
-    bits: int | None  # autoencoder bitwidth; None for raw and trivial candidates
-    dtype: str | None  # "float32" / "float16" for raw candidates
+    spec: CandidateSpec  # what it is: kind, cut, bits, dtype (width)
     nbytes: float  # payload sent to the cloud (0 for edge-only)
     edge_ms: float
     transfer_ms: float  # payload + reply on the wire, plus the RTT
@@ -62,11 +60,25 @@ class Candidate:
     loss_assumed: bool = False  # accuracy_loss is the user's assumption (assume_loss), not a measurement
 
     @property
+    def kind(self) -> CandidateKind:
+        return self.spec.kind
+
+    @property
+    def cut(self) -> str:
+        return self.spec.cut
+
+    @property
+    def bits(self) -> int | None:
+        return self.spec.bits
+
+    @property
+    def dtype(self) -> str | None:
+        return self.spec.dtype
+
+    @property
     def label(self) -> str:
         """A short name: 'cloud-only', 'edge-only', 'pool1 raw float16', 'pool1 @ 4 bits'."""
-        if self.kind in ("cloud-only", "edge-only"):
-            return self.kind
-        return f"{self.cut} raw {self.dtype}" if self.kind == "raw" else f"{self.cut} @ {self.bits} bits"
+        return self.spec.label
 
     @property
     def breakdown(self) -> dict[str, float]:
@@ -77,7 +89,7 @@ class Candidate:
         """The contract fields (cut, bits, predicted_ms, accuracy_loss, feasible) plus kind, dtype, bytes, parts."""
         return {"cut": self.cut, "bits": self.bits, "predicted_ms": _r(self.predicted_ms),
                 "accuracy_loss": _r(self.accuracy_loss), "loss_assumed": self.loss_assumed,
-                "feasible": self.feasible, "kind": self.kind,
+                "feasible": self.feasible, "kind": self.kind.value,
                 "dtype": self.dtype, "bytes": _r(self.nbytes), "edge_ms": _r(self.edge_ms),
                 "transfer_ms": _r(self.transfer_ms), "cloud_ms": _r(self.cloud_ms)}
 
@@ -106,33 +118,49 @@ def _timed(t: Timing | None, profile: Profile, side: str, *where: object) -> flo
     return t.median
 
 
-def check_assume_loss(assume_loss: dict) -> dict[int, float]:
-    """Validate an assumed accuracy loss per bitwidth ({bits: percentage points}, key 16 = raw float16)."""
+def _loss_key(key) -> int | str:
+    """An assume_loss key: a bitwidth 1..8, or 'float16' for the raw float16 feature ('f16' and the former 16
+    are read as 'float16')."""
+    if isinstance(key, str) and key.lower() in ("f16", RAW_FLOAT16):
+        return RAW_FLOAT16
+    if key == 16 and isinstance(key, int) and not isinstance(key, bool):
+        return RAW_FLOAT16
+    if isinstance(key, str):
+        raise SolveError(f"assume_loss key {key!r} is not a bitwidth (an integer 1..8) or {RAW_FLOAT16!r} (the raw "
+                         f"float16 feature)")
+    try:
+        return check_bits(key, error=SolveError)
+    except SolveError:
+        raise SolveError(f"assume_loss key {key!r} is not a bitwidth (an integer 1..8) or {RAW_FLOAT16!r} (the raw "
+                         f"float16 feature)") from None
+
+
+def check_assume_loss(assume_loss: dict) -> AssumeLoss:
+    """Validate an assumed accuracy loss per bitwidth ({bits: percentage points, 'float16': pp})."""
     if not isinstance(assume_loss, dict):
         raise SolveError(f"assume_loss must be a dict {{bits: percentage points}}, got {type(assume_loss).__name__}")
-    out = {}
-    for b, pp in assume_loss.items():
-        if isinstance(b, bool) or not isinstance(b, int) or not 1 <= b <= 32:
-            raise SolveError(f"assume_loss key {b!r} is not a bitwidth (an integer 1..32; {RAW_FLOAT16_KEY} = raw "
-                             f"float16)")
+    out: AssumeLoss = {}
+    for key, pp in assume_loss.items():
+        k = _loss_key(key)
         if isinstance(pp, bool) or not isinstance(pp, int | float) or not math.isfinite(pp) or pp < 0:
-            raise SolveError(f"assumed loss for {b} bits must be a finite number of percentage points >= 0, "
-                             f"got {pp!r}")
-        out[b] = float(pp)
-    return dict(sorted(out.items()))
+            raise SolveError(f"assumed loss for {k} {'' if k == RAW_FLOAT16 else 'bits '}must be a finite number of "
+                             f"percentage points >= 0, got {pp!r}")
+        if k in out:
+            raise SolveError(f"assume_loss gives {k} twice")
+        out[k] = float(pp)
+    return dict(sorted(out.items(), key=lambda kv: (isinstance(kv[0], str), kv[0])))
 
 
-def parse_assume_loss(text: str) -> dict[int, float]:
+def parse_assume_loss(text: str) -> AssumeLoss:
     """'8:0.1,4:0.5,2:2.0' -> {2: 2.0, 4: 0.5, 8: 0.1}: assumed accuracy loss in percentage points per bitwidth
-    (`f16` or 16 for the raw float16 feature), for profiles whose accuracy is unknown."""
+    (`f16:PP` for the raw float16 feature), for profiles whose accuracy is unknown."""
     if not isinstance(text, str) or not text.strip():
         raise SolveError("--assume-loss needs BITS:PP pairs, e.g. 8:0.1,4:0.5,2:2.0 (percentage points per bitwidth)")
-    out: dict[int, float] = {}
+    pairs: list[tuple[int | str, float]] = []
     for item in text.split(","):
         key, sep, value = item.strip().partition(":")
-        key = key.strip().lower()
-        key = str(RAW_FLOAT16_KEY) if key in ("f16", "float16") else key
-        if not sep or not key.isdigit():
+        key = key.strip()
+        if not sep or not (key.isdigit() or key.lower() in ("f16", RAW_FLOAT16)):
             raise SolveError(f"--assume-loss: {item.strip()!r} is not BITS:PP (e.g. 4:0.5, or f16:0 for raw "
                              f"float16) in {text!r}")
         try:
@@ -140,10 +168,11 @@ def parse_assume_loss(text: str) -> dict[int, float]:
         except ValueError:
             raise SolveError(f"--assume-loss: {value.strip()!r} for {key} bits is not a number of percentage "
                              f"points in {text!r}") from None
-        if int(key) in out:
+        k = _loss_key(int(key) if key.isdigit() else key)
+        if k in dict(pairs):
             raise SolveError(f"--assume-loss: {key} bits is given twice in {text!r}")
-        out[int(key)] = pp
-    return check_assume_loss(out)
+        pairs.append((k, pp))
+    return check_assume_loss(dict(pairs))
 
 
 def _check_max_loss(max_loss: float | None) -> None:
@@ -151,11 +180,80 @@ def _check_max_loss(max_loss: float | None) -> None:
         raise SolveError(f"the accuracy budget must be a finite number of percentage points, got {max_loss!r}")
 
 
+class _Rows:
+    """Builds the candidate rows of a profile pair: (spec, edge ms, cloud ms, payload bytes, loss pp)."""
+
+    def __init__(self, edge: Profile, cloud: Profile, assume_loss: AssumeLoss, payload: str) -> None:
+        self.edge, self.cloud, self.assume_loss, self.payload = edge, cloud, assume_loss, payload
+        self.backbone = edge.backbone_accuracy if edge.backbone_accuracy is not None else cloud.backbone_accuracy
+        self.rows: list[tuple[CandidateSpec, float, float, float, float]] = []
+        self.missing: list[CandidateSpec] = []  # candidates whose loss is unknown
+        self.assumed: set[int] = set()  # rows whose loss is assumed
+        self.used: AssumeLoss = {}  # the assumptions some row rests on
+
+    def e(self, t: Timing | None, *where: object) -> float:
+        return _timed(t, self.edge, "edge", *where)
+
+    def c(self, t: Timing | None, *where: object) -> float:
+        return _timed(t, self.cloud, "cloud", *where)
+
+    def loss(self, acc_e: float | None, acc_c: float | None, spec: CandidateSpec) -> float:
+        acc = acc_e if acc_e is not None else acc_c
+        if acc is not None and self.backbone is not None:
+            return self.backbone - acc
+        key = RAW_FLOAT16 if spec.kind == CandidateKind.RAW else spec.bits
+        if key in self.assume_loss:
+            self.assumed.add(len(self.rows))
+            self.used[key] = self.assume_loss[key]
+            return self.assume_loss[key]
+        self.missing.append(spec)
+        return math.nan
+
+    def build(self) -> list[tuple[CandidateSpec, float, float, float, float]]:
+        edge, cloud, e, c = self.edge, self.cloud, self.e, self.c
+        self.rows.append((CandidateSpec.cloud_only(), e(edge.input.encode_ms, "input", "encode_ms"),
+                          c(cloud.input.decode_ms, "input", "decode_ms") + c(cloud.whole_model_ms, "whole_model_ms"),
+                          edge.input.compressed_bytes, 0.0))
+        for ce, cc in zip(edge.cuts, cloud.cuts, strict=True):
+            head, tail = e(ce.head_ms, "cut", ce.id, "head_ms"), c(cc.tail_ms, "cut", ce.id, "tail_ms")
+            for dtype in RAW_DTYPES:
+                if dtype in ce.raw and dtype in cc.raw:
+                    re_, rc, spec = ce.raw[dtype], cc.raw[dtype], CandidateSpec.raw(ce.id, dtype)
+                    lost = 0.0 if spec.lossless else self.loss(re_.accuracy, rc.accuracy, spec)
+                    self.rows.append((spec, head + e(re_.serialize_ms, "cut", ce.id, "raw", dtype, "serialize_ms"),
+                                      c(rc.deserialize_ms, "cut", ce.id, "raw", dtype, "deserialize_ms") + tail,
+                                      re_.bytes, lost))
+            for b, be in ce.bits.items():
+                bc, spec = cc.bits[b], CandidateSpec.split(ce.id, b)
+                self.rows.append((spec, head + e(be.encode_ms, "cut", ce.id, "bits", b, "encode_ms"),
+                                  c(bc.decode_ms, "cut", ce.id, "bits", b, "decode_ms") + tail,
+                                  be.bytes_mean if self.payload == "mean" else be.bytes_p95,
+                                  self.loss(be.accuracy, bc.accuracy, spec)))
+        self.rows.append((CandidateSpec.edge_only(), e(edge.whole_model_ms, "whole_model_ms"), 0.0, 0.0, 0.0))
+        if self.missing:
+            self._raise_missing()
+        return self.rows
+
+    def _raise_missing(self) -> None:
+        why = "the backbone accuracy is unknown" if self.backbone is None else "their accuracy is unknown (null)"
+        names = ", ".join(s.label for s in self.missing[:4])
+        keys = sorted({RAW_FLOAT16 if s.kind == CandidateKind.RAW else str(s.bits) for s in self.missing},
+                      key=lambda k: (not k.isdigit(), int(k) if k.isdigit() else 0))
+        raise SolveError(f"cannot compute the accuracy loss of {len(self.missing)} candidates ({names}"
+                         f"{', ...' if len(self.missing) > 4 else ''}): {why} in {self.edge.name} and "
+                         f"{self.cloud.name}; profile accuracy, or assume a loss in percentage points per bitwidth "
+                         f"(assume_loss={{bits: pp}}, on the command line --assume-loss 8:0.1,4:0.5,2:2.0; "
+                         f"f16:PP for raw float16); no assumption for: "
+                         f"{', '.join(f'{k} (raw float16)' if k == RAW_FLOAT16 else k for k in keys)}")
+
+
 class CandidateSet:
-    """All candidates of an (edge, cloud) profile pair as arrays, ready to be solved on any link many times."""
+    """All candidates of an (edge, cloud) profile pair as arrays, ready to be solved on any link many times.
+
+    `specs[i]` is candidate i's identity (a CandidateSpec); the arrays hold its figures at the same index."""
 
     def __init__(self, edge: Profile, cloud: Profile, *, edge_slowdown: float = 1.0,
-                 assume_loss: dict[int, float] | None = None, payload: str = "mean"):
+                 assume_loss: AssumeLoss | None = None, payload: str = "mean"):
         check_compatible(edge, cloud)
         if not (math.isfinite(edge_slowdown) and edge_slowdown > 0):
             raise SolveError(f"edge slowdown must be a positive number, got {edge_slowdown!r}")
@@ -163,75 +261,36 @@ class CandidateSet:
             raise SolveError(f"payload statistic must be 'mean' or 'p95', got {payload!r}")
         self.edge, self.cloud, self.edge_slowdown, self.payload = edge, cloud, edge_slowdown, payload
         self.assume_loss = check_assume_loss(assume_loss or {})
-        backbone = edge.backbone_accuracy if edge.backbone_accuracy is not None else cloud.backbone_accuracy
-        rows: list[tuple] = []  # kind, cut, bits, dtype, edge_ms, cloud_ms, payload, loss
-        missing: list[tuple] = []  # (cut, bits or dtype) of candidates whose loss is unknown
-        assumed: set[int] = set()  # rows whose loss is assumed (loss() runs while row len(rows) is built)
-        used: dict[int, float] = {}
-
-        def loss(acc_e: float | None, acc_c: float | None, key: int, label: tuple) -> float:
-            acc = acc_e if acc_e is not None else acc_c
-            if acc is not None and backbone is not None:
-                return backbone - acc
-            if key in self.assume_loss:
-                assumed.add(len(rows))
-                used[key] = self.assume_loss[key]
-                return self.assume_loss[key]
-            missing.append(label)
-            return math.nan
-
-        def e(t: Timing | None, *where: object) -> float:
-            return _timed(t, edge, "edge", *where)
-
-        def c(t: Timing | None, *where: object) -> float:
-            return _timed(t, cloud, "cloud", *where)
-
-        rows.append(("cloud-only", "input", None, None, e(edge.input.encode_ms, "input", "encode_ms"),
-                     c(cloud.input.decode_ms, "input", "decode_ms") + c(cloud.whole_model_ms, "whole_model_ms"),
-                     edge.input.compressed_bytes, 0.0))
-        for ce, cc in zip(edge.cuts, cloud.cuts, strict=True):
-            head, tail = e(ce.head_ms, "cut", ce.id, "head_ms"), c(cc.tail_ms, "cut", ce.id, "tail_ms")
-            for dtype in RAW_DTYPES:
-                if dtype not in ce.raw or dtype not in cc.raw:
-                    continue
-                re_, rc = ce.raw[dtype], cc.raw[dtype]
-                lost = 0.0 if dtype == "float32" else loss(re_.accuracy, rc.accuracy, RAW_FLOAT16_KEY, (ce.id, dtype))
-                rows.append(("raw", ce.id, None, dtype, head + e(re_.serialize_ms, "cut", ce.id, "raw", dtype, "serialize_ms"),
-                             c(rc.deserialize_ms, "cut", ce.id, "raw", dtype, "deserialize_ms") + tail, re_.bytes, lost))
-            for b, be in ce.bits.items():
-                bc = cc.bits[b]
-                rows.append(("split", ce.id, b, None, head + e(be.encode_ms, "cut", ce.id, "bits", b, "encode_ms"),
-                             c(bc.decode_ms, "cut", ce.id, "bits", b, "decode_ms") + tail,
-                             be.bytes_mean if payload == "mean" else be.bytes_p95,
-                             loss(be.accuracy, bc.accuracy, b, (ce.id, b))))
-        rows.append(("edge-only", "output", None, None, e(edge.whole_model_ms, "whole_model_ms"), 0.0, 0.0, 0.0))
-        if missing:
-            why = "the backbone accuracy is unknown" if backbone is None else "their accuracy is unknown (null)"
-            names = ", ".join(f"{cut} @ {b} bits" if isinstance(b, int) else f"{cut} raw {b}" for cut, b in missing[:4])
-            keys = sorted({b if isinstance(b, int) else RAW_FLOAT16_KEY for _, b in missing})
-            raise SolveError(f"cannot compute the accuracy loss of {len(missing)} candidates ({names}"
-                             f"{', ...' if len(missing) > 4 else ''}): {why} in {edge.name} and {cloud.name}; "
-                             f"profile accuracy, or assume a loss in percentage points per bitwidth "
-                             f"(assume_loss={{bits: pp}}, on the command line --assume-loss 8:0.1,4:0.5,2:2.0; "
-                             f"{RAW_FLOAT16_KEY} = raw float16); no assumption for: "
-                             f"{', '.join(f'{k} (raw float16)' if k == RAW_FLOAT16_KEY else str(k) for k in keys)}")
-        self.kind = [r[0] for r in rows]
-        self.cut = [r[1] for r in rows]
-        self.bits = [r[2] for r in rows]
-        self.dtype = [r[3] for r in rows]
-        self.edge_ms = np.array([r[4] for r in rows]) * edge_slowdown
-        self.cloud_ms = np.array([r[5] for r in rows])
-        self.payload_bytes = np.array([r[6] for r in rows], dtype=float)
-        self.loss = np.array([r[7] for r in rows], dtype=float)
-        self.loss_assumed = np.array([i in assumed for i in range(len(rows))], dtype=bool)
-        self.assumed_loss = dict(sorted(used.items()))  # the assumptions some candidate's loss rests on
-        self.remote = np.array([k != "edge-only" for k in self.kind])
-        self.lossless = np.array([k in ("cloud-only", "edge-only") or d == "float32"
-                                  for k, d in zip(self.kind, self.dtype, strict=True)])
+        built = _Rows(edge, cloud, self.assume_loss, payload)
+        rows = built.build()
+        self.specs: list[CandidateSpec] = [r[0] for r in rows]
+        self._index = {spec: i for i, spec in enumerate(self.specs)}
+        self.edge_ms = np.array([r[1] for r in rows]) * edge_slowdown
+        self.cloud_ms = np.array([r[2] for r in rows])
+        self.payload_bytes = np.array([r[3] for r in rows], dtype=float)
+        self.loss = np.array([r[4] for r in rows], dtype=float)
+        self.loss_assumed = np.array([i in built.assumed for i in range(len(rows))], dtype=bool)
+        self.assumed_loss = check_assume_loss(built.used)  # the assumptions some candidate's loss rests on
+        self.remote = np.array([s.remote for s in self.specs])
+        self.lossless = np.array([s.lossless for s in self.specs])
         self.reply_bytes = float(edge.reply_bytes)
 
+    def index(self, spec: CandidateSpec | str) -> int:
+        """The position of a candidate (a CandidateSpec or its name, e.g. 'relu_5@4'), or SolveError."""
+        spec = CandidateSpec.parse(spec) if isinstance(spec, str) else spec
+        try:
+            return self._index[spec]
+        except KeyError:
+            raise SolveError(f"no candidate {spec.label!r} in the profiles {self.edge.name} / {self.cloud.name} "
+                             f"(their cuts: {', '.join(c.id for c in self.edge.cuts)})") from None
+
+    @property
+    def cuts(self) -> list[str]:
+        """The cut ids of the candidates, in order, each once ('input' first, 'output' last)."""
+        return list(dict.fromkeys(s.cut for s in self.specs))
+
     def __len__(self) -> int:
-        return len(self.kind)
+        return len(self.specs)
 
     def feasible(self, max_loss: float | None) -> tuple[np.ndarray, str | None]:
         """Mask of candidates within the budget (None = no budget), or the lossless ones and why."""
@@ -342,13 +401,29 @@ class CandidateSet:
         """Candidate i evaluated on a constant link."""
         transfer = ConstantLink(bandwidth_bps, rtt_ms).transfer_ms(self.payload_bytes[i] + self.reply_bytes) + rtt_ms
         transfer = transfer if self.remote[i] else 0.0
-        return self._candidate(i, transfer, rtt_ms if self.remote[i] else 0.0,
-                               bool(feasible[i]) if feasible is not None else True)
+        return self.evaluated(i, transfer, rtt_ms if self.remote[i] else 0.0,
+                              bool(feasible[i]) if feasible is not None else True)
 
-    def _candidate(self, i: int, transfer: float, rtt: float, feasible: bool, total: float | None = None,
-                   cloud: float | None = None) -> Candidate:
+    def ends_crossing(self, *, rtt: str | float = 0.0, low: str | float = "10kbit", high: str | float = "10gbit",
+                      cloud_wait_ms: float = 0.0) -> float | None:
+        """The bandwidth in (low, high) (bit/s) where edge-only and cloud-only take equally long on a constant
+        link, if any. Exact: cloud-only is a + s / bandwidth, edge-only a constant."""
+        rtt_ms = parse_duration(rtt, allow_zero=True)
+        lo_bps, hi_bps = parse_bandwidth(low), parse_bandwidth(high)
+        e, c = self.index(CandidateSpec.edge_only()), self.index(CandidateSpec.cloud_only())
+        cloud = self.cloud_with_wait(cloud_wait_ms)
+        gap = self.edge_ms[e] - (self.edge_ms[c] + cloud[c] + rtt_ms)  # > 0: cloud-only wins at infinite bandwidth
+        slope = (self.payload_bytes[c] + self.reply_bytes) * 8000.0  # ms x bit/s
+        if gap <= 0 or slope <= 0:
+            return None
+        crossing = slope / gap
+        return float(crossing) if lo_bps < crossing < hi_bps else None
+
+    def evaluated(self, i: int, transfer: float, rtt: float, feasible: bool, total: float | None = None,
+                  cloud: float | None = None) -> Candidate:
+        """Candidate i with the given transfer (and optionally cloud and total) times filled in."""
         edge, cloud = float(self.edge_ms[i]), float(self.cloud_ms[i] if cloud is None else cloud)
-        return Candidate(kind=self.kind[i], cut=self.cut[i], bits=self.bits[i], dtype=self.dtype[i],
+        return Candidate(spec=self.specs[i],
                          nbytes=float(self.payload_bytes[i]), edge_ms=edge, transfer_ms=float(transfer),
                          cloud_ms=cloud, rtt_ms=float(rtt),
                          predicted_ms=edge + float(transfer) + cloud if total is None else float(total),
@@ -368,14 +443,30 @@ class Plan:
     fallback_reason: str | None = None
     link: dict = field(default_factory=dict)
 
-    def _candidate(self, i: int) -> Candidate:
+    def candidate(self, which: int | CandidateSpec | str) -> Candidate:
+        """One candidate (by index, CandidateSpec or name such as 'edge-only' or 'relu_5@4') as planned here."""
+        i = which if isinstance(which, int) else self.candidate_set.index(which)
         col = self.columns
-        return self.candidate_set._candidate(i, col["transfer"][i], col["rtt"][i], bool(col["feasible"][i]),
-                                             col["total"][i], col["cloud"][i])
+        return self.candidate_set.evaluated(i, col["transfer"][i], col["rtt"][i], bool(col["feasible"][i]),
+                                            col["total"][i], col["cloud"][i])
+
+    def predicted_ms_of(self, which: int | CandidateSpec | str) -> float:
+        """The predicted latency of any candidate in this plan (not only the chosen one)."""
+        i = which if isinstance(which, int) else self.candidate_set.index(which)
+        return float(self.columns["total"][i])
+
+    def transfer_ms_of(self, which: int | CandidateSpec | str) -> float:
+        """The predicted transfer time (payload + reply + RTT) of any candidate in this plan."""
+        i = which if isinstance(which, int) else self.candidate_set.index(which)
+        return float(self.columns["transfer"][i])
+
+    @property
+    def spec(self) -> CandidateSpec:
+        return self.candidate_set.specs[self.index]
 
     @cached_property
     def chosen(self) -> Candidate:
-        return self._candidate(self.index)
+        return self.candidate(self.index)
 
     @property
     def cut(self) -> str:
@@ -386,7 +477,7 @@ class Plan:
         return self.chosen.bits
 
     @property
-    def kind(self) -> str:
+    def kind(self) -> CandidateKind:
         return self.chosen.kind
 
     @property
@@ -404,7 +495,7 @@ class Plan:
 
     @cached_property
     def candidates(self) -> list[Candidate]:
-        return [self._candidate(i) for i in range(len(self.candidate_set))]
+        return [self.candidate(i) for i in range(len(self.candidate_set))]
 
     @cached_property
     def pareto(self) -> list[Candidate]:
@@ -425,8 +516,8 @@ class Plan:
         df = pd.DataFrame([{**c.to_dict(), "label": c.label} for c in self.candidates])
         df["bits"] = df["bits"].astype("Int64")
         df["chosen"] = df.index == self.index
-        on_front = {(c.kind, c.cut, c.bits, c.dtype) for c in self.pareto}
-        df["pareto"] = [(c.kind, c.cut, c.bits, c.dtype) in on_front for c in self.candidates]
+        on_front = {c.spec for c in self.pareto}
+        df["pareto"] = [c.spec in on_front for c in self.candidates]
         for name in ("mean_ms", "p95_ms", "max_ms"):
             if name in self.columns:
                 df[name] = self.columns[name]
@@ -436,7 +527,7 @@ class Plan:
         """The `planner plan --json` object (DESIGN.md contract, plus kind, dtype, link, fallback_reason...)."""
         c = self.chosen
         return {"cut": c.cut, "bits": c.bits, "predicted_ms": _r(c.predicted_ms), "accuracy_loss": _r(c.accuracy_loss),
-                "breakdown": {k: _r(v) for k, v in c.breakdown.items()}, "kind": c.kind, "dtype": c.dtype,
+                "breakdown": {k: _r(v) for k, v in c.breakdown.items()}, "kind": c.kind.value, "dtype": c.dtype,
                 "bytes": _r(c.nbytes), "objective": self.objective, "max_loss": self.max_loss,
                 "fallback_reason": self.fallback_reason, "link": self.link,
                 "assumed_loss": ({str(b): pp for b, pp in self.candidate_set.assumed_loss.items()} or None),
@@ -455,7 +546,7 @@ _PREPARED_MAX = 8
 
 
 def prepare(edge: Profile, cloud: Profile, *, edge_slowdown: float = 1.0,
-            assume_loss: dict[int, float] | None = None, payload: str = "mean") -> CandidateSet:
+            assume_loss: AssumeLoss | None = None, payload: str = "mean") -> CandidateSet:
     """The CandidateSet of a profile pair, cached for the last few pairs (profiles are immutable), so that
     re-planning per request on the same profiles costs only the solve."""
     assume_loss = check_assume_loss(assume_loss or {})
@@ -472,7 +563,7 @@ def prepare(edge: Profile, cloud: Profile, *, edge_slowdown: float = 1.0,
 
 
 def solve(edge: Profile, cloud: Profile, link: Link, *, max_loss: float | None = DEFAULT_MAX_LOSS,
-          edge_slowdown: float = 1.0, assume_loss: dict[int, float] | None = None, payload: str = "mean",
+          edge_slowdown: float = 1.0, assume_loss: AssumeLoss | None = None, payload: str = "mean",
           start_ms: float = 0.0, cloud_wait_ms: float = 0.0) -> Plan:
     """The latency-optimal (cut, bits) for one request on `link` within `max_loss` percentage points."""
     cs = prepare(edge, cloud, edge_slowdown=edge_slowdown, assume_loss=assume_loss, payload=payload)
@@ -481,7 +572,7 @@ def solve(edge: Profile, cloud: Profile, link: Link, *, max_loss: float | None =
 
 def solve_trace(edge: Profile, cloud: Profile, link: Link, *, objective: str = "mean",
                 max_loss: float | None = DEFAULT_MAX_LOSS, edge_slowdown: float = 1.0,
-                assume_loss: dict[int, float] | None = None, payload: str = "mean", n_starts: int = 200) -> Plan:
+                assume_loss: AssumeLoss | None = None, payload: str = "mean", n_starts: int = 200) -> Plan:
     """The candidate with the least mean or p95 latency over a bandwidth trace (a trace-robust plan)."""
     cs = prepare(edge, cloud, edge_slowdown=edge_slowdown, assume_loss=assume_loss, payload=payload)
     return cs.solve_trace(link, objective=objective, max_loss=max_loss, n_starts=n_starts)
@@ -489,10 +580,18 @@ def solve_trace(edge: Profile, cloud: Profile, link: Link, *, objective: str = "
 
 def breakpoints(edge: Profile, cloud: Profile, *, rtt: str | float = 0.0, low: str | float = "10kbit",
                 high: str | float = "10gbit", max_loss: float | None = DEFAULT_MAX_LOSS, edge_slowdown: float = 1.0,
-                assume_loss: dict[int, float] | None = None, payload: str = "mean") -> list[Breakpoint]:
+                assume_loss: AssumeLoss | None = None, payload: str = "mean") -> list[Breakpoint]:
     """The bandwidths in (low, high) at which the optimal candidate changes on a constant link, ascending."""
     cs = prepare(edge, cloud, edge_slowdown=edge_slowdown, assume_loss=assume_loss, payload=payload)
     return cs.breakpoints(rtt=rtt, low=low, high=high, max_loss=max_loss)
+
+
+def ends_crossing(edge: Profile, cloud: Profile, *, rtt: str | float = 0.0, low: str | float = "10kbit",
+                  high: str | float = "10gbit", edge_slowdown: float = 1.0, assume_loss: AssumeLoss | None = None,
+                  payload: str = "mean") -> float | None:
+    """The bandwidth in (low, high) (bit/s) where edge-only and cloud-only take equally long, if any (exact)."""
+    cs = prepare(edge, cloud, edge_slowdown=edge_slowdown, assume_loss=assume_loss, payload=payload)
+    return cs.ends_crossing(rtt=rtt, low=low, high=high)
 
 
 plan = solve  # exported as `planner.plan`: the name `planner.solve` is this module

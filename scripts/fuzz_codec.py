@@ -25,6 +25,7 @@ import numpy as np
 
 from planner.compress import codec
 from planner.errors import CodecError
+from planner.extras import available
 
 CAP = 1 << 16  # decode cap used while fuzzing: mutated shapes beyond it must be refused, not allocated
 OPS = 9
@@ -39,7 +40,7 @@ _KINDS = ("checksum", "truncated", "trailing", "magic", "version", "cap", "raw l
 def corpus() -> list[bytes]:
     """Valid payloads over all modes, bitwidths 1..8 and lossless stages (small, so decoding is cheap)."""
     out = []
-    stages = ["none", "zlib"] + (["zstd"] if codec._zstd() is not None else [])
+    stages = ["none", "zlib"] + (["zstd"] if available("zstd") else [])
     for bits in range(1, 9):
         for i, stage in enumerate(stages):
             shape = [(5, 7), (1, 3, 4, 4), (13,), (1, 2, 3, 2, 2)][(bits + i) % 4]

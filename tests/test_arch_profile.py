@@ -21,8 +21,9 @@ from planner.compress.autoencoder import (
 )
 from planner.errors import ProfileError
 from planner.partition import Partitioner
-from planner.profile.arch import ArchSettings, default_path, latent_shape, payload_bytes, profile_arch
+from planner.profile.arch import ArchSettings, latent_shape, model_id, payload_bytes, profile_arch
 from planner.profile.schema import Profile
+from planner.profile.store import ProfileKey
 from planner.zoo import arch
 
 SMALL = (3, 32, 32)
@@ -121,11 +122,11 @@ def test_latent_width_and_roles(tmp_path):
             assert e.bytes_mean == codec.header_size(c.id, 4) + math.ceil(math.prod(lat) * b / 8)
             assert e.encode_ms is not None and e.decode_ms is None
     assert edge.input.decode_ms is None and edge.input.encode_ms is not None
-    path = default_path("resnet50", "edge", 1, arch.IMAGENET_SHAPE)
+    path = ProfileKey.of(model_id("resnet50", arch.IMAGENET_SHAPE), "edge", 1).path(arch=True)
     assert path.parent.as_posix() == "profiles/arch" and path.name.startswith("resnet50_edge_")
     assert path.name.endswith("-1t.json")
-    assert default_path("resnet18", "cloud", 2, SMALL, 0.125).name.startswith("resnet18_3x32x32_cloud_")
-    assert default_path("resnet18", "cloud", 2, SMALL, 0.125).name.endswith("-2t-L0.125.json")
+    small = ProfileKey.of(model_id("resnet18", SMALL), "cloud", 2, latent=0.125).filename
+    assert small.startswith("resnet18_3x32x32_cloud_") and small.endswith("-2t-L0.125.json")
 
 
 @pytest.mark.parametrize("settings, message", [

@@ -8,14 +8,14 @@ from planner.cli import main
 from planner.errors import SolveError
 from planner.link import ConstantLink
 from planner.profile.synthetic import synthetic_pair
-from planner.solve import RAW_FLOAT16_KEY, check_assume_loss, parse_assume_loss, solve
+from planner.solve import RAW_FLOAT16, check_assume_loss, parse_assume_loss, solve
 
 
 def test_parse_assume_loss():
     assert parse_assume_loss("8:0.1,4:0.5,2:2.0") == {2: 2.0, 4: 0.5, 8: 0.1}
     assert list(parse_assume_loss("8:0.1,2:2")) == [2, 8]  # sorted by bitwidth
-    assert parse_assume_loss(" 3 : 1 , f16:0 ") == {3: 1.0, RAW_FLOAT16_KEY: 0.0}
-    assert parse_assume_loss("float16:0.01,6:0") == {6: 0.0, 16: 0.01}
+    assert parse_assume_loss(" 3 : 1 , f16:0 ") == {3: 1.0, RAW_FLOAT16: 0.0}
+    assert parse_assume_loss("float16:0.01,6:0") == {6: 0.0, RAW_FLOAT16: 0.01}
 
 
 @pytest.mark.parametrize("text, message", [
@@ -32,6 +32,7 @@ def test_parse_assume_loss():
     ("8:inf", r"8 bits must be a finite number"),
     ("8:0.1,8:0.2", "8 bits is given twice"),
     ("f16:0,16:1", "16 bits is given twice"),
+    ("9:1", "not a bitwidth"),
     ("0:1", "key 0 is not a bitwidth"),
     ("33:1", "key 33 is not a bitwidth"),
 ])
@@ -56,9 +57,9 @@ def test_check_assume_loss_rejects_bad_dicts():
 
 def test_missing_assumption_says_what_is_missing():
     edge, cloud = synthetic_pair(2, n_cuts=3, bits=(2, 4), accuracy=False)
-    with pytest.raises(SolveError, match=r"--assume-loss 8:0\.1.*no assumption for: 2, 4, 16 \(raw float16\)$"):
+    with pytest.raises(SolveError, match=r"--assume-loss 8:0\.1.*no assumption for: 2, 4, float16 \(raw float16\)$"):
         solve(edge, cloud, ConstantLink("1mbit"))
-    with pytest.raises(SolveError, match=r"no assumption for: 4, 16 \(raw float16\)$"):
+    with pytest.raises(SolveError, match=r"no assumption for: 4, float16 \(raw float16\)$"):
         solve(edge, cloud, ConstantLink("1mbit"), assume_loss={2: 3.0})
 
 
@@ -67,7 +68,7 @@ def test_plan_carries_the_assumption():
     plan = solve(edge, cloud, ConstantLink("300kbit", "20ms"), assume_loss={2: 3.0, 4: 0.5, 16: 0.0, 8: 0.1},
                  max_loss=None)
     d = plan.to_dict()
-    assert d["assumed_loss"] == {"2": 3.0, "4": 0.5, "16": 0.0}  # 8 bits was not profiled: no candidate uses it
+    assert d["assumed_loss"] == {"2": 3.0, "4": 0.5, "float16": 0.0}  # 8 bits was not profiled: no candidate uses it
     for c in d["candidates"]:
         assumed = c["kind"] == "split" or c["dtype"] == "float16"
         assert c["loss_assumed"] is assumed

@@ -23,7 +23,7 @@ def test_queue_delay_shifts_a_synthetic_plan_to_the_edge():
     link = ConstantLink(10e6, 5.0)
     idle = cs.solve(link)
     assert idle.kind != "edge-only"
-    edge_only = cs.kind.index("edge-only")
+    edge_only = cs.index("edge-only")
     margin = float(cs.edge_ms[edge_only]) - idle.predicted_ms  # what the cloud's best candidate saves now
     light = cs.solve(link, cloud_wait_ms=0.5 * margin)
     assert light.index == idle.index  # a constant wait keeps the order among the cloud candidates

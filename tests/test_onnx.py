@@ -163,8 +163,10 @@ def test_runtime_refuses_a_foreign_or_changed_export(vgg, tmp_path):
 
 def test_missing_onnxruntime_names_the_extra(vgg, monkeypatch):
     pipe, _, out = vgg
+    from planner.extras import MissingExtra
+
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
-    with pytest.raises(ExportError, match=r"planner\[onnx\]"):
+    with pytest.raises(MissingExtra, match=r"planner\[onnx\]"):
         runtime_pipeline(pipe, "onnxruntime", out)
 
 
@@ -204,10 +206,10 @@ def test_user_model_raw_graphs(tmp_path):
 def _filtered_profiles(tmp_path: Path, cuts: list[str], bits: list[int]) -> tuple[Path, Path]:
     """The committed vgg-fmnist profiles restricted to the exported cuts and bits, on an edge whose whole model
     takes 1 s (so that splitting wins at 0.1 Mbit/s)."""
-    from planner.runtime.edge import default_profiles
+    from planner.profile.store import find_profiles
 
     paths = []
-    for role, src in zip(("edge", "cloud"), default_profiles("vgg-fmnist"), strict=True):
+    for role, src in zip(("edge", "cloud"), find_profiles("vgg-fmnist"), strict=True):
         d = json.loads(Path(src).read_text())
         d["cuts"] = [c for c in d["cuts"] if c["id"] in cuts]
         for c in d["cuts"]:

@@ -122,8 +122,8 @@ def test_every_candidate_and_a_bad_payload_through_ray(pipe, images, ray_address
                     timeout=30.0) as edge:
         cs = edge.candidates
         for i in range(len(cs)):
-            r = edge.infer(raw, choice=(cs.cut[i], cs.bits[i], cs.dtype[i]))
-            assert r.error is None and not r.fallback and r.cut == cs.cut[i]
+            r = edge.infer(raw, choice=cs.specs[i])
+            assert r.error is None and not r.fallback and r.cut == cs.specs[i].cut
             np.testing.assert_allclose(r.scores, full, atol=1e-4)
     with CloudClient(ray_address, timeout=30.0) as c, pytest.raises(ServerError, match="BAD_PAYLOAD"):
         c.infer(MODEL, b"garbage")  # the replica's CodecError crosses Ray as itself

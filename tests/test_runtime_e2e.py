@@ -17,16 +17,17 @@ import pytest
 import torch
 from torch import nn
 
-from planner.compress.autoencoder import AEConfig, build_autoencoder, select_cuts
+from planner.compress.autoencoder import AEConfig, build_autoencoder, load_autoencoder, select_cuts
 from planner.data import normalize
-from planner.errors import ProfileError
+from planner.errors import CompressError, ProfileError
 from planner.link import LiveEstimate, TraceLink
 from planner.pipeline import SplitPipeline
 from planner.profile.schema import BitsEntry, CutProfile, InputProfile, Profile, RawFormat
+from planner.profile.store import find_profiles
 from planner.profile.timing import Timing
 from planner.runtime.client import CloudClient, ServerError
-from planner.runtime.edge import EdgeClient, Result, RunReport, default_profiles
-from planner.runtime.handlers import CloudHandler, autoencoder_kind
+from planner.runtime.edge import EdgeClient, Result, RunReport
+from planner.runtime.handlers import CloudHandler, committed_kind
 from planner.runtime.server import CloudServer
 from planner.runtime.shaper import Shaper
 
@@ -127,14 +128,14 @@ def test_round_trip_equals_local_for_every_candidate(pipe, images, profiles, ser
     full = pipe.model(pipe.input_tensor(raw)).detach().numpy()
     with client(pipe, profiles, server[1]) as edge:
         cs = edge.candidates
-        assert {"cloud-only", "raw", "split", "edge-only"} <= set(cs.kind)
+        assert {"cloud-only", "raw", "split", "edge-only"} <= {s.kind for s in cs.specs}
         for i in range(len(cs)):
-            choice = (cs.cut[i], cs.bits[i], cs.dtype[i])
+            choice = cs.specs[i]
             r = edge.infer(raw, choice=choice)
             assert r.error is None and not r.fallback, (choice, r)
-            assert (r.cut, r.bits, r.kind) == (cs.cut[i], cs.bits[i], cs.kind[i])
-            np.testing.assert_allclose(r.scores, local_scores(pipe, raw, cs.cut[i], cs.bits[i]), atol=1e-5)
-            if cs.bits[i] is None:  # lossless candidates give the full model's output
+            assert (r.cut, r.bits, r.kind) == (cs.specs[i].cut, cs.specs[i].bits, cs.specs[i].kind)
+            np.testing.assert_allclose(r.scores, local_scores(pipe, raw, cs.specs[i].cut, cs.specs[i].bits), atol=1e-5)
+            if cs.specs[i].bits is None:  # lossless candidates give the full model's output
                 np.testing.assert_allclose(r.scores, full, atol=1e-5)
             assert r.prediction == int(np.argmax(r.scores))
             if r.kind != "edge-only":
@@ -266,19 +267,22 @@ def test_profiles_must_match_the_pipeline(pipe, profiles):
     other.ae.id = "tiny/shared@other"
     with pytest.raises(ProfileError, match="autoencoder"):
         EdgeClient(other, *profiles, warm=False)
-    assert autoencoder_kind("resnet-fmnist/shared@1234abcd") == "shared" and autoencoder_kind(None) is None
+    shared = load_autoencoder("resnet-fmnist", "shared")
+    assert committed_kind("resnet-fmnist", shared.id) == "shared" and committed_kind("resnet-fmnist", None) is None
+    with pytest.raises(CompressError, match="no committed autoencoder"):
+        committed_kind("resnet-fmnist", "resnet-fmnist/shared@1234abcd")  # right shape, wrong weights
 
 
 def test_default_profiles_by_naming_rule(tmp_path, profiles):
-    with pytest.raises(ProfileError, match="no committed edge profile.*planner profile --model m"):
-        default_profiles("m", dirs=[tmp_path])
+    with pytest.raises(ProfileError, match="no edge profile for model 'm'.*planner profile --model m"):
+        find_profiles("m", dirs=[tmp_path])
     for name in ("m_edge_cpu-x-1t.json", "m_edge_cpu-x-1t-q0.125.json", "m_cloud_cpu-x-1t.json",
                  "m_cloud_cpu-x-2t.json", "mm_edge_cpu-x-1t.json"):
         (tmp_path / name).write_text("{}")
-    assert [p.name for p in default_profiles("m", dirs=[tmp_path])] == ["m_edge_cpu-x-1t.json", "m_cloud_cpu-x-2t.json"]
-    assert default_profiles("m", 0.125, dirs=[tmp_path])[0].name == "m_edge_cpu-x-1t-q0.125.json"
+    assert [p.name for p in find_profiles("m", dirs=[tmp_path])] == ["m_edge_cpu-x-1t.json", "m_cloud_cpu-x-2t.json"]
+    assert find_profiles("m", quota=0.125, dirs=[tmp_path])[0].name == "m_edge_cpu-x-1t-q0.125.json"
     with pytest.raises(ProfileError, match="--cpu-quota 0.5"):
-        default_profiles("m", 0.5, dirs=[tmp_path])
+        find_profiles("m", quota=0.5, dirs=[tmp_path])
 
 
 def test_cli_run_with_a_local_server(tmp_path, capsys, monkeypatch):

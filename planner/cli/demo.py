@@ -65,10 +65,11 @@ def _profiles(args, quota: float | None):
     """(edge, cloud) Profiles: this machine's, measured now, or the committed ones (--fast)."""
     from planner.profile.measure import ProfileSettings, profile_pipeline
     from planner.profile.schema import Profile
-    from planner.runtime.edge import default_profiles, pipeline_for_profile
+    from planner.profile.store import find_profiles
+    from planner.runtime.edge import pipeline_for_profile
 
     if args.fast:
-        e, c = default_profiles(args.model, quota)
+        e, c = find_profiles(args.model, quota=quota)
         print(f"committed profiles: {e.name}, {c.name}")
         return Profile.load(e), Profile.load(c)
     from planner.cli.profile import default_path, summary

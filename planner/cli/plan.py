@@ -58,7 +58,7 @@ def format_table(plan, top: int) -> str:
 def run(args) -> int:
     from planner.link import ConstantLink, TraceLink, format_bandwidth
     from planner.profile.schema import Profile
-    from planner.solve import RAW_FLOAT16_KEY, parse_assume_loss, prepare
+    from planner.solve import RAW_FLOAT16, parse_assume_loss, prepare
 
     if args.top < 1:
         raise PlannerError(f"--top must be >= 1, got {args.top}")
@@ -93,7 +93,7 @@ def run(args) -> int:
     print(f"link: {where}, rtt {link.rtt_ms:g} ms; budget {args.max_loss:g} pp; edge slowdown {args.edge_slowdown:g}")
     if cs.assumed_loss:
         print("ASSUMED accuracy loss (not measured; the profiles have no accuracy): "
-              + ", ".join(f"{'raw float16' if b == RAW_FLOAT16_KEY else f'{b} bits'} {pp:g} pp" for b, pp in cs.assumed_loss.items()))
+              + ", ".join(f"{'raw float16' if b == RAW_FLOAT16 else f'{b} bits'} {pp:g} pp" for b, pp in cs.assumed_loss.items()))
     if plan.fallback_reason:
         print(f"note: {plan.fallback_reason}")
     print(format_table(plan, args.top))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from planner.cli._model import add_model_args
+from planner.profile.store import ProfileKey
 
 
 def register(sub) -> None:
@@ -42,17 +43,6 @@ def register(sub) -> None:
     p.add_argument("--onnx", default=None, metavar="DIR", help="export folder from `planner export` (--cuts all)")
     p.add_argument("--csv", default=None, metavar="DIR", help="also export the tables as CSV files to DIR")
     p.set_defaults(func=run)
-
-
-def default_path(model: str, role: str, threads: int, cpu_quota: float | None, device: str = "cpu",
-                 autoencoder: str = "shared") -> Path:
-    """profiles/MODEL_ROLE_CPU-Nt[-qF][_independent].json: the names commands look for by default."""
-    from planner.profile.device import cpu_slug
-
-    where = cpu_slug() if device == "cpu" else device
-    quota = f"-q{cpu_quota:g}" if cpu_quota else ""
-    kind = "" if autoencoder == "shared" else f"_{autoencoder}"
-    return Path("profiles") / f"{model}_{role}_{where}-{threads}t{quota}{kind}.json"
 
 
 def summary(profile) -> str:
@@ -111,9 +101,9 @@ def run(args) -> int:
 
         measured = retime_profile(measured, onnx, settings, edge=on_edge, cloud=on_cloud)
     profile = Profile.from_dict(measured)
-    out = Path(args.out) if args.out else default_path(args.model, args.role, profile.device["threads"],
-                                                        args.cpu_quota, autoencoder=args.autoencoder)
-    if not args.out and onnx is not None:
+    out = Path(args.out) if args.out else ProfileKey.of(args.model, args.role, profile.device["threads"],
+                                                         quota=args.cpu_quota, kind=args.autoencoder).path()
+    if not args.out and onnx is not None:  # not a default profile: plans pick it only when given
         out = out.with_name(f"{out.stem}_onnxruntime.json")
     return write(profile, out, args.csv, start)
 
@@ -158,7 +148,7 @@ def run_arch(args) -> int:
     import time
 
     from planner.errors import ProfileError
-    from planner.profile.arch import ArchSettings, default_path, profile_arch
+    from planner.profile.arch import ArchSettings, model_id, profile_arch
     from planner.profile.schema import Profile
     from planner.zoo import parse_shape
 
@@ -176,8 +166,9 @@ def run_arch(args) -> int:
                             autoencoder=None if args.autoencoder == "none" else args.autoencoder,
                             input_format=args.input_format, images=args.images, float16=args.float16)
     profile = Profile.from_dict(profile_arch(args.arch, settings))
-    out = Path(args.out) if args.out else default_path(args.arch, args.role, profile.device["threads"],
-                                                        tuple(profile.input.shape), args.latent, args.cpu_quota)
+    key = ProfileKey.of(model_id(args.arch, tuple(profile.input.shape)), args.role, profile.device["threads"],
+                        quota=args.cpu_quota, latent=args.latent)
+    out = Path(args.out) if args.out else key.path(arch=True)
     print(f"{args.arch}: {len(profile.cuts)} cuts, the autoencoder serves "
           f"{sum(bool(c.bits) for c in profile.cuts)}; payloads from the latent-shape rule (latent {args.latent:g}, "
           f"no lossless stage); accuracy unknown (plan with --assume-loss)")

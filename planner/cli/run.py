@@ -65,7 +65,8 @@ def run(args) -> int:
     from planner.data import load_arrays
     from planner.link import LiveEstimate, parse_bandwidth
     from planner.profile.schema import Profile
-    from planner.runtime.edge import EdgeClient, default_profiles, pipeline_for_profile
+    from planner.profile.store import find_profiles
+    from planner.runtime.edge import EdgeClient, pipeline_for_profile
 
     if not args.bandwidth and not args.trace:
         raise PlannerError("give --bandwidth (e.g. 10mbit) or --trace")
@@ -73,7 +74,7 @@ def run(args) -> int:
         raise PlannerError("--n must be >= 1 and --offset >= 0")
     edge_path, cloud_path = args.edge, args.cloud_profile
     if edge_path is None or cloud_path is None:
-        e, c = default_profiles(args.model, args.edge_cpu_quota)
+        e, c = find_profiles(args.model, quota=args.edge_cpu_quota)
         edge_path, cloud_path = edge_path or e, cloud_path or c
     edge_profile, cloud_profile = Profile.load(edge_path), Profile.load(cloud_path)
     torch.set_num_threads(args.threads or int(edge_profile.device.get("threads") or 1))

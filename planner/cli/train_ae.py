@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from planner.config import DEFAULT_LATENT
+
 
 def register(sub) -> None:
     p = sub.add_parser("train-ae", help="train the shared autoencoder (or --independent baseline) of a zoo model")
@@ -12,7 +14,7 @@ def register(sub) -> None:
     p.add_argument("--cuts", default=None, help="comma-separated cut ids to serve (default: every block output "
                                                 "after an activation or pooling, see `planner cuts`)")
     p.add_argument("--bits", default="2,3,4,6,8", help="bitwidths to train for (1..8)")
-    p.add_argument("--latent", type=float, default=8,
+    p.add_argument("--latent", type=float, default=DEFAULT_LATENT,
                    help="latent channels per cut: a count (>= 1) or a fraction of the cut's channels (< 1)")
     p.add_argument("--width", type=int, default=32, help="encoder trunk width")
     p.add_argument("--decoder-width", type=int, default=32)

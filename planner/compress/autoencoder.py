@@ -32,12 +32,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from planner.compress.quantize import DEFAULT_BITS, check_bits, fake_quantize, from_codes, to_codes
+from planner.compress.quantize import check_bits, fake_quantize, from_codes, to_codes
+from planner.config import DEFAULT_BITS, DEFAULT_LATENT
 from planner.errors import CompressError
+from planner.types import AutoencoderKind
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 VARIANTS = ("slim", "adapter")
-KINDS = ("shared", "independent")
+KINDS = tuple(k.value for k in AutoencoderKind.trained())
 FORMAT_VERSION = 1
 
 # Producers whose output is a block output after its activation (or a pooling of one): the cuts worth serving.
@@ -104,7 +106,7 @@ class CutSpec:
         return (self.latent_channels, -(-h // s2), -(-w // s2))
 
 
-def plan_cut(cut_id: str, shape: Sequence[int], latent: float = 8, max_reduction: int = 4,
+def plan_cut(cut_id: str, shape: Sequence[int], latent: float = DEFAULT_LATENT, max_reduction: int = 4,
              min_side: int = 7) -> CutSpec:
     """The reduction (largest power of two <= max_reduction that keeps both sides >= min_side) and the
     latent width (`latent` channels if an integer >= 1, else that fraction of C) of one cut."""
@@ -129,7 +131,7 @@ class AEConfig:
     variant: str = "slim"
     width: int = 32  # encoder trunk width
     decoder_width: int = 32
-    latent: float = 8  # as given by the user: a channel count, or a fraction of each cut's channels
+    latent: float = DEFAULT_LATENT  # as given by the user: a channel count, or a fraction of each cut's channels
     max_reduction: int = 4
     min_side: int = 7
     extra: dict = field(default_factory=dict)  # free-form notes (the backbone's name, ...)
@@ -146,7 +148,7 @@ class AEConfig:
             c.shape = tuple(int(s) for s in c.shape)
 
     @classmethod
-    def for_cuts(cls, cuts: Sequence, latent: float = 8, max_reduction: int = 4, min_side: int = 7,
+    def for_cuts(cls, cuts: Sequence, latent: float = DEFAULT_LATENT, max_reduction: int = 4, min_side: int = 7,
                  **kw) -> AEConfig:
         """A config serving `cuts` (Cut objects or (id, (C, H, W)) pairs)."""
         pairs = [(c.id, c.shape) if hasattr(c, "id") else c for c in cuts]
@@ -524,6 +526,11 @@ def load_autoencoder(model_name: str, kind: str = "shared", path: str | Path | N
         raise CompressError(f"no {kind} autoencoder for {model_name!r} at {p}; make it with "
                             f"`planner train-ae --model {model_name}{flag}`")
     return load_autoencoder_file(p)
+
+
+def committed_id(model_name: str, kind: str = "shared") -> str:
+    """The id of a zoo model's committed autoencoder of this kind (CompressError when there is none)."""
+    return load_autoencoder(model_name, kind).id
 
 
 def analytic_payload_bits(ae: Autoencoder, cut: str, bits: int) -> int:

@@ -14,15 +14,15 @@ from __future__ import annotations
 import numpy as np
 
 from planner.errors import CodecError
+from planner.types import check_bits as _check_bits
 
 _U8 = np.uint8
 _U64 = np.uint64
 
 
-def check_bits(bits: int) -> None:
-    """Raise CodecError unless `bits` is an integer in 1..8."""
-    if isinstance(bits, bool) or not isinstance(bits, int | np.integer) or not 1 <= bits <= 8:
-        raise CodecError(f"bits must be an integer in 1..8, got {bits!r}")
+def check_bits(bits: int) -> int:
+    """`bits` as an int, or CodecError unless it is an integer in 1..8."""
+    return _check_bits(bits, error=CodecError)
 
 
 def packed_size(count: int, bits: int) -> int:

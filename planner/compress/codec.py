@@ -19,6 +19,7 @@ import numpy as np
 
 from planner.compress.bitpack import check_bits, pack, packed_size, unpack
 from planner.errors import CodecError
+from planner.extras import available, require
 
 MAGIC = b"PLFC"
 VERSION = 1
@@ -44,7 +45,6 @@ LOSSLESS = ("none", "zlib", "zstd")
 _RAW_DTYPES = {"float32": np.dtype("<f4"), "float16": np.dtype("<f2"), "uint8": np.dtype("u1")}
 _NATIVE = {"codes": np.dtype(np.uint8), "float32": np.dtype(np.float32), "float16": np.dtype(np.float16),
            "uint8": np.dtype(np.uint8)}
-_ZSTD_HINT = 'zstd needs the zstandard package: pip install "planner[zstd]"'
 
 
 @dataclass(frozen=True)
@@ -251,20 +251,12 @@ def _raw_len(mode: str, bits: int | None, count: int) -> int:
 # ---------------------------------------------------------------- lossless stage
 
 
-def _zstd():
-    try:
-        import zstandard
-    except ImportError:
-        return None
-    return zstandard
-
-
 def _compress(raw: bytes, lossless: str, level: int | None) -> tuple[str, bytes]:
     if lossless == "none":
         return "none", raw
     if lossless == "auto":
         best = ("none", raw)
-        for method in ("zlib", "zstd") if _zstd() is not None else ("zlib",):
+        for method in ("zlib", "zstd") if available("zstd") else ("zlib",):
             candidate = _compress(raw, method, level)
             if len(candidate[1]) < len(best[1]):
                 best = candidate
@@ -275,9 +267,7 @@ def _compress(raw: bytes, lossless: str, level: int | None) -> tuple[str, bytes]
         except (zlib.error, TypeError, ValueError) as e:
             raise CodecError(f"zlib cannot compress at level {level!r}: {e}") from None
     if lossless == "zstd":
-        zstd = _zstd()
-        if zstd is None:
-            raise CodecError(_ZSTD_HINT)
+        zstd = require("zstd", "the zstd lossless stage", CodecError)
         try:
             return "zstd", zstd.ZstdCompressor(level=ZSTD_LEVEL if level is None else level).compress(raw)
         except (zstd.ZstdError, TypeError, ValueError) as e:
@@ -302,9 +292,7 @@ def _inflate(stored: memoryview, lossless: str, raw_len: int) -> bytes | memoryv
         if inflater.unused_data:
             raise CodecError(f"{len(inflater.unused_data)} stray bytes after the end of the zlib stream")
     else:
-        zstd = _zstd()
-        if zstd is None:
-            raise CodecError(f"payload is zstd-compressed; {_ZSTD_HINT}")
+        zstd = require("zstd", "decoding this zstd-compressed payload", CodecError)
         try:
             declared = zstd.frame_content_size(stored)
             if declared not in (-1, raw_len):

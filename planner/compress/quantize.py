@@ -8,29 +8,10 @@ Because the latent is bounded (a sigmoid), the quantizer needs no scale or offse
 
 from __future__ import annotations
 
-import operator
-
 import torch
 
 from planner.errors import CompressError
-
-DEFAULT_BITS = (2, 3, 4, 6, 8)
-
-
-def check_bits(bits, trained: tuple[int, ...] | None = None) -> int:
-    """Validate a bitwidth (an int in 1..8, and one of `trained` when given); return it as int."""
-    try:
-        if isinstance(bits, bool):
-            raise TypeError
-        b = operator.index(bits)
-    except TypeError:
-        raise CompressError(f"bits must be an integer in 1..8, got {bits!r}") from None
-    if not 1 <= b <= 8:
-        raise CompressError(f"bits must be an integer in 1..8, got {b}")
-    if trained is not None and b not in trained:
-        raise CompressError(f"this autoencoder was not trained for {b} bits; trained bitwidths: "
-                            f"{', '.join(map(str, trained))}")
-    return b
+from planner.types import check_bits
 
 
 def parse_bits(text: str) -> tuple[int, ...]:

@@ -38,6 +38,7 @@ from planner.compress.autoencoder import (
     weights_path,
 )
 from planner.compress.quantize import fake_quantize
+from planner.config import DEFAULT_LATENT
 from planner.errors import CompressError
 from planner.partition import Partitioner
 
@@ -313,7 +314,7 @@ def evaluate(ae: Autoencoder | None, backbone: Backbone, images: torch.Tensor, l
 
 
 # -- zoo models: the recipe behind the committed weights ------------------------------------------------
-def train_zoo_autoencoder(model_name: str, kind: str = "shared", *, variant: str = "slim", latent: float = 8,
+def train_zoo_autoencoder(model_name: str, kind: str = "shared", *, variant: str = "slim", latent: float = DEFAULT_LATENT,
                           width: int = 32, decoder_width: int = 32, bits: Sequence[int] = (2, 3, 4, 6, 8),
                           cut_ids: Sequence[str] | None = None, cfg: TrainConfig | None = None,
                           threads: int | None = None, out: str | Path | None = None,

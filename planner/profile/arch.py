@@ -29,17 +29,17 @@ import torch
 from planner import images
 from planner.compress import codec
 from planner.compress.autoencoder import AEConfig, build_autoencoder, plan_cut, select_cuts
-from planner.compress.quantize import DEFAULT_BITS, check_bits
+from planner.compress.quantize import check_bits
+from planner.config import DEFAULT_BITS, DEFAULT_LATENT
 from planner.errors import ProfileError
 from planner.partition import Partitioner
-from planner.profile.device import cpu_slug, device_facts
+from planner.profile.device import device_facts
 from planner.profile.quota import cpu_quota
 from planner.profile.timing import measure
+from planner.types import Role, parse_enum
 from planner.zoo import arch
 
-ROLES = ("edge", "cloud", "both")
 PAYLOAD_RULE = "codec header + ceil(latent elements * bits / 8); no lossless stage assumed"
-PROFILES_DIR = Path("profiles") / "arch"
 
 
 @dataclass
@@ -56,7 +56,7 @@ class ArchSettings:
     device: str = "cpu"
     cpu_quota: float | None = None  # fraction of one core for the edge side (needs root)
     bits: tuple[int, ...] = DEFAULT_BITS
-    latent: float = 8  # latent channels per cut (an integer >= 1) or a fraction of the cut's channels (< 1)
+    latent: float = DEFAULT_LATENT  # latent channels per cut (an integer >= 1) or a fraction of the cut's channels (< 1)
     max_reduction: int = 4
     min_side: int = 7
     ae_width: int = 32  # encoder and decoder trunk width of the assumed autoencoder
@@ -66,8 +66,7 @@ class ArchSettings:
     float16: bool = False  # also profile the float16 raw feature (accuracy unknown: assume_loss key 16)
 
     def check(self) -> None:
-        if self.role not in ROLES:
-            raise ProfileError(f"role must be one of {', '.join(ROLES)}, got {self.role!r}")
+        self.role = parse_enum(Role, self.role, "role", ProfileError)
         if self.input_format not in images.FORMATS:
             raise ProfileError(f"input format must be one of {', '.join(images.FORMATS)}, got {self.input_format!r}")
         if self.autoencoder not in ("shared", "independent", None):
@@ -83,13 +82,13 @@ class ArchSettings:
         self.bits = tuple(sorted({check_bits(b) for b in self.bits}))
 
 
-def latent_shape(cut_id: str, shape, latent: float = 8, max_reduction: int = 4,
+def latent_shape(cut_id: str, shape, latent: float = DEFAULT_LATENT, max_reduction: int = 4,
                  min_side: int = 7) -> tuple[int, int, int]:
     """The shared autoencoder's per-sample latent (channels, h, w) for a feature of `shape` (C, H, W)."""
     return plan_cut(cut_id, shape, latent, max_reduction, min_side).latent_shape
 
 
-def payload_bytes(cut_id: str, shape, bits: int, latent: float = 8, max_reduction: int = 4,
+def payload_bytes(cut_id: str, shape, bits: int, latent: float = DEFAULT_LATENT, max_reduction: int = 4,
                   min_side: int = 7) -> int:
     """Bytes the shared autoencoder sends for one feature of `shape` at `bits`: the codec's header plus the
     packed latent, with no lossless stage (an upper bound on what the codec sends)."""
@@ -108,14 +107,6 @@ def autoencoder_id(s: ArchSettings) -> str | None:
     if s.autoencoder is None:
         return None
     return f"rule:{s.autoencoder}/latent={s.latent:g}/r{s.max_reduction}/min{s.min_side}/w{s.ae_width}"
-
-
-def default_path(name: str, role: str, threads: int, shape: tuple[int, ...], latent: float = 8,
-                 cpu_quota_: float | None = None) -> Path:
-    """profiles/arch/<arch>[_<shape>]_<role>_<cpu>-<threads>t[-L<latent>][-q<quota>].json"""
-    stem = model_id(name, shape).replace(":", "-").replace("@", "_")
-    extra = (f"-L{latent:g}" if latent != 8 else "") + (f"-q{cpu_quota_:g}" if cpu_quota_ else "")
-    return PROFILES_DIR / f"{stem}_{role}_{cpu_slug()}-{threads}t{extra}.json"
 
 
 class _PhotoInput:

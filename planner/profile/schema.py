@@ -38,13 +38,13 @@ from typing import Any
 
 from planner.errors import ProfileError, SolveError
 from planner.profile.timing import Timing
+from planner.types import RAW_DTYPES, Role
 
 SCHEMA_VERSION = 1
-ROLES = ("edge", "cloud", "both")
+ROLES = tuple(r.value for r in Role)
 DEVICE_KEYS = ("cpu", "physical_cores", "logical_cores", "threads", "freq_mhz", "memory_gb", "os", "torch", "gpu",
                "cpu_quota")
 SETTINGS_KEYS = ("batch", "repeats", "device")
-RAW_DTYPES = ("float32", "float16")
 
 
 class _Bad(Exception):

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from planner.config import DEFAULT_BITS
 from planner.profile.schema import BitsEntry, CutProfile, InputProfile, Profile, RawFormat
 from planner.profile.timing import Timing
 
-DEFAULT_BITS = (2, 3, 4, 6, 8)
 HEADER_BYTES = 32
 
 

@@ -13,10 +13,11 @@ import threading
 import numpy as np
 
 from planner.errors import CompressError
+from planner.types import AutoencoderKind
 
 log = logging.getLogger("planner.runtime.handlers")
 
-AUTOENCODER_KINDS = ("shared", "independent")
+AUTOENCODER_KINDS = tuple(k.value for k in AutoencoderKind.trained())
 
 
 class CloudHandler:
@@ -49,15 +50,22 @@ class CloudHandler:
         return f"CloudHandler({self.model}, autoencoder={self.autoencoder})"
 
 
-def autoencoder_kind(ae_id: str | None) -> str | None:
-    """The kind ("shared"/"independent") named in an autoencoder id '<model>/<kind>@<hash>'; None for None."""
+def committed_kind(model: str, ae_id: str | None) -> AutoencoderKind | None:
+    """Which committed autoencoder of a zoo model has this id (None for None): the one a profile was measured with."""
+    from planner.compress.autoencoder import committed_id
+
     if ae_id is None:
         return None
-    kind = ae_id.rpartition("/")[2].partition("@")[0]
-    if kind not in AUTOENCODER_KINDS:
-        raise CompressError(f"cannot tell the autoencoder kind from its id {ae_id!r} "
-                            f"(expected '<model>/<{'|'.join(AUTOENCODER_KINDS)}>@<hash>')")
-    return kind
+    known = {}
+    for kind in AutoencoderKind.trained():
+        try:
+            known[committed_id(model, kind)] = kind
+        except CompressError:
+            continue
+    if ae_id not in known:
+        raise CompressError(f"no committed autoencoder of {model!r} has the id {ae_id!r} (committed: "
+                            f"{', '.join(known) or 'none'}); re-profile with the autoencoder you deploy, or pass it")
+    return known[ae_id]
 
 
 def make_cloud_handler(model_name: str, autoencoder: str | None = "shared", weights=None, *, runtime: str = "torch",

@@ -17,20 +17,18 @@ import time
 from dataclasses import dataclass
 
 from planner.errors import PlannerError
+from planner.extras import require
 
 log = logging.getLogger("planner.runtime.ray_backend")
 
-INSTALL_HINT = 'pip install "planner[ray]"'
 DEPLOYMENT = "cloud"
 
 
 def import_ray():
     """(ray, ray.serve), or a PlannerError naming the extra to install."""
-    try:
-        import ray
-        from ray import serve
-    except ImportError as exc:
-        raise PlannerError(f"the Ray backend needs Ray Serve, which is not installed here: {INSTALL_HINT}") from exc
+    serve = require("ray", "the Ray backend")
+    import ray
+
     return ray, serve
 
 

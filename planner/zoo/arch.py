@@ -15,11 +15,11 @@ import torch
 from torch import nn
 
 from planner.errors import ZooError
+from planner.extras import require
 
 IMAGENET_SHAPE = (3, 224, 224)
 IMAGENET_CLASSES = 1000
 TORCHVISION_PREFIX = "torchvision:"
-_TORCHVISION_HINT = 'torchvision models need the torchvision package: pip install "planner[torchvision]"'
 
 
 # -- ResNet (He et al. 2016, Table 1) -----------------------------------------------------------------------
@@ -248,10 +248,7 @@ def build(name: str, device: str | torch.device | None = None) -> tuple[nn.Modul
 
 
 def _torchvision(name: str) -> Callable[[], nn.Module]:
-    try:
-        import torchvision.models as tvm
-    except Exception as exc:  # noqa: BLE001 - a torchvision built for another torch fails in many ways
-        raise ZooError(f"cannot build torchvision:{name}: {_TORCHVISION_HINT} ({type(exc).__name__}: {exc})") from None
+    tvm = require("torchvision", f"building torchvision:{name}", ZooError)
     known = sorted(tvm.list_models(module=tvm))
     if name not in known:
         raise ZooError(f"unknown torchvision model {name!r}; torchvision classification models: {', '.join(known)}")

@@ -1,0 +1,17 @@
+"""Defaults that more than one layer relies on, each defined once with what it means.
+
+Torch-free. The dataclass configs of each part keep their own documented defaults (`compress.train.TrainConfig`
+for the training recipe, `compress.autoencoder.AEConfig` for the autoencoder's shape, `runtime.options.EdgeOptions`
+for the edge client, `profile.measure.ProfileSettings` for the profiler); the values they share live here.
+"""
+
+from __future__ import annotations
+
+DEFAULT_BITS: tuple[int, ...] = (2, 3, 4, 6, 8)  # bitwidths an autoencoder is trained, profiled and planned at
+DEFAULT_LATENT: float = 8  # latent channels per cut (an integer >= 1), or a fraction of the cut's channels (< 1)
+DEFAULT_MAX_LOSS: float = 1.0  # accuracy budget of a plan, percentage points below the backbone
+DEFAULT_PORT: int = 7000  # the cloud server's TCP port
+DEFAULT_HOST: str = "127.0.0.1"  # the cloud server listens on loopback unless told otherwise
+DEFAULT_CLOUD: str = f"{DEFAULT_HOST}:{DEFAULT_PORT}"
+DEFAULT_BACKOFF_S: float = 0.5  # first wait after the cloud failed, doubled per failure
+DEFAULT_BACKOFF_MAX_S: float = 10.0  # the longest wait between tries of a failing cloud
