@@ -98,8 +98,9 @@ def run(args) -> int:
                                                                            onnx=args.onnx)
         server = CloudServer(handler, host=args.host, port=args.port, max_frame=args.max_frame, workers=workers,
                              token=args.token, read_timeout=args.read_timeout, idle_timeout=args.idle_timeout)
+        where = f"{where or f'{server.workers} workers'}, {args.runtime}"
         server.serve_forever(on_ready=lambda port: print(
-            f"planner serve: {args.model} on {args.host}:{port} ({where or f'{server.workers} workers'})", flush=True))
+            f"planner serve: {args.model} on {args.host}:{port} ({where})", flush=True))
     finally:
         if backend is not None:
             backend.close()
