@@ -119,7 +119,7 @@ def _profiles(args, pipeline):
         return tuple(Profile.load(p) for p in find_profiles(args.model))
     out = []
     for role in ("edge", "cloud"):
-        d = profile_pipeline(pipeline, ProfileSettings(role=role, threads=1), progress=False)
+        d = profile_pipeline(pipeline, ProfileSettings(role=role, threads=1, accuracy_limit=500), progress=False)
         out.append(Profile.from_dict(d, source=f"fresh {role} profile"))
     return tuple(out)
 

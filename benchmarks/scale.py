@@ -56,9 +56,9 @@ def parse_args(argv=None):
 class Server:
     """`planner serve` in a subprocess on a free port; stopped with SIGTERM (which also shuts its Ray down)."""
 
-    def __init__(self, args, backend: str, replicas: int = 1, startup_s: float = 600.0) -> None:
+    def __init__(self, args, backend: str, replicas: int = 1, startup_s: float = 600.0, extra=()) -> None:
         cmd = [sys.executable, "-m", "planner", "serve", "--model", args.model, "--autoencoder", args.autoencoder,
-               "--port", "0", "--backend", backend]
+               "--port", "0", "--backend", backend, *extra]
         cmd += ["--replicas", str(replicas)] if backend == "ray" else ["--workers", str(replicas)]
         self.log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"planner-scale-{backend}-{replicas}.log", "w")
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.log, text=True,

@@ -80,6 +80,9 @@ _LAZY = {
     "RunReport": "planner.runtime.results",
     "Result": "planner.runtime.results",
     "EdgeOptions": "planner.runtime.options",
+    # ONNX export and ONNX Runtime (the [onnx] extra, imported on first use)
+    "export_pipeline": "planner.onnx_export",
+    "OnnxPipeline": "planner.onnx_runtime",
 }
 
 __all__ = [

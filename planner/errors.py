@@ -25,6 +25,10 @@ class CompressError(PlannerError):
     """An autoencoder asked for a cut or bitwidth it was not trained for."""
 
 
+class ExportError(PlannerError):
+    """A model that cannot be exported to ONNX, or an export folder that does not match what runs it."""
+
+
 class ProfileError(PlannerError):
     """A profile file that is malformed, of a newer schema, or of another model."""
 

@@ -33,7 +33,8 @@ class Stages:
     extra: dict = field(default_factory=dict)
 
 
-def _ms(t0: int) -> float:
+def ms_since(t0: int) -> float:
+    """Milliseconds since `t0`, a `time.perf_counter_ns()` reading."""
     return (time.perf_counter_ns() - t0) / 1e6
 
 
@@ -44,13 +45,17 @@ def _identity(x):
 class SplitPipeline:
     """Heads, tails and the shared autoencoder of one model, cached per cut."""
 
+    runtime = "torch"  # what runs the stages (planner.onnx_runtime.OnnxPipeline: "onnxruntime")
+
     def __init__(self, model: torch.nn.Module, name: str, input_shape: tuple[int, ...], autoencoder=None,
                  preprocess: Callable | None = None, input_dtype: torch.dtype = torch.float32,
-                 leaf_modules: tuple[type, ...] = (), weights_sha256: str | None = None):
+                 leaf_modules: tuple[type, ...] = (), weights_sha256: str | None = None,
+                 partitioner: Partitioner | None = None):
         self.model = model.eval()
         self.name = name
         self.input_shape = tuple(input_shape)
         self.input_dtype = input_dtype
+        self.leaf_modules = tuple(leaf_modules)
         self.ae = autoencoder
         self.preprocess = preprocess or _identity
         if weights_sha256 is None:
@@ -58,8 +63,8 @@ class SplitPipeline:
 
             weights_sha256 = state_sha256(self.model)
         self.weights_sha256 = weights_sha256
-        self.partitioner = Partitioner(self.model, torch.zeros(1, *self.input_shape, dtype=input_dtype),
-                                       leaf_modules)
+        self.partitioner = partitioner or Partitioner(
+            self.model, torch.zeros(1, *self.input_shape, dtype=input_dtype), leaf_modules)
         self.cuts = self.partitioner.cuts
         self._split: dict[str, tuple[torch.nn.Module, torch.nn.Module]] = {}
         self._split_lock = threading.Lock()
@@ -93,6 +98,12 @@ class SplitPipeline:
                 self._split[cut] = self.partitioner.split(cut)
             return self._split[cut]
 
+    def warm(self) -> None:
+        """Split the model at every inner cut now, so no request pays for tracing."""
+        for cut in self.cuts:
+            if not cut.trivial:
+                self.split(cut.id)
+
     def check(self, cut: str, bits: int | None) -> None:
         """Raise a clear error when (cut, bits) is not a candidate of this pipeline."""
         self.partitioner.cut(cut)
@@ -125,7 +136,7 @@ class SplitPipeline:
         t0 = time.perf_counter_ns()
         with TRACE_GATE.running(), torch.inference_mode():
             scores = self.model(self.input_tensor(raw))
-        return scores, Stages(head_ms=_ms(t0))
+        return scores, Stages(head_ms=ms_since(t0))
 
     def edge_encode(self, raw, cut: str, bits: int | None, raw_dtype: str = "float32") -> tuple[bytes, Stages]:
         """Run the head up to `cut` and encode what crosses: codes at `bits`, or the raw feature/input."""
@@ -138,21 +149,21 @@ class SplitPipeline:
             arr = raw.numpy() if isinstance(raw, torch.Tensor) else np.asarray(raw)
             mode = "uint8" if arr.dtype == np.uint8 else raw_dtype
             payload = codec.encode(arr, INPUT, mode=mode)
-            st.encode_ms = _ms(t0)
+            st.encode_ms = ms_since(t0)
             return payload, st
         head, _ = self.split(cut)
         with TRACE_GATE.running(), torch.inference_mode():
             feature = head(self.input_tensor(raw))
-            st.head_ms = _ms(t0)
+            st.head_ms = ms_since(t0)
             t0 = time.perf_counter_ns()
             if bits is None:
                 payload = codec.encode(feature.numpy(), cut, mode=raw_dtype, lossless="none")
             else:
                 payload = codec.encode(self.ae.encode(feature, cut, bits).numpy(), cut, bits)
-        st.encode_ms = _ms(t0)
+        st.encode_ms = ms_since(t0)
         return payload, st
 
-    def _check_shape(self, dec: codec.DecodedFeature) -> None:
+    def check_shape(self, dec: codec.DecodedFeature) -> None:
         if dec.cut == INPUT:
             expected = self.input_shape
             ok = int(np.prod(dec.shape[1:])) == int(np.prod(expected))
@@ -163,19 +174,28 @@ class SplitPipeline:
             raise CompressError(f"payload for cut {dec.cut!r} has shape {dec.shape}; expected (batch, *{expected})")
 
     # -- cloud side ----------------------------------------------------------------------------------
-    def cloud_decode(self, payload: bytes) -> tuple[torch.Tensor, Stages, codec.DecodedFeature]:
-        """Decode a payload and run the rest of the model: the server's whole job for one request."""
-        st = Stages()
-        t0 = time.perf_counter_ns()
+    def decode_payload(self, payload: bytes) -> codec.DecodedFeature:
+        """Codec bytes -> the decoded feature, checked to be a candidate of this pipeline with the right shape."""
         dec = codec.decode(payload)
         if dec.cut == OUTPUT:
             raise PartitionError("a payload at the 'output' cut has nothing left to run on the cloud (edge-only)")
         self.check(dec.cut, dec.bits if dec.mode == "codes" else None)
-        self._check_shape(dec)
+        self.check_shape(dec)
+        return dec
+
+    def payload_input(self, dec: codec.DecodedFeature) -> torch.Tensor:
+        """The model's input tensor from a decoded 'input' payload (uint8 samples or a float input)."""
+        return self.input_tensor(dec.array if dec.mode == "uint8" else dec.values())
+
+    def cloud_decode(self, payload: bytes) -> tuple[torch.Tensor, Stages, codec.DecodedFeature]:
+        """Decode a payload and run the rest of the model: the server's whole job for one request."""
+        st = Stages()
+        t0 = time.perf_counter_ns()
+        dec = self.decode_payload(payload)
         with TRACE_GATE.running(), torch.inference_mode():
             if dec.cut == INPUT:
-                x = self.input_tensor(dec.array if dec.mode == "uint8" else dec.values())
-                st.decode_ms = _ms(t0)
+                x = self.payload_input(dec)
+                st.decode_ms = ms_since(t0)
                 t0 = time.perf_counter_ns()
                 scores = self.model(x)
             else:
@@ -183,8 +203,8 @@ class SplitPipeline:
                     feature = self.ae.decode(dec.tensor(), dec.cut, dec.bits)
                 else:
                     feature = torch.from_numpy(dec.values())
-                st.decode_ms = _ms(t0)
+                st.decode_ms = ms_since(t0)
                 t0 = time.perf_counter_ns()
                 scores = self.split(dec.cut)[1](feature)
-        st.tail_ms = _ms(t0)
+        st.tail_ms = ms_since(t0)
         return scores, st, dec

@@ -14,6 +14,7 @@ COMMANDS = [
     "evaluate",
     "train_backbone",
     "train_ae",
+    "export",
     "profile",
     "plan",
     "report",

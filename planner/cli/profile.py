@@ -45,6 +45,11 @@ def register(sub) -> None:
     p.add_argument("--float16", action="store_true", help="also profile the float16 raw feature")
     p.add_argument("--payload-samples", type=int, default=200, help="test images for payload statistics")
     p.add_argument("--accuracy-limit", type=int, default=None, help="test images for accuracy (default: all)")
+    p.add_argument("--edge-runtime", choices=("torch", "onnxruntime"), default="torch",
+                   help="what runs the edge side: PyTorch eager (default) or ONNX Runtime on the graphs of --onnx")
+    p.add_argument("--cloud-runtime", choices=("torch", "onnxruntime"), default="torch",
+                   help="what runs the cloud side (as `planner serve --runtime`)")
+    p.add_argument("--onnx", default=None, metavar="DIR", help="export folder from `planner export` (--cuts all)")
     p.add_argument("--csv", default=None, metavar="DIR", help="also export the tables as CSV files to DIR")
     p.set_defaults(func=run)
 
@@ -101,7 +106,13 @@ def run(args) -> int:
                                max_seconds=args.max_seconds, device=args.device, cpu_quota=args.cpu_quota,
                                payload_samples=args.payload_samples, accuracy_limit=args.accuracy_limit,
                                float16=args.float16)
-    profile = Profile.from_dict(profile_pipeline(pipeline, settings, data=data))
+    onnx, on_edge, on_cloud = onnx_sides(pipeline, args)
+    measured = profile_pipeline(pipeline, settings, data=data)
+    if onnx is not None:
+        from planner.profile.onnx import retime_profile
+
+        measured = retime_profile(measured, onnx, settings, edge=on_edge, cloud=on_cloud)
+    profile = Profile.from_dict(measured)
     if args.edge_slowdown and args.edge_slowdown != 1.0:  # scaled, and marked as made for that slowdown
         profile = dataclasses.replace(profile.scaled(args.edge_slowdown),
                                       settings={**profile.settings, "edge_slowdown": args.edge_slowdown})
@@ -109,8 +120,9 @@ def run(args) -> int:
     out = Path(args.out) if args.out else ProfileKey.of(args.model, args.role, profile.device["threads"],
                                                          quota=args.cpu_quota, kind=kind,
                                                          slowdown=args.edge_slowdown).path()
+    if not args.out and onnx is not None:  # not a default profile: plans pick it only when given
+        out = out.with_name(f"{out.stem}_onnxruntime.json")
     return write(profile, out, args.csv, start)
-
 
 BUSY_LOAD = 0.5  # load average beyond the profiler's own threads that makes a profile suspect
 
@@ -124,6 +136,27 @@ def busy_warning(profile) -> str | None:
         return (f"warning: the machine was busy while profiling (1-minute load average {worst:.2f} with {own} "
                 f"profiling thread(s)): timings may be inflated; re-profile on a quiet machine")
     return None
+
+
+def onnx_sides(pipeline, args):
+    """(OnnxPipeline or None, edge?, cloud?): the sides --edge-runtime / --cloud-runtime put on ONNX Runtime,
+    checked before anything is measured."""
+    import torch
+
+    from planner.errors import ProfileError
+
+    edge = args.edge_runtime == "onnxruntime" and args.role in ("edge", "both")
+    cloud = args.cloud_runtime == "onnxruntime" and args.role in ("cloud", "both")
+    if not (edge or cloud):
+        if args.onnx:
+            raise ProfileError("--onnx is for --edge-runtime / --cloud-runtime onnxruntime on the side profiled")
+        return None, False, False
+    from planner.onnx_runtime import runtime_pipeline
+
+    threads = args.threads or (1 if args.role == "edge" else torch.get_num_threads() or 1)
+    onnx = runtime_pipeline(pipeline, "onnxruntime", args.onnx, threads=threads)
+    onnx.check_complete()
+    return onnx, edge, cloud
 
 
 def write(profile, out: Path, csv: str | None, start: float) -> int:

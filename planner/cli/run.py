@@ -37,6 +37,9 @@ def register(sub) -> None:
     p.add_argument("--edge-cpu-quota", type=check.fraction, default=None,
                    help="emulate a weak edge: run head+encode under this fraction of one core (root), "
                         "with the profile measured the same way")
+    p.add_argument("--edge-runtime", choices=("torch", "onnxruntime"), default="torch",
+                   help="what runs head + encoder: PyTorch eager (default) or ONNX Runtime on the graphs of --onnx")
+    p.add_argument("--onnx", default=None, metavar="DIR", help="export folder from `planner export`")
     p.add_argument("--edge-slowdown", type=float, default=1.0,
                    help="emulate a weak edge K times slower, deterministically (no root): every edge computation "
                         "of t is followed by a wait of (K-1)t, and the plan uses the profile scaled by K")
@@ -132,7 +135,7 @@ def run(args) -> int:
                         shaper=shaper, token=token, timeout=args.timeout, edge_cpu_quota=args.edge_cpu_quota,
                         replan=not args.no_replan, load_aware=not args.no_load_aware, tls=tls,
                         edge_slowdown=args.edge_slowdown, calibrate=not args.no_calibrate,
-                        explore=args.explore) as client:
+                        explore=args.explore, edge_runtime=args.edge_runtime, onnx=args.onnx) as client:
             choice = None if args.plan is None else client.candidates.specs[client.index_of(args.plan)]
             report = client.run(x, y, progress=args.progress, start_index=args.offset, choice=choice)
             cloud = client.client

@@ -66,6 +66,9 @@ def register(sub) -> None:
     p.add_argument("--autoencoder", default=None, metavar="FILE|shared|independent|none",
                    help="autoencoder to decode with: a file from `planner train-ae --out`, a zoo model's committed "
                         "shared/independent one, or none (raw features only); default shared for the zoo, else none")
+    p.add_argument("--runtime", choices=("torch", "onnxruntime"), default="torch",
+                   help="what runs decoder + tails: PyTorch eager (default) or ONNX Runtime on the graphs of --onnx")
+    p.add_argument("--onnx", default=None, metavar="DIR", help="export folder from `planner export`")
     p.add_argument("--backend", choices=("asyncio", "ray"), default="asyncio",
                    help="compute in this process (asyncio, default) or on Ray Serve replicas (needs planner[ray])")
     scale = p.add_mutually_exclusive_group()
@@ -85,6 +88,8 @@ def run(args) -> int:
         raise PlannerError("--replicas, --autoscale and --address need --backend ray")
     if bool(args.tls_cert) != bool(args.tls_key):
         raise PlannerError("--tls-cert and --tls-key go together")
+    if args.backend == "ray" and (args.runtime != "torch" or args.onnx):
+        raise PlannerError("--runtime onnxruntime runs in this process: use it with --backend asyncio")
 
     from planner.runtime.server import CloudServer, check_bindable
     from planner.runtime.tls import is_loopback, server_context
@@ -124,15 +129,16 @@ def run(args) -> int:
         where = (f"Ray Serve, autoscale {args.autoscale}" if args.autoscale else
                  f"Ray Serve, {backend.replicas} replicas")
     try:
-        handler = backend.start() if backend else make_cloud_handler(loaded, autoencoder)
+        handler = backend.start() if backend else make_cloud_handler(loaded, autoencoder, runtime=args.runtime,
+                                                                           onnx=args.onnx)
         server = CloudServer(handler, host=args.host, port=args.port, max_frame=args.max_frame, workers=workers,
                              token=args.token, read_timeout=args.read_timeout, idle_timeout=args.idle_timeout,
                              max_connections=args.max_connections, max_unauthenticated=args.max_unauthenticated,
                              max_batch=args.max_batch, max_reply=args.max_reply,
                              compute_timeout=args.compute_timeout, ssl=tls)
+        where = f"{where or f'{server.workers} workers'}, {args.runtime}"
         server.serve_forever(on_ready=lambda port: print(
-            f"planner serve: {args.model} on {args.host}:{port} ({where or f'{server.workers} workers'}"
-            f"{', TLS' if tls else ''})", flush=True))
+            f"planner serve: {args.model} on {args.host}:{port} ({where}{', TLS' if tls else ''})", flush=True))
     finally:
         if backend is not None:
             backend.close()

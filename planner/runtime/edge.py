@@ -79,6 +79,10 @@ class EdgeClient:
         self.edge_profile, self.cloud_profile = _profile(edge_profile), _profile(cloud_profile)
         self.pipeline = model if isinstance(model, SplitPipeline) else pipeline_for_profile(
             model, self.edge_profile, o.autoencoder)
+        if o.edge_runtime != self.pipeline.runtime or o.onnx is not None:  # ONNX Runtime: planner.onnx_runtime
+            from planner.onnx_runtime import runtime_pipeline
+
+            self.pipeline = runtime_pipeline(self.pipeline, o.edge_runtime, o.onnx)
         self.edge_slowdown = float(o.edge_slowdown)
         self.candidates: CandidateSet = prepare(self.edge_profile, self.cloud_profile, payload=o.payload,
                                                 edge_slowdown=planning_slowdown(self.edge_profile, o.edge_slowdown))

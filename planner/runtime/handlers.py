@@ -42,11 +42,10 @@ class CloudHandler:
         return self.pipeline.weights_sha256
 
     def warm(self) -> None:
-        """Split the model at every inner cut now, so no request pays for tracing and no two threads race on it."""
+        """Split the model at every inner cut now (and open its graphs), so no request pays for set-up and no two
+        threads race on it."""
         with self._lock:
-            for cut in self.pipeline.cuts:
-                if not cut.trivial:
-                    self.pipeline.split(cut.id)
+            self.pipeline.warm()
 
     @staticmethod
     def batch_of(payload: bytes) -> int:
@@ -85,13 +84,17 @@ def committed_kind(model: str, ae_id: str | None) -> AutoencoderKind | None:
     return known[ae_id]
 
 
-def make_cloud_handler(model, autoencoder: str | None = AutoencoderKind.SHARED, weights=None) -> CloudHandler:
+def make_cloud_handler(model, autoencoder: str | None = AutoencoderKind.SHARED, weights=None, *,
+                       runtime: str = "torch", onnx=None) -> CloudHandler:
     """The handler for a model (a zoo name, or any model as a planner.modelspec.LoadedModel) with its
     autoencoder: "shared" / "independent" (a zoo model's committed one), a file from `planner train-ae --out`,
-    or None / "none" = raw features only."""
+    or None / "none" = raw features only; run by PyTorch or (`runtime` "onnxruntime") by ONNX Runtime on the
+    export folder `onnx`."""
     from planner.modelspec import load_model
+    from planner.onnx_runtime import runtime_pipeline
     from planner.pipeline import SplitPipeline
 
-    handler = CloudHandler(SplitPipeline.from_model(load_model(model, weights), autoencoder))
+    pipeline = SplitPipeline.from_model(load_model(model, weights), autoencoder)
+    handler = CloudHandler(runtime_pipeline(pipeline, runtime, onnx))
     log.info("handler ready: %r", handler)
     return handler

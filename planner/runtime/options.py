@@ -37,6 +37,8 @@ class EdgeOptions:
     tls: object = None  # TLS to the cloud: None (plain TCP), True (system CA store), a CA file, or an SSLContext
     autoencoder: object = None  # a file from `planner train-ae --out`, 'shared'/'independent'/'none' or an object
     # (None: a zoo model's committed one the edge profile names; none for other models)
+    edge_runtime: str = "torch"  # what runs head + encoder: 'torch' (eager) or 'onnxruntime' (needs `onnx`)
+    onnx: str | None = None  # the `planner export` folder the onnxruntime edge runs
 
     @classmethod
     def names(cls) -> list[str]:
