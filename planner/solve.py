@@ -104,16 +104,18 @@ def _r(x: float) -> float:
 @dataclass(frozen=True)
 class Adjust:
     """Corrections applied to every candidate at solve time (the edge client's online calibration):
-    edge compute x `edge_scale`, cloud compute x `cloud_scale`, `extra_ms` on every candidate (local overhead)
-    and `cloud_wait_ms` (the cloud's queue) on every candidate that uses the cloud."""
+    edge compute x `edge_scale` (cloud-only's edge part, the input's encoding, x `input_scale`), cloud compute x
+    `cloud_scale`, `extra_ms` on every candidate (local overhead) and `cloud_wait_ms` (the cloud's queue) on
+    every candidate that uses the cloud."""
 
     edge_scale: float = 1.0
     cloud_scale: float = 1.0
     extra_ms: float = 0.0
     cloud_wait_ms: float = 0.0
+    input_scale: float = 1.0
 
     def __post_init__(self) -> None:
-        for name in ("edge_scale", "cloud_scale", "extra_ms", "cloud_wait_ms"):
+        for name in ("edge_scale", "cloud_scale", "extra_ms", "cloud_wait_ms", "input_scale"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
                 raise SolveError(f"{name} must be a finite number >= 0, got {v!r}")
@@ -296,6 +298,7 @@ class CandidateSet:
         self.loss_assumed = np.array([i in built.assumed for i in range(len(rows))], dtype=bool)
         self.assumed_loss = check_assume_loss(built.used)  # the assumptions some candidate's loss rests on
         self.remote = np.array([s.remote for s in self.specs])
+        self.cloud_only = np.array([s.kind == CandidateKind.CLOUD_ONLY for s in self.specs])
         self.lossless = np.array([s.lossless for s in self.specs])
         self.reply_bytes = float(edge.reply_bytes)
         exchange = edge.exchange_ms if edge.exchange_ms is not None else cloud.exchange_ms
@@ -353,7 +356,7 @@ class CandidateSet:
         """(edge, cloud) columns with `adjust` applied; the local overhead is counted on the edge side."""
         if adjust == NO_ADJUST:
             return self.edge_ms, self.cloud_ms
-        edge = self.edge_ms * adjust.edge_scale + adjust.extra_ms
+        edge = self.edge_ms * np.where(self.cloud_only, adjust.input_scale, adjust.edge_scale) + adjust.extra_ms
         cloud = (self.compute_cloud_ms * adjust.cloud_scale
                  + np.where(self.remote, self.exchange_ms + adjust.cloud_wait_ms, 0.0))
         return edge, cloud

@@ -38,7 +38,11 @@ def test_calibration_learns_stage_ratios_and_the_local_overhead():
     for _ in range(40):
         cal.observe(edge_ms=6.0, profiled_edge_ms=2.0, measured_ms=30.5, server_ms=4.0, profiled_cloud_ms=8.0,
                     network_ms=20.0)
+    for _ in range(30):  # cloud-only: the input's encoding, a ratio of its own
+        cal.observe(edge_ms=0.2, profiled_edge_ms=0.05, measured_ms=20.7, server_ms=4.0, profiled_cloud_ms=8.0,
+                    network_ms=16.0, edge_compute=False)
     s = cal.summary()
+    assert s["input_encode_x"] == pytest.approx(4.0, rel=0.01)
     assert s["edge_compute_x"] == pytest.approx(3.0, rel=0.01) and s["cloud_compute_x"] == pytest.approx(0.5, rel=0.01)
     assert s["local_overhead_ms"] == pytest.approx(0.5, abs=0.01) and s["exchange_ms"] == 1.5
     adjust = cal.adjust(cloud_wait_ms=2.0)
@@ -55,8 +59,8 @@ def test_adjust_scales_every_candidate_as_the_solver_plans():
     cs = prepare(edge, cloud)
     link = ConstantLink("5mbit", "10ms")
     plain = cs.solve(link)
-    adjusted = cs.solve(link, adjust=Adjust(edge_scale=2.0, cloud_scale=0.5, extra_ms=1.0))
-    edge_ms = plain.columns["edge"] * 2.0 + 1.0
+    adjusted = cs.solve(link, adjust=Adjust(edge_scale=2.0, cloud_scale=0.5, extra_ms=1.0, input_scale=3.0))
+    edge_ms = plain.columns["edge"] * np.where(cs.cloud_only, 3.0, 2.0) + 1.0  # cloud-only: the input's encoding
     cloud_ms = cs.compute_cloud_ms * 0.5 + np.where(cs.remote, cs.exchange_ms, 0.0)
     np.testing.assert_allclose(adjusted.columns["total"], edge_ms + plain.columns["transfer"] + cloud_ms)
     assert adjusted.index == int(np.argmin(np.where(adjusted.columns["feasible"], adjusted.columns["total"], np.inf)))

@@ -69,6 +69,7 @@ class Calibration:
     edge_start: float = 1.0  # the ratio the edge starts from (the freshness check's measurement)
     exchange_ms: float = 0.0  # the profiled per-exchange overhead (beyond RTT and wire time)
     edge: Running = field(init=False)
+    edge_input: Running = field(init=False)
     cloud: Running = field(init=False)
     local: Running = field(init=False)
 
@@ -77,21 +78,25 @@ class Calibration:
             raise PlannerError(f"calibration alpha must be in (0, 1], got {self.alpha}")
         lo, hi = RATIO_RANGE
         self.edge = Running(self.edge_start, self.alpha, lo=lo, hi=hi, log=True)
+        self.edge_input = Running(1.0, self.alpha, lo=lo, hi=hi, log=True)
         self.cloud = Running(1.0, self.alpha, lo=lo, hi=hi, log=True)
         self.local = Running(0.0, self.alpha, lo=0.0, step=1.0, free=0)
 
     def adjust(self, cloud_wait_ms: float = 0.0) -> Adjust:
         """What the solver applies to every candidate now."""
         return Adjust(edge_scale=self.edge.value, cloud_scale=self.cloud.value, extra_ms=self.local.value,
-                      cloud_wait_ms=cloud_wait_ms)
+                      cloud_wait_ms=cloud_wait_ms, input_scale=self.edge_input.value)
 
     def observe(self, *, edge_ms: float, profiled_edge_ms: float, measured_ms: float,
                 server_ms: float | None = None, profiled_cloud_ms: float | None = None,
-                network_ms: float = 0.0, queue_ms: float = 0.0, connect_ms: float = 0.0) -> None:
+                network_ms: float = 0.0, queue_ms: float = 0.0, connect_ms: float = 0.0,
+                edge_compute: bool = True) -> None:
         """One request: what its stages took (measured) against what the profiles said (uncalibrated); a new
-        connection's set-up (`connect_ms`) is a one-off, not an overhead of every request."""
+        connection's set-up (`connect_ms`) is a one-off, not an overhead of every request. `edge_compute` False
+        (cloud-only: the edge only encodes the input) puts the edge sample in the input-encoding ratio, apart
+        from the model-compute one, which a few microseconds of codec would skew."""
         if profiled_edge_ms > 0:
-            self.edge.observe(edge_ms / profiled_edge_ms)
+            (self.edge if edge_compute else self.edge_input).observe(edge_ms / profiled_edge_ms)
         if server_ms is not None and profiled_cloud_ms:
             self.cloud.observe(server_ms / profiled_cloud_ms)
         self.local.observe(measured_ms - edge_ms - network_ms - (server_ms or 0.0) - queue_ms - connect_ms)
@@ -99,6 +104,7 @@ class Calibration:
     def summary(self) -> dict:
         """Where the calibration moved each stage (JSON-ready)."""
         return {"edge_compute_x": round(self.edge.value, 4), "edge_samples": self.edge.samples,
+                "input_encode_x": round(self.edge_input.value, 4),
                 "cloud_compute_x": round(self.cloud.value, 4), "cloud_samples": self.cloud.samples,
                 "local_overhead_ms": round(self.local.value, 4), "exchange_ms": round(self.exchange_ms, 4)}
 

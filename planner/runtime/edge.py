@@ -258,7 +258,7 @@ class EdgeClient:
                                  server_ms=reply.decode_ms + reply.tail_ms,
                                  profiled_cloud_ms=float(cs.compute_cloud_ms[i]),
                                  network_ms=reply.wall_ms - reply.decode_ms - reply.tail_ms,
-                                 connect_ms=reply.connect_ms)
+                                 connect_ms=reply.connect_ms, edge_compute=not spec.is_end)
         return Result(index=index, prediction=int(scores.reshape(scores.shape[0], -1)[0].argmax()), label=label,
                       cut=cut, bits=bits, kind=kind, dtype=dtype, predicted_ms=predicted,
                       measured_ms=measured, edge_ms=edge_ms, encode_ms=st.encode_ms,
