@@ -21,28 +21,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from e2e import client_for, med  # noqa: E402 - the end-to-end benchmark's client on a shaped link
+
+from planner.config import DEFAULT_MAX_LOSS
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def med(xs) -> float | None:
-    xs = [x for x in xs if x is not None]
-    return float(statistics.median(xs)) if xs else None
-
-
 def _client(pipeline, edge, cloud, address, bw_bps, rtt_ms, slowdown, **kw):
-    from planner.link import LiveEstimate
-    from planner.runtime.edge import EdgeClient
-    from planner.runtime.shaper import Shaper
-
-    return EdgeClient(pipeline, edge, cloud, cloud=address, link=LiveEstimate(bw_bps, rtt_ms),
-                      shaper=Shaper(bw_bps, delay_ms=rtt_ms / 2.0), edge_slowdown=slowdown, timeout=10.0, **kw)
+    return client_for(pipeline, edge, cloud, address, bw_bps, rtt_ms, None, DEFAULT_MAX_LOSS, edge_slowdown=slowdown,
+                      **kw)
 
 
 def _pinned(c, images, n: int) -> list[dict]:

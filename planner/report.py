@@ -47,20 +47,6 @@ FAMILY_STYLE = {"shared AE": ("#1f77b4", "o"), "independent AEs": ("#d62728", "s
 
 # ---------------------------------------------------------------------------------------------- helpers
 
-def tag(kind: str, bits: int | None, dtype: str | None) -> str:
-    """The shortest name of what a candidate sends: 'cloud-only', 'edge-only', 'f32', 'f16', '4b'."""
-    return CandidateSpec(kind, _cut_of(kind), bits, dtype).tag
-
-
-def _cut_of(kind: str) -> str:
-    return {CandidateKind.CLOUD_ONLY: INPUT_CUT, CandidateKind.EDGE_ONLY: OUTPUT_CUT}.get(kind, "cut")
-
-
-def short_label(cs: CandidateSet, i: int) -> str:
-    """Candidate i as 'cloud-only', 'edge-only', 'pool1 4b' or 'pool1 f32'."""
-    return cs.specs[i].short_label
-
-
 def cut_order(cs: CandidateSet) -> list[str]:
     """Cut ids in execution order, 'input' (cloud-only) first and 'output' (edge-only) last."""
     return [INPUT_CUT, *(c.id for c in cs.edge.cuts), OUTPUT_CUT]
@@ -241,7 +227,7 @@ class ChoiceMap:
     max_loss: float | None
 
     def label(self, i: int) -> str:
-        return short_label(self.candidates, i)
+        return self.candidates.specs[i].short_label
 
     def shares(self):
         """Share of the (log-spaced) map each choice wins, with its bandwidth and slowdown ranges (DataFrame)."""
@@ -495,7 +481,7 @@ class TraceReplay:
     max_loss: float | None
 
     def label(self, i: int) -> str:
-        return short_label(self.candidates, i)
+        return self.candidates.specs[i].short_label
 
     def summary(self):
         """Per policy: mean, p95 and max latency, how often it re-planned, and what it chose (DataFrame)."""

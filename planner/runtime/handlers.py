@@ -18,7 +18,6 @@ from planner.types import AutoencoderKind
 
 log = logging.getLogger("planner.runtime.handlers")
 
-AUTOENCODER_KINDS = tuple(k.value for k in AutoencoderKind.trained())
 
 
 class CloudHandler:
