@@ -81,8 +81,9 @@ pd.DataFrame([{"profile": os.path.basename(p.name), "role": p.role, "cpu": p.dev
     ("md", """\
 ## 1. Latency breakdown per cut
 
-For each cut, the fastest way to send its feature within the accuracy budget (the bits or raw format under the
-bar), split into edge compute, RTT, transfer and cloud compute, on the weak edge. The star marks the solver's
+For each cut, the fastest way to send its feature within the accuracy budget (the autoencoder's width and bits,
+the raw quantizer's bits, or a raw format, under the bar), split into edge compute, RTT, transfer and cloud
+compute, on the weak edge. The star marks the solver's
 optimum; the black dash is the raw float32 feature at that cut (Neurosurgeon-style splitting, no autoencoder)."""),
     ("code", """\
 report.breakdown_figure(edge, cloud, BANDWIDTHS, rtt=RTT, max_loss=MAX_LOSS)"""),
@@ -103,12 +104,12 @@ print("share of the map won by: " + ", ".join(f"{k} {v:.0%}" for k, v in shares.
 print(f"measured slowdown under the quota: {measured_slowdown:.2f}x")
 cmap.shares()"""),
     ("md", """\
-## 3. Latency vs accuracy loss: shared autoencoder, independent autoencoders, raw features
+## 3. Latency vs accuracy loss: shared autoencoder, independent autoencoders, raw quantizer, raw features
 
 Every candidate on the weak edge (the 1-core edge if the baseline was only measured there) at two bandwidths,
 with the Pareto front of each family (the shared autoencoder
-serving every cut with one set of weights, one independent autoencoder per cut, and the raw float32/float16
-feature). Cloud-only and edge-only are lossless; the shaded area is what they beat on both latency and loss."""),
+serving every cut at every latent width and bitwidth with one set of weights, one independent autoencoder per
+cut, the training-free per-channel quantizer of the raw feature, and the raw float32/float16 feature). Cloud-only and edge-only are lossless; the shaded area is what they beat on both latency and loss."""),
     ("code", """\
 report.pareto_figure((pareto_edge, cloud), BANDWIDTHS[:2], rtt=RTT, independent=independent)"""),
     ("code", """\

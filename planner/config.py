@@ -8,7 +8,10 @@ for the edge client, `profile.measure.ProfileSettings` for the profiler); the va
 from __future__ import annotations
 
 DEFAULT_BITS: tuple[int, ...] = (2, 3, 4, 6, 8)  # bitwidths an autoencoder is trained, profiled and planned at
-DEFAULT_LATENT: float = 8  # latent channels per cut (an integer >= 1), or a fraction of the cut's channels (< 1)
+DEFAULT_LATENT: float = 0.5  # widest latent width per cut: channels (an integer >= 1) or a fraction (< 1) of the
+# channels entering the encoder (C, or 4C after the 2x2 space-to-depth)
+DEFAULT_WIDTHS: tuple[int, ...] = (4, 8, 16, 32)  # latent widths an autoencoder serves (each capped per cut)
+ARCH_LATENT: float = 8  # latent channels architecture-only profiles assume (at reduction 4: a narrow width)
 DEFAULT_MAX_LOSS: float = 1.0  # accuracy budget of a plan, percentage points below the backbone
 DEFAULT_PORT: int = 7000  # the cloud server's TCP port
 DEFAULT_HOST: str = "127.0.0.1"  # the cloud server listens on loopback unless told otherwise

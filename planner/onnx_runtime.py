@@ -84,7 +84,8 @@ class OnnxPipeline(SplitPipeline):
 
     def __init__(self, base: SplitPipeline, folder: str | Path, threads: int | None = None):
         super().__init__(base.model, base.name, base.input_shape, base.ae, base.preprocess, base.input_dtype,
-                         base.leaf_modules, base.weights_sha256, partitioner=base.partitioner)
+                         base.leaf_modules, base.weights_sha256, partitioner=base.partitioner,
+                         quantizer=base.quantizer)
         self.folder = Path(folder)
         self.manifest = load_manifest(folder)
         check_manifest(self.manifest, base, folder)
@@ -109,11 +110,16 @@ class OnnxPipeline(SplitPipeline):
                               f"re-export with these --bits")
         return rel
 
-    def check(self, cut: str, bits: int | None) -> None:
+    def exported(self, cut: str, width: int | None, rawquant: bool) -> bool:
+        """Whether codes at this setting run in the exported graphs: the autoencoder at its widest width. The
+        narrower widths and the raw quantizer run their encoder/decoder eagerly around the exported head/tail."""
+        return not rawquant and (width is None or width == self.ae.widths(cut)[-1])
+
+    def check(self, cut: str, bits: int | None, width: int | None = None, rawquant: bool = False) -> None:
         """A candidate of the pipeline whose graphs the export holds (the trivial cuts need only model.onnx)."""
-        super().check(cut, bits)
+        super().check(cut, bits, width, rawquant)
         if cut not in (INPUT, OUTPUT):
-            if bits is None:
+            if bits is None or not self.exported(cut, width, rawquant):
                 self.graph(cut, "head")
                 self.graph(cut, "tail")
             else:
@@ -177,9 +183,10 @@ class OnnxPipeline(SplitPipeline):
         scores = self.model_scores(self.input_array(raw))
         return torch.from_numpy(scores), Stages(head_ms=ms_since(t0))
 
-    def edge_encode(self, raw, cut: str, bits: int | None, raw_dtype: str = "float32") -> tuple[bytes, Stages]:
-        if cut in (INPUT, OUTPUT):
-            return super().edge_encode(raw, cut, bits, raw_dtype)
+    def edge_encode(self, raw, cut: str, bits: int | None, raw_dtype: str = "float32", width: int | None = None,
+                    rawquant: bool = False) -> tuple[bytes, Stages]:
+        if cut in (INPUT, OUTPUT) or (bits is not None and not self.exported(cut, width, rawquant)):
+            return super().edge_encode(raw, cut, bits, raw_dtype, width, rawquant)
         self.check(cut, bits)
         st = Stages()
         t0 = time.perf_counter_ns()
@@ -203,12 +210,17 @@ class OnnxPipeline(SplitPipeline):
             st.decode_ms = ms_since(t0)
             t0 = time.perf_counter_ns()
             scores = self.model_scores(x)
-        elif dec.mode == "codes":
+        elif dec.mode == "codes" and self.exported(dec.cut, dec.shape[1], dec.rawquant):
             st.decode_ms = ms_since(t0)
             t0 = time.perf_counter_ns()
             scores = self.cloud_scores(dec.array, dec.cut, dec.bits)
         else:
-            feature = dec.values()
+            if dec.mode == "codes":
+                coder = self.quantizer if dec.rawquant else self.ae
+                with torch.inference_mode():
+                    feature = coder.decode(dec.tensor(), dec.cut, dec.bits).numpy()
+            else:
+                feature = dec.values()
             st.decode_ms = ms_since(t0)
             t0 = time.perf_counter_ns()
             scores = self.tail_scores(feature, dec.cut)

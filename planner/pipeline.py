@@ -1,4 +1,5 @@
-"""One model split at its cuts, with the shared autoencoder and the codec: how every candidate executes.
+"""One model split at its cuts, with the shared autoencoder, the raw quantizer and the codec: how every candidate
+executes.
 
 The profiler times these stages, the cloud server runs `cloud_*`, the edge client runs `edge_*`, so that
 what is measured is what runs. Inputs are the raw samples the edge device holds (uint8 images for the
@@ -43,20 +44,21 @@ def _identity(x):
 
 
 class SplitPipeline:
-    """Heads, tails and the shared autoencoder of one model, cached per cut."""
+    """Heads, tails, the shared autoencoder and the training-free raw quantizer of one model, cached per cut."""
 
     runtime = "torch"  # what runs the stages (planner.onnx_runtime.OnnxPipeline: "onnxruntime")
 
     def __init__(self, model: torch.nn.Module, name: str, input_shape: tuple[int, ...], autoencoder=None,
                  preprocess: Callable | None = None, input_dtype: torch.dtype = torch.float32,
                  leaf_modules: tuple[type, ...] = (), weights_sha256: str | None = None,
-                 partitioner: Partitioner | None = None):
+                 partitioner: Partitioner | None = None, quantizer=None):
         self.model = model.eval()
         self.name = name
         self.input_shape = tuple(input_shape)
         self.input_dtype = input_dtype
         self.leaf_modules = tuple(leaf_modules)
         self.ae = autoencoder
+        self.quantizer = quantizer  # compress.rawquant.RawQuantizer, or None (no training-free candidates)
         self.preprocess = preprocess or _identity
         if weights_sha256 is None:
             from planner.modelspec import state_sha256
@@ -70,14 +72,17 @@ class SplitPipeline:
         self._split_lock = threading.Lock()
 
     @classmethod
-    def from_model(cls, loaded, autoencoder=None) -> SplitPipeline:
+    def from_model(cls, loaded, autoencoder=None, quantizer="auto") -> SplitPipeline:
         """Any model (a LoadedModel, see planner.modelspec) with an autoencoder: None / 'none', 'shared' or
-        'independent' (the zoo's committed ones), a file written by `planner train-ae --out`, or a loaded one."""
+        'independent' (the zoo's committed ones), a file written by `planner train-ae --out`, or a loaded one;
+        and a raw quantizer: 'auto' (a zoo model's committed one), None, a file from `planner calibrate-quant`,
+        or a loaded one."""
         from planner.compress.autoencoder import resolve_autoencoder
+        from planner.compress.rawquant import resolve_quantizer
 
         ae = resolve_autoencoder(loaded, autoencoder)
         return cls(loaded.model, loaded.name, loaded.input_shape, ae, loaded.preprocess, loaded.input_dtype,
-                   loaded.leaf_modules, loaded.weights_sha256)
+                   loaded.leaf_modules, loaded.weights_sha256, quantizer=resolve_quantizer(loaded, quantizer))
 
     @classmethod
     def from_zoo(cls, name: str, autoencoder: str | None = AutoencoderKind.SHARED,
@@ -90,6 +95,10 @@ class SplitPipeline:
     @property
     def ae_id(self) -> str | None:
         return getattr(self.ae, "id", None)
+
+    @property
+    def quant_id(self) -> str | None:
+        return getattr(self.quantizer, "id", None)
 
     def split(self, cut: str) -> tuple[torch.nn.Module, torch.nn.Module]:
         """(head, tail) at `cut`, split once and cached (threads may ask at once)."""
@@ -104,16 +113,25 @@ class SplitPipeline:
             if not cut.trivial:
                 self.split(cut.id)
 
-    def check(self, cut: str, bits: int | None) -> None:
-        """Raise a clear error when (cut, bits) is not a candidate of this pipeline."""
+    def check(self, cut: str, bits: int | None, width: int | None = None, rawquant: bool = False) -> None:
+        """Raise a clear error when (cut, bits, width) is not a candidate of this pipeline (`rawquant`: through
+        the training-free raw quantizer instead of the autoencoder)."""
         self.partitioner.cut(cut)
-        if bits is not None:
-            if self.ae is None:
-                raise CompressError(f"{self.name} has no autoencoder loaded: only raw cuts (bits=None) are possible")
-            if cut not in self.ae.cuts:
-                raise CompressError(f"the autoencoder does not serve cut {cut!r}; it serves {', '.join(self.ae.cuts)}")
-            if bits not in self.ae.bits:
-                raise CompressError(f"the autoencoder was not trained for {bits} bits; trained: {self.ae.bits}")
+        if bits is None:
+            return
+        coder, what = (self.quantizer, "raw quantizer") if rawquant else (self.ae, "autoencoder")
+        if coder is None:
+            raise CompressError(f"{self.name} has no {what} loaded: only raw cuts (bits=None) are possible"
+                                if not rawquant else f"{self.name} has no raw-quantizer calibration loaded "
+                                "(make one with `planner calibrate-quant`)")
+        if cut not in coder.cuts:
+            raise CompressError(f"the {what} does not serve cut {cut!r}; it serves {', '.join(coder.cuts)}")
+        if bits not in coder.bits:
+            raise CompressError(f"the {what} was not made for {bits} bits; it serves {coder.bits}")
+        if width is not None:
+            if rawquant:
+                raise CompressError("the raw quantizer has no latent width")
+            self.ae.spec(cut).width(width)
 
     def input_tensor(self, raw) -> torch.Tensor:
         """Raw samples (uint8 images or float tensors, batched) -> the model's input tensor."""
@@ -138,11 +156,13 @@ class SplitPipeline:
             scores = self.model(self.input_tensor(raw))
         return scores, Stages(head_ms=ms_since(t0))
 
-    def edge_encode(self, raw, cut: str, bits: int | None, raw_dtype: str = "float32") -> tuple[bytes, Stages]:
-        """Run the head up to `cut` and encode what crosses: codes at `bits`, or the raw feature/input."""
+    def edge_encode(self, raw, cut: str, bits: int | None, raw_dtype: str = "float32", width: int | None = None,
+                    rawquant: bool = False) -> tuple[bytes, Stages]:
+        """Run the head up to `cut` and encode what crosses: the autoencoder's codes at (`bits`, `width`; None:
+        the widest), the raw quantizer's codes at `bits` (`rawquant`), or the raw feature/input."""
         if cut == OUTPUT:
             raise PartitionError("the 'output' cut is edge-only: use edge_local")
-        self.check(cut, bits)
+        self.check(cut, bits, width, rawquant)
         st = Stages()
         t0 = time.perf_counter_ns()
         if cut == INPUT:
@@ -158,8 +178,10 @@ class SplitPipeline:
             t0 = time.perf_counter_ns()
             if bits is None:
                 payload = codec.encode(feature.numpy(), cut, mode=raw_dtype, lossless="none")
+            elif rawquant:
+                payload = codec.encode(self.quantizer.encode(feature, cut, bits).numpy(), cut, bits, rawquant=True)
             else:
-                payload = codec.encode(self.ae.encode(feature, cut, bits).numpy(), cut, bits)
+                payload = codec.encode(self.ae.encode(feature, cut, bits, width).numpy(), cut, bits)
         st.encode_ms = ms_since(t0)
         return payload, st
 
@@ -167,8 +189,18 @@ class SplitPipeline:
         if dec.cut == INPUT:
             expected = self.input_shape
             ok = int(np.prod(dec.shape[1:])) == int(np.prod(expected))
+        elif dec.mode == "codes" and dec.rawquant:
+            expected = tuple(self.quantizer.latent_shape(dec.cut))
+            ok = tuple(dec.shape[1:]) == expected
+        elif dec.mode == "codes":
+            widths = self.ae.widths(dec.cut)
+            width = dec.shape[1] if len(dec.shape) > 1 and dec.shape[1] in widths else None
+            expected = tuple(self.ae.latent_shape(dec.cut, width))
+            ok = tuple(dec.shape[1:]) == expected
+            if not ok:
+                expected = f"(W, {', '.join(map(str, expected[1:]))}) with W one of {', '.join(map(str, widths))}"
         else:
-            expected = tuple(self.ae.latent_shape(dec.cut)) if dec.mode == "codes" else self.partitioner.cut(dec.cut).shape
+            expected = self.partitioner.cut(dec.cut).shape
             ok = tuple(dec.shape[1:]) == tuple(expected)
         if not ok or len(dec.shape) < 2:
             raise CompressError(f"payload for cut {dec.cut!r} has shape {dec.shape}; expected (batch, *{expected})")
@@ -179,7 +211,7 @@ class SplitPipeline:
         dec = codec.decode(payload)
         if dec.cut == OUTPUT:
             raise PartitionError("a payload at the 'output' cut has nothing left to run on the cloud (edge-only)")
-        self.check(dec.cut, dec.bits if dec.mode == "codes" else None)
+        self.check(dec.cut, dec.bits if dec.mode == "codes" else None, rawquant=dec.rawquant)
         self.check_shape(dec)
         return dec
 
@@ -200,7 +232,8 @@ class SplitPipeline:
                 scores = self.model(x)
             else:
                 if dec.mode == "codes":
-                    feature = self.ae.decode(dec.tensor(), dec.cut, dec.bits)
+                    coder = self.quantizer if dec.rawquant else self.ae
+                    feature = coder.decode(dec.tensor(), dec.cut, dec.bits)
                 else:
                     feature = torch.from_numpy(dec.values())
                 st.decode_ms = ms_since(t0)

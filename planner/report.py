@@ -38,8 +38,8 @@ END_KINDS = tuple(s.kind for s in END_SPECS)
 PARTS = (("edge_ms", "edge", "#4c72b0"), ("rtt_ms", "RTT", "#f2c48d"), ("wire_ms", "transfer", "#dd8452"),
          ("cloud_ms", "cloud", "#55a868"))
 CLOUD_ONLY_COLOR, EDGE_ONLY_COLOR = "#c8c8c8", "#3a3a3a"
-FAMILIES = ("shared AE", "independent AEs", "raw features")
-FAMILY_STYLE = {"shared AE": ("#1f77b4", "o"), "independent AEs": ("#d62728", "s"),
+FAMILIES = ("shared AE", "independent AEs", "raw quant", "raw features")
+FAMILY_STYLE = {"shared AE": ("#1f77b4", "o"), "independent AEs": ("#d62728", "s"), "raw quant": ("#2ca02c", "D"),
                 "raw features": ("#7f7f7f", "^")}
 
 
@@ -363,12 +363,14 @@ def pareto_frame(shared: tuple[Profile, Profile], link: ConstantLink, *,
                  independent: tuple[Profile, Profile] | None = None, edge_slowdown: float = 1.0,
                  assume_loss: dict[int, float] | None = None):
     """Every candidate of the families 'shared AE' (split candidates of the shared pair), 'independent AEs'
-    (those of the independent pair) and 'raw features' (raw candidates), plus cloud-only and edge-only (family
+    (those of the independent pair), 'raw quant' (the training-free raw quantizer's) and 'raw features' (raw
+    candidates), plus cloud-only and edge-only (family
     'trivial'); `on_front` marks each family's own latency/loss Pareto front, `beaten_by_trivial` the candidates
     that cloud-only or edge-only beat on both latency and loss (DataFrame)."""
     import pandas as pd
 
-    pairs = {"shared AE": (shared, CandidateKind.SPLIT), "raw features": (shared, CandidateKind.RAW)}
+    pairs = {"shared AE": (shared, CandidateKind.SPLIT), "raw features": (shared, CandidateKind.RAW),
+             "raw quant": (shared, CandidateKind.QUANT)}
     if independent is not None:
         pairs["independent AEs"] = (independent, CandidateKind.SPLIT)
     frames = []
@@ -382,6 +384,8 @@ def pareto_frame(shared: tuple[Profile, Profile], link: ConstantLink, *,
             continue
         t = prepare(e, c, edge_slowdown=edge_slowdown, assume_loss=assume_loss).solve(link, max_loss=None).table
         t = t[t["kind"].isin(kinds)].copy()
+        if t.empty:
+            continue
         t["family"] = family
         t["on_front"] = _front(t["predicted_ms"].to_numpy(), t["accuracy_loss"].to_numpy())
         frames.append(t)
@@ -391,8 +395,8 @@ def pareto_frame(shared: tuple[Profile, Profile], link: ConstantLink, *,
     beaten = ((trivial["predicted_ms"].to_numpy()[None, :] <= lat) & (trivial["accuracy_loss"].to_numpy()[None, :]
                                                                        <= loss)).any(axis=1)
     df["beaten_by_trivial"] = beaten & (df["family"] != "trivial").to_numpy()
-    cols = ["family", "label", "kind", "cut", "bits", "dtype", "bytes", "predicted_ms", "accuracy_loss", "on_front",
-            "beaten_by_trivial"]
+    cols = ["family", "label", "kind", "cut", "bits", "width", "dtype", "bytes", "predicted_ms", "accuracy_loss",
+            "on_front", "beaten_by_trivial"]
     return df[cols]
 
 

@@ -1,7 +1,8 @@
 """Choose where to cut and how many bits to send: the latency-optimal candidate under an accuracy budget.
 
 Candidates: cloud-only (ship the input, losslessly compressed), the raw feature at every cut (float32, and
-float16 where both profiles have it), every (cut, bits) through the shared autoencoder, and edge-only.
+float16 where both profiles have it), every (cut, width, bits) through the shared autoencoder, every (cut, bits)
+through the training-free raw quantizer (where the profiles have it), and edge-only.
 Edge-side times (head, encode, serialize, input encode, whole model) come from the edge profile, cloud-side
 times (tail, decode, deserialize, input decode, whole model) from the cloud profile, payload sizes and
 accuracy from the edge profile (the cloud's where the edge's accuracy is unknown):
@@ -79,6 +80,11 @@ class Candidate:
         return self.spec.dtype
 
     @property
+    def width(self) -> int | None:
+        """The autoencoder's latent width (None: its widest, or not an autoencoder candidate)."""
+        return self.spec.width
+
+    @property
     def label(self) -> str:
         """A short name: 'cloud-only', 'edge-only', 'pool1 raw float16', 'pool1 @ 4 bits'."""
         return self.spec.label
@@ -93,7 +99,7 @@ class Candidate:
         return {"cut": self.cut, "bits": self.bits, "predicted_ms": _r(self.predicted_ms),
                 "accuracy_loss": _r(self.accuracy_loss), "loss_assumed": self.loss_assumed,
                 "feasible": self.feasible, "kind": self.kind.value,
-                "dtype": self.dtype, "bytes": _r(self.nbytes), "edge_ms": _r(self.edge_ms),
+                "dtype": self.dtype, "width": self.width, "plan": self.spec.arg, "bytes": _r(self.nbytes), "edge_ms": _r(self.edge_ms),
                 "transfer_ms": _r(self.transfer_ms), "cloud_ms": _r(self.cloud_ms)}
 
 
@@ -249,10 +255,13 @@ class _Rows:
                     self.rows.append((spec, head + e(re_.serialize_ms, "cut", ce.id, "raw", dtype, "serialize_ms"),
                                       c(rc.deserialize_ms, "cut", ce.id, "raw", dtype, "deserialize_ms") + tail,
                                       re_.bytes, lost))
-            for b, be in ce.bits.items():
-                bc, spec = cc.bits[b], CandidateSpec.split(ce.id, b)
-                self.rows.append((spec, head + e(be.encode_ms, "cut", ce.id, "bits", b, "encode_ms"),
-                                  c(bc.decode_ms, "cut", ce.id, "bits", b, "decode_ms") + tail,
+            cloud_settings = {(w, b): bc for w, b, bc in cc.settings()}
+            coded = [(CandidateSpec.split(ce.id, b, w), be, cloud_settings[(w, b)], ("bits", b) if w is None
+                      else ("widths", w, b)) for w, b, be in ce.settings()]
+            coded += [(CandidateSpec.quant(ce.id, b), be, cc.quant[b], ("quant", b)) for b, be in ce.quant.items()]
+            for spec, be, bc, where in coded:
+                self.rows.append((spec, head + e(be.encode_ms, "cut", ce.id, *where, "encode_ms"),
+                                  c(bc.decode_ms, "cut", ce.id, *where, "decode_ms") + tail,
                                   be.bytes_mean if self.payload == "mean" else be.bytes_p95,
                                   self.loss(be.accuracy, bc.accuracy, spec)))
         self.rows.append((CandidateSpec.edge_only(), e(edge.whole_model_ms, "whole_model_ms"), 0.0, 0.0, 0.0))
@@ -563,6 +572,7 @@ class Plan:
 
         df = pd.DataFrame([{**c.to_dict(), "label": c.label} for c in self.candidates])
         df["bits"] = df["bits"].astype("Int64")
+        df["width"] = df["width"].astype("Int64")
         df["chosen"] = df.index == self.index
         on_front = {c.spec for c in self.pareto}
         df["pareto"] = [c.spec in on_front for c in self.candidates]
@@ -576,6 +586,7 @@ class Plan:
         c = self.chosen
         return {"cut": c.cut, "bits": c.bits, "predicted_ms": _r(c.predicted_ms), "accuracy_loss": _r(c.accuracy_loss),
                 "breakdown": {k: _r(v) for k, v in c.breakdown.items()}, "kind": c.kind.value, "dtype": c.dtype,
+                "width": c.width, "plan": c.spec.arg,
                 "bytes": _r(c.nbytes), "objective": self.objective, "max_loss": self.max_loss,
                 "fallback_reason": self.fallback_reason, "link": self.link,
                 "assumed_loss": ({str(b): pp for b, pp in self.candidate_set.assumed_loss.items()} or None),

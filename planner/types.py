@@ -58,12 +58,18 @@ class AutoencoderKind(enum.StrEnum):
 
 class CandidateKind(enum.StrEnum):
     """How a request runs: ship the input, ship the raw feature at a cut, ship the autoencoder's codes at a cut,
-    or compute everything on the edge."""
+    ship the training-free raw quantizer's codes at a cut, or compute everything on the edge."""
 
     CLOUD_ONLY = "cloud-only"
     RAW = "raw"
     SPLIT = "split"
+    QUANT = "quant"
     EDGE_ONLY = "edge-only"
+
+    @property
+    def coded(self) -> bool:
+        """Sends b-bit codes (the autoencoder's or the raw quantizer's)."""
+        return self in (CandidateKind.SPLIT, CandidateKind.QUANT)
 
     @property
     def is_end(self) -> bool:
@@ -98,7 +104,7 @@ def check_bits(bits, trained: tuple[int, ...] | None = None, error: type[Planner
     return b
 
 
-_PLAN_ARG = re.compile(r"^(?P<cut>.+)@(?:(?P<bits>\d+)(?:w(?P<width>\d+))?|(?P<raw>raw|f32|float32|f16|float16))$")
+_PLAN_ARG = re.compile(r"^(?P<cut>.+)@(?:(?P<q>q)?(?P<bits>\d+)(?:w(?P<width>\d+))?|(?P<raw>raw|f32|float32|f16|float16))$")
 _DTYPE_TAG = {"float32": "f32", "float16": "f16"}
 
 
@@ -120,8 +126,12 @@ class CandidateSpec:
         object.__setattr__(self, "kind", CandidateKind(self.kind))
         if self.kind == CandidateKind.RAW and self.dtype not in RAW_DTYPES:
             raise PlannerError(f"a raw candidate needs a dtype in {', '.join(RAW_DTYPES)}, got {self.dtype!r}")
-        if self.kind == CandidateKind.SPLIT:
+        if self.kind.coded:
             check_bits(self.bits, error=PlannerError)
+        if self.width is not None and (self.kind != CandidateKind.SPLIT or isinstance(self.width, bool)
+                                       or not isinstance(self.width, int) or self.width < 1):
+            raise PlannerError(f"a latent width (a positive channel count) belongs to an autoencoder candidate, got "
+                               f"{self.width!r} for {self.kind.value}")
 
     @classmethod
     def cloud_only(cls) -> CandidateSpec:
@@ -138,6 +148,10 @@ class CandidateSpec:
     @classmethod
     def split(cls, cut: str, bits: int, width: int | None = None) -> CandidateSpec:
         return cls(CandidateKind.SPLIT, cut, bits, None, width)
+
+    @classmethod
+    def quant(cls, cut: str, bits: int) -> CandidateSpec:
+        return cls(CandidateKind.QUANT, cut, bits)
 
     @property
     def is_end(self) -> bool:
@@ -160,6 +174,8 @@ class CandidateSpec:
             return self.kind.value
         if self.kind == CandidateKind.RAW:
             return _DTYPE_TAG[self.dtype]
+        if self.kind == CandidateKind.QUANT:
+            return f"q{self.bits}b"
         return f"{self.bits}b" + (f" w{self.width}" if self.width is not None else "")
 
     @property
@@ -174,6 +190,8 @@ class CandidateSpec:
             return self.kind.value
         if self.kind == CandidateKind.RAW:
             return f"{self.cut} raw {self.dtype}"
+        if self.kind == CandidateKind.QUANT:
+            return f"{self.cut} quant {self.bits} bits"
         return f"{self.cut} @ {self.bits} bits" + (f", width {self.width}" if self.width is not None else "")
 
     @property
@@ -183,6 +201,8 @@ class CandidateSpec:
             return self.kind.value
         if self.kind == CandidateKind.RAW:
             return f"{self.cut}@{'raw' if self.dtype == 'float32' else _DTYPE_TAG[self.dtype]}"
+        if self.kind == CandidateKind.QUANT:
+            return f"{self.cut}@q{self.bits}"
         return f"{self.cut}@{self.bits}" + (f"w{self.width}" if self.width is not None else "")
 
     @classmethod
@@ -190,22 +210,29 @@ class CandidateSpec:
         """Read `arg` (or `label`) back: 'edge-only', 'cloud-only', 'CUT@BITS', 'CUT@BITSwW', 'CUT@raw', 'CUT@f16',
         'CUT raw float16', 'CUT @ 4 bits'."""
         if not isinstance(text, str) or not text.strip():
-            raise PlannerError("a candidate needs a name: edge-only, cloud-only, CUT@BITS, CUT@BITSwWIDTH or CUT@raw")
+            raise PlannerError("a candidate needs a name: edge-only, cloud-only, CUT@BITS, CUT@BITSwWIDTH, CUT@qBITS or "
+                               "CUT@raw")
         s = text.strip()
         if s in (CandidateKind.EDGE_ONLY, CandidateKind.CLOUD_ONLY):
             return cls.edge_only() if s == CandidateKind.EDGE_ONLY else cls.cloud_only()
-        label = re.fullmatch(r"(?P<cut>\S+) (?:raw (?P<dtype>float32|float16)|@ (?P<bits>\d+) bits"
-                             r"(?:, width (?P<width>\d+))?)", s)
+        label = re.fullmatch(r"(?P<cut>\S+) (?:raw (?P<dtype>float32|float16)|quant (?P<qbits>\d+) bits|@ (?P<bits>\d+) "
+                             r"bits(?:, width (?P<width>\d+))?)", s)
         if label:
             if label["dtype"]:
                 return cls.raw(label["cut"], label["dtype"])
+            if label["qbits"]:
+                return cls.quant(label["cut"], int(label["qbits"]))
             return cls.split(label["cut"], int(label["bits"]), _int(label["width"]))
         m = _PLAN_ARG.match(s)
         if not m or m["cut"] in (INPUT_CUT, OUTPUT_CUT):
             raise PlannerError(f"{text!r} is not a candidate: use edge-only, cloud-only, CUT@BITS (e.g. relu_5@4), "
-                               f"CUT@BITSwWIDTH (relu_5@4w8), CUT@raw or CUT@f16")
+                               f"CUT@BITSwWIDTH (relu_5@4w8), CUT@qBITS (raw quantizer), CUT@raw or CUT@f16")
         if m["raw"]:
             return cls.raw(m["cut"], "float16" if m["raw"] in ("f16", "float16") else "float32")
+        if m["q"]:
+            if m["width"]:
+                raise PlannerError(f"{text!r}: the raw quantizer (CUT@qBITS) has no latent width")
+            return cls.quant(m["cut"], int(m["bits"]))
         return cls.split(m["cut"], int(m["bits"]), _int(m["width"]))
 
     def to_dict(self) -> dict:

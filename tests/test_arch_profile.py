@@ -21,7 +21,14 @@ from planner.compress.autoencoder import (
 )
 from planner.errors import ProfileError
 from planner.partition import Partitioner
-from planner.profile.arch import ArchSettings, latent_shape, model_id, payload_bytes, profile_arch
+from planner.profile.arch import (
+    ARCH_LATENT,
+    ArchSettings,
+    latent_shape,
+    model_id,
+    payload_bytes,
+    profile_arch,
+)
 from planner.profile.schema import Profile
 from planner.profile.store import ProfileKey
 from planner.zoo import arch
@@ -69,7 +76,7 @@ def test_rule_matches_the_untrained_autoencoder_it_times(small):
     x = torch.rand(1, *SMALL)
     part = Partitioner(model, x, verify=False)
     served = select_cuts(part.cuts)
-    ae = SharedAutoencoder(AEConfig.for_cuts(served, bits=(2, 8))).eval()
+    ae = SharedAutoencoder(AEConfig.for_cuts(served, latent=ARCH_LATENT, max_reduction=4, bits=(2, 8))).eval()
     with torch.inference_mode():
         for c in served:
             feature = part.split(c.id)[0](x)
@@ -118,7 +125,7 @@ def test_latent_width_and_roles(tmp_path):
         assert c.head_ms is not None and c.tail_ms is None and c.raw["float32"].deserialize_ms is None
         for b, e in c.bits.items():
             lat = latent_shape(c.id, c.shape, 0.25)
-            assert lat[0] == max(1, round(0.25 * c.shape[0]))
+            assert lat[0] == max(1, round(0.25 * plan_cut(c.id, c.shape, 0.25, 4).entry_channels))
             assert e.bytes_mean == codec.header_size(c.id, 4) + math.ceil(math.prod(lat) * b / 8)
             assert e.encode_ms is not None and e.decode_ms is None
     assert edge.input.decode_ms is None and edge.input.encode_ms is not None

@@ -264,7 +264,7 @@ VALID = codec.encode(np.arange(24, dtype=np.uint8).reshape(2, 3, 4) % 16, CUT, 4
     (VALID[:-1] + bytes([VALID[-1] ^ 0x10]), "checksum mismatch"),
     (with_crc(header(mode=7)), "unknown mode"),
     (with_crc(header(lossless=3)), "unknown lossless"),
-    (with_crc(header(flags=0x04)), "reserved"),
+    (with_crc(header(flags=0x08)), "reserved"),
     (with_crc(header(bits=0)), "expected 1..8"),
     (with_crc(header(bits=9)), "expected 1..8"),
     (with_crc(header(mode=1, bits=4)), "both must be 0"),
@@ -376,3 +376,14 @@ def test_codec_imports_without_torch_and_never_unpickles():
 
 def test_decoded_feature_is_public():
     assert planner.DecodedFeature is codec.DecodedFeature
+
+
+def test_raw_quantizer_flag_round_trips_and_is_codes_only():
+    codes = np.arange(24, dtype=np.uint8).reshape(1, 2, 3, 4) % 8
+    data = codec.encode(codes, "relu_5", 3, rawquant=True)
+    dec = codec.decode(data)
+    assert dec.rawquant and dec.mode == "codes" and np.array_equal(dec.array, codes)
+    assert not codec.decode(codec.encode(codes, "relu_5", 3)).rawquant
+    assert len(data) == len(codec.encode(codes, "relu_5", 3))  # a flag, no extra bytes
+    with pytest.raises(CodecError, match="rawquant applies to mode 'codes' only"):
+        codec.encode(codes.astype(np.float32), "relu_5", rawquant=True)

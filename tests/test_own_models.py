@@ -146,7 +146,8 @@ def test_autoencoder_serves_odd_maps_vectors_and_tokens(tmp_path):
         rec = again.decode(codes, cid, 8)
         assert tuple(rec.shape) == (3, *shape), cid
         assert torch.allclose(rec, ae.decode(codes, cid, 8), atol=1e-2)
-    assert ae.latent_shape("b") == (4, 14, 14) and ae.latent_shape("t") == (8, 17, 1)
+    assert ae.latent_shape("b") == (8, 28, 28) and ae.latent_shape("t") == (24, 17, 1)  # half the patch channels
+    assert ae.latent_shape("v") == (32, 1, 1) and ae.widths("v") == (4, 8, 16, 32)
 
 
 def test_data_errors_name_both_shapes_and_labels_optional(tmp_path):

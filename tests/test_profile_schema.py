@@ -104,7 +104,7 @@ def test_frames_and_csv(tmp_path, pair):
     assert len(bits) == 4 * 3 and set(bits["bits"]) == {2, 4, 8}
     paths = edge.to_csv(tmp_path, stem="edge")
     assert [p.name for p in paths] == ["edge.cuts.csv", "edge.bits.csv"]
-    assert paths[1].read_text().splitlines()[0].startswith("cut,index,bits,bytes_mean")
+    assert paths[1].read_text().splitlines()[0].startswith("cut,index,method,width,bits,bytes_mean")
 
 
 def test_check_compatible(pair):

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from planner.compress.autoencoder import AEConfig, build_autoencoder, load_autoencoder, select_cuts
+from planner.compress.rawquant import RawQuantizer
 from planner.data import normalize
 from planner.errors import CompressError, ProfileError
 from planner.link import LiveEstimate, TraceLink
@@ -53,6 +54,11 @@ def make_pipeline() -> SplitPipeline:
     config = AEConfig.for_cuts(select_cuts(pipe.cuts, AE_CUTS), bits=BITS, extra={"model": "tiny"})
     pipe.ae = build_autoencoder(config).eval()
     pipe.ae.id = "tiny/shared@test"
+    x = pipe.input_tensor(np.random.default_rng(1).integers(0, 256, size=(32, 28, 28), dtype=np.uint8))
+    with torch.inference_mode():
+        feats = {c: pipe.split(c)[0](x) for c in AE_CUTS}
+    pipe.quantizer = RawQuantizer.calibrate(feats, BITS, {"model": "tiny"})
+    pipe.quantizer.id = "tiny/quant@test"
     return pipe
 
 
@@ -70,15 +76,23 @@ def make_profiles(pipe: SplitPipeline, sample: np.ndarray, *, compute_ms: float 
         if c.trivial:
             continue
         raw = {"float32": RawFormat(len(pipe.edge_encode(sample, c.id, None)[0]), _t(compute_ms), _t(compute_ms))}
-        bits = {}
+        bits, narrow, quant, widest = {}, {}, {}, None
         if c.id in pipe.ae.cuts:
-            for b in BITS:
-                n = len(pipe.edge_encode(sample, c.id, b)[0])
-                bits[b] = BitsEntry(n, n, _t(compute_ms), _t(bits_decode_ms), 90.0)
-        cuts.append(CutProfile(c.id, c.index, c.shape, c.float32_bytes, _t(compute_ms), _t(compute_ms), raw, bits))
+            def entry(**kw):
+                n = len(pipe.edge_encode(sample, c.id, **kw)[0])
+                return BitsEntry(n, n, _t(compute_ms), _t(bits_decode_ms), 90.0)
+
+            *narrower, widest = pipe.ae.widths(c.id)
+            bits = {b: entry(bits=b) for b in BITS}
+            narrow = {w: {b: entry(bits=b, width=w) for b in BITS} for w in narrower}
+            quant = {b: entry(bits=b, rawquant=True) for b in BITS}
+        cuts.append(CutProfile(c.id, c.index, c.shape, c.float32_bytes, _t(compute_ms), _t(compute_ms), raw, bits,
+                               widest, narrow, quant))
     reply = 24 + 40 + 16  # codec header + 10 float32 scores, roughly; what matters is that it is small
     common = dict(model=pipe.name, autoencoder=pipe.ae_id, settings={"batch": 1, "repeats": 1, "device": "cpu"},
-                  backbone_accuracy=90.0, bits=BITS, reply_bytes=reply, cuts=tuple(cuts))
+                  backbone_accuracy=90.0, bits=BITS, reply_bytes=reply, cuts=tuple(cuts),
+                  widths=tuple(sorted({w for c in AE_CUTS for w in pipe.ae.widths(c)})), quantizer=pipe.quant_id,
+                  quant_bits=BITS)
     device = {"cpu": "test", "physical_cores": 1, "logical_cores": 1, "threads": 1, "freq_mhz": None,
               "memory_gb": None, "os": None, "torch": None, "gpu": None, "cpu_quota": None}
     inp = InputProfile((1, 28, 28), 784, float(len(pipe.edge_encode(sample, "input", None)[0])),
@@ -119,10 +133,10 @@ def client(pipe, profiles, address, **kw) -> EdgeClient:
     return EdgeClient(pipe, *profiles, **{**opts, **kw})
 
 
-def local_scores(pipe, raw, cut, bits) -> np.ndarray:
+def local_scores(pipe, raw, cut, bits, width=None, rawquant=False) -> np.ndarray:
     if cut == "output":
         return pipe.edge_local(raw)[0].numpy()
-    return pipe.cloud_decode(pipe.edge_encode(raw, cut, bits)[0])[0].numpy()
+    return pipe.cloud_decode(pipe.edge_encode(raw, cut, bits, width=width, rawquant=rawquant)[0])[0].numpy()
 
 
 def test_round_trip_equals_local_for_every_candidate(pipe, images, profiles, server):
@@ -130,13 +144,16 @@ def test_round_trip_equals_local_for_every_candidate(pipe, images, profiles, ser
     full = pipe.model(pipe.input_tensor(raw)).detach().numpy()
     with client(pipe, profiles, server[1]) as edge:
         cs = edge.candidates
-        assert {"cloud-only", "raw", "split", "edge-only"} <= {s.kind for s in cs.specs}
+        assert {"cloud-only", "raw", "split", "quant", "edge-only"} <= {s.kind for s in cs.specs}
+        assert {s.width for s in cs.specs if s.cut == "pool1" and s.kind == "split"} == {None, 4, 8}
         for i in range(len(cs)):
             choice = cs.specs[i]
             r = edge.infer(raw, choice=choice)
             assert r.error is None and not r.fallback, (choice, r)
             assert (r.cut, r.bits, r.kind) == (cs.specs[i].cut, cs.specs[i].bits, cs.specs[i].kind)
-            np.testing.assert_allclose(r.scores, local_scores(pipe, raw, cs.specs[i].cut, cs.specs[i].bits), atol=1e-5)
+            assert r.spec == choice and Result.from_dict(r.to_dict()).spec == choice  # the width is recorded
+            np.testing.assert_allclose(r.scores, local_scores(pipe, raw, choice.cut, choice.bits, choice.width,
+                                                              choice.kind == "quant"), atol=1e-5)
             if cs.specs[i].bits is None:  # lossless candidates give the full model's output
                 np.testing.assert_allclose(r.scores, full, atol=1e-5)
             assert r.prediction == int(np.argmax(r.scores))
@@ -346,7 +363,8 @@ def test_run_report_round_trips_json():
     rep = RunReport([r, f, e], "m", "e.json", "c.json", LiveEstimate("1mbit").describe())
     d = rep.to_dict(results=True)
     assert d["accuracy"] == pytest.approx(100 / 3, abs=1e-3) and d["fallbacks"] == 1 and d["errors"] == 1
-    assert d["plans"] == [{"cut": "input", "bits": None, "kind": "cloud-only", "dtype": None, "label": "cloud-only",
+    assert d["plans"] == [{"cut": "input", "bits": None, "kind": "cloud-only", "dtype": None, "width": None,
+                           "label": "cloud-only",
                            "count": 1, "measured_ms_median": 6.0, "predicted_ms_median": 5.0}]
     assert d["measured_ms_median"] == 8.0  # answered requests only (the error has no answer)
     assert [Result.from_dict(x).to_dict() for x in d["results"]] == d["results"]

@@ -12,7 +12,7 @@ from planner.compress.train import (
     calibrate_scales,
     evaluate,
     recalibrate_bn,
-    sandwich,
+    settings_sandwich,
     step_loss,
     train,
 )
@@ -54,13 +54,13 @@ def test_toy_cuts_served(toy):
     assert [c.shape for c in backbone.cuts] == [(8, 28, 28), (8, 14, 14), (16, 14, 14), (16, 7, 7)]
 
 
-def test_sandwich_rule():
+def test_sandwich_rule_over_widths_and_bits():
     rng = random.Random(0)
     for _ in range(20):
-        chosen = sandwich((2, 3, 4, 6, 8), 3, rng)
-        assert chosen[0] == 2 and chosen[-1] == 8 and len(chosen) == 3
-    assert sandwich((2, 4, 8), 5, rng) == [2, 4, 8]
-    assert len(sandwich((2, 4, 8), 1, rng)) == 1
+        chosen = settings_sandwich((4, 8, 16), (2, 3, 4, 6, 8), 3, rng)
+        assert chosen[0] == (4, 2) and chosen[-1] == (16, 8) and len(chosen) == 3
+    assert settings_sandwich((4,), (2, 4, 8), 5, rng) == [(4, 2), (4, 4), (4, 8)]
+    assert len(settings_sandwich((4, 8), (2, 4, 8), 1, rng)) == 1
 
 
 @pytest.mark.parametrize("kind", ["shared", "independent"])
@@ -73,7 +73,7 @@ def test_short_training_lowers_the_loss(toy, kind):
     def loss():
         torch.manual_seed(1)
         with torch.no_grad():
-            return sum(float(step_loss(ae.train(), backbone, *probe, c, (2, 8), cfg)) for c in ae.cuts)
+            return sum(float(step_loss(ae.train(), backbone, *probe, c, ((ae.widths(c)[0], 2), (ae.widths(c)[-1], 8)), cfg)) for c in ae.cuts)
 
     before = loss()
     train(ae, backbone, x, y, cfg, progress=False)
@@ -108,10 +108,8 @@ def test_bn_recalibration_is_per_cut_and_bitwidth(toy):
         before = ae.eval().decode(ae.encode(feature, ae.cuts[0], 4), ae.cuts[0], 4)
     recalibrate_bn(ae, backbone, x, batches=3, batch_size=64)
     assert not ae.training
-    for bn in ae.enc_bn:
-        assert (bn.num_batches == 3).all()  # one slot per cut in the encoder
     for bn in ae.dec_bn:
-        assert bn.num_batches.shape == (4, 3) and (bn.num_batches == 3).all()  # per cut and bitwidth
+        assert bn.num_batches.shape == (4, 3) and (bn.num_batches == 3).all()  # per cut and (width, bits)
         assert not torch.allclose(bn.running_mean[0, 0], bn.running_mean[0, 2])  # 2 bits != 8 bits statistics
     with torch.inference_mode():
         after = ae.decode(ae.encode(feature, ae.cuts[0], 4), ae.cuts[0], 4)
@@ -123,7 +121,7 @@ def test_evaluate_reports_backbone_and_every_pair(toy):
     ae = _fresh(backbone, x).eval()
     result = evaluate(ae, backbone, x[:100], y[:100], bits=[2, 8])
     assert result["backbone"] == 100.0  # labels are the backbone's own predictions
-    assert set(result["rows"]) == {(c, b) for c in ae.cuts for b in (2, 8)}
+    assert set(result["rows"]) == {(c, w, b) for c in ae.cuts for w in ae.widths(c) for b in (2, 8)}
 
 
 def test_cli_train_ae_smoke(tmp_path):
@@ -135,10 +133,11 @@ def test_cli_train_ae_smoke(tmp_path):
         pytest.skip("needs the committed resnet-fmnist weights and Fashion-MNIST")
     out = tmp_path / "resnet-fmnist-shared.pt"
     rc = main(["train-ae", "--model", "resnet-fmnist", "--cuts", "relu_5,relu_7", "--bits", "2,8", "--steps", "3",
-               "--limit", "300", "--recal-batches", "1", "--val-limit", "50", "--threads", "1", "--no-progress",
+               "--widths", "8", "--limit", "300", "--recal-batches", "1", "--val-limit", "50", "--threads", "1", "--no-progress",
                "--out", str(out), "--checkpoint", str(tmp_path / "c.ckpt")])
     assert rc == 0
     card = json.loads(out.with_suffix(".json").read_text())
-    assert card["train"]["steps"] == 3 and set(card["val_accuracy"]) == {"relu_5@2", "relu_5@8", "relu_7@2", "relu_7@8"}
+    assert card["train"]["steps"] == 3 and set(card["val_accuracy"]) == {
+        f"{c}@{b}w{w}" for c in ("relu_5", "relu_7") for w in (8, 32) for b in (2, 8)}
     ae = load_autoencoder_file(out)
     assert ae.id == card["id"] and ae.cuts == ["relu_5", "relu_7"] and ae.bits == (2, 8)

@@ -14,6 +14,7 @@ COMMANDS = [
     "evaluate",
     "train_backbone",
     "train_ae",
+    "calibrate_quant",
     "export",
     "profile",
     "plan",

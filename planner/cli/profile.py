@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from planner.cli._model import add_data_args, add_model_args, data_from_args, model_from_args
+from planner.config import ARCH_LATENT
 from planner.profile.store import ProfileKey
 from planner.types import AutoencoderKind, Role
 
@@ -20,7 +21,7 @@ def register(sub) -> None:
     arch.add_argument("--arch", default=None, help="profile an architecture instead of --model: resnet18, resnet50, "
                                                    "mobilenet_v2, vgg16, vgg16_bn or torchvision:NAME")
     arch.add_argument("--input", default=None, metavar="CxHxW", help="input shape for --arch (default 3x224x224)")
-    arch.add_argument("--latent", type=float, default=8,
+    arch.add_argument("--latent", type=float, default=ARCH_LATENT,
                       help="latent width of the assumed autoencoder: channels (>= 1) or a fraction of C (default 8)")
     arch.add_argument("--bits", default=None, help="bitwidths for --arch, e.g. 2,4,8 (default 2,3,4,6,8)")
     arch.add_argument("--input-format", default="jpeg_q90", choices=["raw", "jpeg_q90", "jpeg_q75", "png"],
@@ -39,6 +40,9 @@ def register(sub) -> None:
                         "marked so, as `planner run --edge-slowdown K` stretches every edge computation")
     p.add_argument("--cpu-quota", type=float, default=None,
                    help="emulate a weak edge: run the edge side on this fraction of one core (root, cgroups)")
+    p.add_argument("--quantizer", default="auto", metavar="FILE|auto|none",
+                   help="raw-quantizer calibration from `planner calibrate-quant --out` (its candidates CUT@qBITS); "
+                        "auto: a zoo model's committed one, none for your own model")
     p.add_argument("--autoencoder", default=None, metavar="FILE|shared|independent|none",
                    help="autoencoder file from `planner train-ae --out`, a zoo model's committed shared/independent "
                         "one, or none (raw cuts only); default: shared for the zoo, none for your own model")
@@ -101,7 +105,7 @@ def run(args) -> int:
     loaded = model_from_args(args)
     autoencoder = args.autoencoder or ("shared" if loaded.zoo else "none")
     data = data_from_args(args, loaded, split="test")
-    pipeline = SplitPipeline.from_model(loaded, autoencoder)
+    pipeline = SplitPipeline.from_model(loaded, autoencoder, args.quantizer)
     settings = ProfileSettings(role=args.role, threads=args.threads, batch=args.batch, repeats=args.repeats,
                                max_seconds=args.max_seconds, device=args.device, cpu_quota=args.cpu_quota,
                                payload_samples=args.payload_samples, accuracy_limit=args.accuracy_limit,

@@ -17,6 +17,9 @@ def register(sub) -> None:
     p = sub.add_parser("run", help="run test images through the planned edge/cloud split and measure every request")
     add_model_args(p)
     add_data_args(p)
+    p.add_argument("--quantizer", default="auto", metavar="FILE|auto|none",
+                   help="raw-quantizer calibration from `planner calibrate-quant --out` (its candidates CUT@qBITS); "
+                        "auto: a zoo model's committed one, none for your own model")
     p.add_argument("--autoencoder", default=None, metavar="FILE|shared|independent|none",
                    help="autoencoder the edge encodes with (default: the zoo's committed one the edge profile names)")
     p.add_argument("--cloud", default="127.0.0.1:7000",
@@ -44,7 +47,8 @@ def register(sub) -> None:
                    help="emulate a weak edge K times slower, deterministically (no root): every edge computation "
                         "of t is followed by a wait of (K-1)t, and the plan uses the profile scaled by K")
     p.add_argument("--plan", default=None, metavar="CANDIDATE",
-                   help="pin one candidate instead of planning: edge-only, cloud-only, CUT@BITS, CUT@raw, CUT@f16")
+                   help="pin one candidate instead of planning: edge-only, cloud-only, CUT@BITS (the widest latent "
+                        "width), CUT@BITSwW (width W), CUT@qBITS (the raw quantizer), CUT@raw, CUT@f16")
     p.add_argument("--no-calibrate", action="store_true",
                    help="plan on the profiles as they are (default: correct them online with what requests measure)")
     p.add_argument("--explore", type=float, default=0.05,
@@ -121,7 +125,7 @@ def run(args) -> int:
     estimate = LiveEstimate(parse_bandwidth(start), args.rtt, method=args.estimator)
 
     token = args.token or os.environ.get("PLANNER_TOKEN")
-    pipeline = pipeline_for_profile(loaded, edge_profile, args.autoencoder)
+    pipeline = pipeline_for_profile(loaded, edge_profile, args.autoencoder, args.quantizer)
     x, y, metric = _samples(args, loaded, pipeline)
     server, address = None, args.cloud
     try:

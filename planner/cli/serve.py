@@ -63,6 +63,9 @@ def register(sub) -> None:
                    help="seconds a client has for a whole frame (and for its HELLO after connecting)")
     p.add_argument("--idle-timeout", type=check.positive_seconds, default=300.0,
                    help="seconds an idle connection is kept")
+    p.add_argument("--quantizer", default="auto", metavar="FILE|auto|none",
+                   help="raw-quantizer calibration from `planner calibrate-quant --out` (its candidates CUT@qBITS); "
+                        "auto: a zoo model's committed one, none for your own model")
     p.add_argument("--autoencoder", default=None, metavar="FILE|shared|independent|none",
                    help="autoencoder to decode with: a file from `planner train-ae --out`, a zoo model's committed "
                         "shared/independent one, or none (raw features only); default shared for the zoo, else none")
@@ -130,7 +133,7 @@ def run(args) -> int:
                  f"Ray Serve, {backend.replicas} replicas")
     try:
         handler = backend.start() if backend else make_cloud_handler(loaded, autoencoder, runtime=args.runtime,
-                                                                           onnx=args.onnx)
+                                                                           onnx=args.onnx, quantizer=args.quantizer)
         server = CloudServer(handler, host=args.host, port=args.port, max_frame=args.max_frame, workers=workers,
                              token=args.token, read_timeout=args.read_timeout, idle_timeout=args.idle_timeout,
                              max_connections=args.max_connections, max_unauthenticated=args.max_unauthenticated,

@@ -3,8 +3,10 @@ baseline) of any model, by distillation from the frozen model (labels, when the 
 
 from __future__ import annotations
 
+import argparse
+
 from planner.cli._model import add_data_args, add_model_args, data_from_args, model_from_args
-from planner.config import DEFAULT_LATENT
+from planner.config import DEFAULT_LATENT, DEFAULT_WIDTHS
 from planner.types import AutoencoderKind
 
 
@@ -19,13 +21,16 @@ def register(sub) -> None:
                                                 "after an activation or pooling, see `planner cuts`)")
     p.add_argument("--bits", default="2,3,4,6,8", help="bitwidths to train for (1..8)")
     p.add_argument("--latent", type=float, default=DEFAULT_LATENT,
-                   help="latent channels per cut: a count (>= 1) or a fraction of the cut's channels (< 1)")
-    p.add_argument("--width", type=int, default=32, help="encoder trunk width")
-    p.add_argument("--decoder-width", type=int, default=32)
+                   help="widest latent width per cut: a channel count (>= 1) or a fraction (< 1) of the channels "
+                        "entering the encoder")
+    p.add_argument("--widths", default=",".join(map(str, DEFAULT_WIDTHS)),
+                   help="latent widths served (comma-separated channel counts; each cut: those below its widest)")
+    p.add_argument("--width", type=int, default=32, help=argparse.SUPPRESS)
+    p.add_argument("--decoder-width", type=int, default=48, help="decoder trunk width (runs in the cloud)")
     p.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the recipe's)")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--bits-per-step", type=int, default=None, help="sandwich size: lowest + highest + random")
+    p.add_argument("--bits-per-step", type=int, default=None, help="(width, bits) settings per step: smallest + largest + random")
     p.add_argument("--ce-weight", type=float, default=None, help="weight of the label cross-entropy (default 0.5)")
     p.add_argument("--recal-batches", type=int, default=None, help="batches for the BN recalibration (default 20)")
     p.add_argument("--val-limit", type=int, default=2000, help="validation images scored for the weights card")
@@ -57,7 +62,7 @@ def run(args) -> int:
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     kind = AutoencoderKind.INDEPENDENT if args.independent else AutoencoderKind.SHARED
     cut_ids = [c for c in args.cuts.split(",") if c] if args.cuts else None
-    options = dict(variant=args.variant, latent=args.latent, width=args.width, decoder_width=args.decoder_width,
+    options = dict(variant=args.variant, latent=args.latent, widths=_widths(args.widths), width=args.width, decoder_width=args.decoder_width,
                    bits=parse_bits(args.bits), cut_ids=cut_ids, cfg=cfg, threads=args.threads, out=args.out,
                    checkpoint=args.checkpoint, resume=args.resume, progress=not args.no_progress,
                    stop_after=args.stop_after, command="planner " + shlex.join(sys.argv[1:]))
@@ -74,6 +79,18 @@ def run(args) -> int:
     t, metric = card["train"], card["metric"]
     accs = card[f"val_{metric}"].values()
     print(f"{card['id']}: {card['params']['total']} params, trained in {t['train_seconds'] / 60:.1f} min; "
-          f"validation {metric} {min(accs):.2f}..{max(accs):.2f}% over {len(accs)} (cut, bits) pairs "
+          f"validation {metric} {min(accs):.2f}..{max(accs):.2f}% over {len(accs)} (cut, width, bits) settings "
           f"(backbone {card[f'val_backbone_{metric}']:.2f}%); served cuts {', '.join(card['served_cuts'])}")
     return 0
+
+
+def _widths(text: str) -> tuple[int, ...]:
+    from planner.errors import CompressError
+
+    try:
+        values = tuple(int(t) for t in text.replace(" ", "").split(",") if t)
+    except ValueError:
+        raise CompressError(f"--widths {text!r}: expected channel counts joined by commas, e.g. 4,8,16,32") from None
+    if not values or min(values) < 1:
+        raise CompressError(f"--widths {text!r}: give at least one positive channel count, e.g. 4,8,16,32")
+    return values

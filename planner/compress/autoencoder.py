@@ -1,24 +1,27 @@
-"""One autoencoder whose weights serve every cut of a backbone, quantized to a bitwidth chosen per call.
+"""One autoencoder whose weights serve every cut of a backbone, at a latent width and a bitwidth chosen per call.
 
 Topology (the same for every cut, so every shared tensor serves every cut):
 
-    encoder  x / scale -> [space-to-depth 2x2 if s1] -> entry 1x1 (k*C -> We) -> BN ReLU
-             -> conv3x3 stride s2 -> BN ReLU -> conv3x3 -> BN ReLU -> conv1x1 (We -> L) -> sigmoid -> b-bit codes
-    decoder  codes / (2^b - 1) -> conv1x1 (L -> Wd) -> BN ReLU -> conv3x3 -> BN ReLU
-             -> [nearest upsample if s2] conv3x3 -> BN ReLU -> exit 1x1 (Wd -> k*C) -> [depth-to-space if s1]
-             -> ReLU (for non-negative features) -> * scale
+    encoder  x / scale -> [space-to-depth 2x2 if the cut is reduced] -> 1x1 conv (k*C -> w) -> per-cut gain and
+             bias -> sigmoid -> b-bit codes                                   (the edge's whole cost: one matmul)
+    decoder  codes / (2^b - 1) -> 1x1 conv (w -> Wd) -> BN ReLU -> conv3x3 -> BN ReLU -> conv3x3 -> BN ReLU
+             -> 1x1 conv (Wd -> k*C) -> [depth-to-space] -> ReLU (for non-negative features) -> * scale
 
-Vectors (D) and token sequences (T x D) are served by the same network viewed as maps: D x 1 x 1 and
-D x T x 1 (channels = features, the 3x3 convolutions then run along the tokens).
-Per cut, (s1, s2) reduce the spatial size by 1, 2 or 4 (large maps shrink to about 7x7; k = 4 when s1 = 2)
-and L is the cut's latent width. Everything at full resolution is a 1x1 (patch) projection, so the 3x3 trunk
-only runs at 1/4 or 1/16 of the pixels. Two ways to serve cuts of different widths:
-- ``slim`` (default): entry, exit and latent convs are sized for the widest cut; a cut uses the leading
-  slice of the same tensors (slimmable convolution); per cut only BatchNorm affine parameters;
-- ``adapter``: entry and exit are small per-cut 1x1 convs around the same shared trunk.
-BatchNorm affine parameters are per cut; running statistics are per cut in the encoder and per cut and
-bitwidth in the decoder (after the quantizer). The independent baseline (`IndependentAutoencoders`) is the
-same class instantiated once per cut, so parameter counts and accuracy compare like for like.
+The encoder is deliberately linear and light: the edge is the weak side, and at the earliest cuts the head is
+one convolution, so an encoder costlier than that would eat the time it saves. The capacity sits in the decoder,
+which runs in the cloud. Eval-mode encoders fold the input scale, the gain and the bias into one convolution.
+
+Latent width is the second run-time knob (slimmable channels): width w uses the leading w latent channels of
+the same tensors, so the widths are nested and one set of weights serves every (cut, width, bits). The widths a
+cut serves are `AEConfig.widths` capped at its widest, `latent_channels` (the config's `latent`, a channel count
+or a fraction of k*C). Vectors (D) and token sequences (T x D) are served by the same network viewed as maps:
+D x 1 x 1 and D x T x 1. Per cut, the reduction r is 1, 2 (the default at most) or 4: an r x r space-to-depth that
+keeps both sides >= min_side.
+`slim` (default): the entry and exit convs are sized for the widest cut and sliced per cut; `adapter`: the exit
+is a small per-cut 1x1 conv around the same shared trunk. Gains, biases and BatchNorm affine parameters are per
+cut; decoder running statistics are per cut and (width, bits). The independent baseline
+(`IndependentAutoencoders`) is the same class instantiated once per cut, so counts and accuracy compare like for
+like.
 """
 
 from __future__ import annotations
@@ -34,15 +37,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from planner.compress.quantize import check_bits, fake_quantize, from_codes, to_codes
-from planner.config import DEFAULT_BITS, DEFAULT_LATENT
+from planner.compress.quantize import check_bits, fake_quantize, from_codes, levels, to_codes
+from planner.config import DEFAULT_BITS, DEFAULT_LATENT, DEFAULT_WIDTHS
 from planner.errors import CompressError
 from planner.types import AutoencoderKind
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 VARIANTS = ("slim", "adapter")
 KINDS = tuple(k.value for k in AutoencoderKind.trained())
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: linear encoder, slimmable latent widths (version 1 files: retrain)
 
 # Producers whose output is a block output after its activation (or a pooling of one): the cuts worth serving.
 _ACTIVATIONS = {"ReLU", "relu", "ReLU6", "relu6", "LeakyReLU", "leaky_relu", "GELU", "gelu", "SiLU", "silu",
@@ -130,13 +133,17 @@ def from_map(y: torch.Tensor, feature_shape: Sequence[int] | None) -> torch.Tens
 
 @dataclass
 class CutSpec:
-    """How the autoencoder treats one cut: its feature shape, spatial reduction and latent width."""
+    """How the autoencoder treats one cut: its feature shape, spatial reduction and latent widths."""
 
     id: str
     shape: tuple[int, int, int]  # (C, H, W) of the feature (or of its map view), per sample
     reduction: int  # 1, 2 or 4
-    latent_channels: int
+    latent_channels: int  # the widest latent width of this cut
     feature_shape: tuple[int, ...] | None = None  # (T, D) or (D,) when the feature is not a map
+    widths: tuple[int, ...] = ()  # the latent widths served, ascending, the last = latent_channels
+
+    def __post_init__(self):
+        self.widths = tuple(sorted({int(w) for w in self.widths} | {int(self.latent_channels)}))
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -144,31 +151,39 @@ class CutSpec:
         return tuple(self.feature_shape) if self.feature_shape else tuple(self.shape)
 
     @property
-    def strides(self) -> tuple[int, int]:
-        return (2 if self.reduction >= 2 else 1, 2 if self.reduction >= 4 else 1)
-
-    @property
     def mid_size(self) -> tuple[int, int]:
-        s1 = self.strides[0]
-        return (-(-self.shape[1] // s1), -(-self.shape[2] // s1))
+        r = self.reduction
+        return (-(-self.shape[1] // r), -(-self.shape[2] // r))
 
     @property
     def entry_channels(self) -> int:
-        """Channels entering the 1x1 entry conv: C, or 4C after a 2x2 space-to-depth."""
-        return self.shape[0] * self.strides[0] ** 2
+        """Channels entering the 1x1 entry conv: C * reduction^2 (after the space-to-depth)."""
+        return self.shape[0] * self.reduction ** 2
 
     @property
     def latent_shape(self) -> tuple[int, int, int]:
-        s2 = self.strides[1]
-        h, w = self.mid_size
-        return (self.latent_channels, -(-h // s2), -(-w // s2))
+        """Per-sample code shape at the widest width."""
+        return self.latent_shape_at(None)
+
+    def latent_shape_at(self, width: int | None) -> tuple[int, int, int]:
+        """Per-sample code shape at `width` (None: the widest)."""
+        return (self.width(width), *self.mid_size)
+
+    def width(self, width: int | None) -> int:
+        """`width` checked to be one this cut serves (None: the widest)."""
+        if width is None:
+            return self.latent_channels
+        if isinstance(width, bool) or not isinstance(width, int) or width not in self.widths:
+            raise CompressError(f"cut {self.id!r} serves latent widths {', '.join(map(str, self.widths))}, "
+                                f"not {width!r}")
+        return width
 
 
-def plan_cut(cut_id: str, shape: Sequence[int], latent: float = DEFAULT_LATENT, max_reduction: int = 4,
-             min_side: int = 7) -> CutSpec:
-    """The reduction (largest power of two <= max_reduction that keeps both sides >= min_side) and the
-    latent width (`latent` channels if an integer >= 1, else that fraction of C) of one cut. Token sequences and
-    vectors are planned on their map view (`as_map_shape`)."""
+def plan_cut(cut_id: str, shape: Sequence[int], latent: float = DEFAULT_LATENT, max_reduction: int = 2,
+             min_side: int = 7, widths: Sequence[int] = DEFAULT_WIDTHS) -> CutSpec:
+    """The reduction (the largest power of two <= max_reduction that keeps both sides >= min_side), the widest
+    latent width (`latent` channels if an integer >= 1, else that fraction of the entry channels k*C, at most
+    k*C) and the narrower `widths` of one cut. Token sequences and vectors are planned on their map view."""
     feature = tuple(int(s) for s in shape)
     c, h, w = as_map_shape(feature)
     if max_reduction not in (1, 2, 4):
@@ -178,8 +193,12 @@ def plan_cut(cut_id: str, shape: Sequence[int], latent: float = DEFAULT_LATENT, 
         r *= 2
     if latent <= 0:
         raise CompressError(f"latent width must be positive (a channel count or a fraction of C), got {latent}")
-    lat = int(latent) if latent >= 1 else round(latent * c)
-    return CutSpec(cut_id, (c, h, w), r, max(1, min(lat, c)), None if len(feature) == 3 else feature)
+    k = c * r * r
+    lat = max(1, min(int(latent) if latent >= 1 else round(latent * k), k))
+    if any(isinstance(x, bool) or not isinstance(x, int) or x < 1 for x in widths):
+        raise CompressError(f"latent widths must be positive integers, got {list(widths)}")
+    return CutSpec(cut_id, (c, h, w), r, lat, None if len(feature) == 3 else feature,
+                   tuple(x for x in widths if x < lat))
 
 
 @dataclass
@@ -189,11 +208,12 @@ class AEConfig:
     cuts: list[CutSpec]
     bits: tuple[int, ...] = DEFAULT_BITS
     variant: str = "slim"
-    width: int = 32  # encoder trunk width
-    decoder_width: int = 32
-    latent: float = DEFAULT_LATENT  # as given by the user: a channel count, or a fraction of each cut's channels
-    max_reduction: int = 4
+    width: int = 32  # unused by the linear encoder; kept in the file for the record
+    decoder_width: int = 48
+    latent: float = DEFAULT_LATENT  # the widest width as given: a channel count, or a fraction of k*C
+    max_reduction: int = 2
     min_side: int = 7
+    widths: tuple[int, ...] = DEFAULT_WIDTHS  # the latent widths served (each cut: those below its widest, + it)
     extra: dict = field(default_factory=dict)  # free-form notes (the backbone's name, ...)
 
     def __post_init__(self):
@@ -202,20 +222,22 @@ class AEConfig:
         if not self.cuts:
             raise CompressError("an autoencoder needs at least one cut")
         self.bits = tuple(sorted({check_bits(b) for b in self.bits}))
+        self.widths = tuple(sorted({int(w) for w in self.widths}))
         self.cuts = [c if isinstance(c, CutSpec) else CutSpec(c["id"], tuple(c["shape"]), c["reduction"],
-                                                               c["latent_channels"], c.get("feature_shape"))
+                                                               c["latent_channels"], c.get("feature_shape"),
+                                                               tuple(c.get("widths", ())))
                      for c in self.cuts]
         for c in self.cuts:
             c.shape = tuple(int(s) for s in c.shape)
             c.feature_shape = tuple(int(s) for s in c.feature_shape) if c.feature_shape else None
 
     @classmethod
-    def for_cuts(cls, cuts: Sequence, latent: float = DEFAULT_LATENT, max_reduction: int = 4, min_side: int = 7,
-                 **kw) -> AEConfig:
+    def for_cuts(cls, cuts: Sequence, latent: float = DEFAULT_LATENT, max_reduction: int = 2, min_side: int = 7,
+                 widths: Sequence[int] = DEFAULT_WIDTHS, **kw) -> AEConfig:
         """A config serving `cuts` (Cut objects or (id, (C, H, W)) pairs)."""
         pairs = [(c.id, c.shape) if hasattr(c, "id") else c for c in cuts]
-        specs = [plan_cut(cid, shape, latent, max_reduction, min_side) for cid, shape in pairs]
-        return cls(specs, latent=latent, max_reduction=max_reduction, min_side=min_side, **kw)
+        specs = [plan_cut(cid, shape, latent, max_reduction, min_side, widths) for cid, shape in pairs]
+        return cls(specs, latent=latent, max_reduction=max_reduction, min_side=min_side, widths=tuple(widths), **kw)
 
     def only(self, cut_id: str) -> AEConfig:
         """The same config restricted to one cut (an independent autoencoder)."""
@@ -224,18 +246,18 @@ class AEConfig:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d["bits"] = list(self.bits)
+        d["bits"], d["widths"] = list(self.bits), list(self.widths)
         for c in d["cuts"]:
-            c["shape"] = list(c["shape"])
+            c["shape"], c["widths"] = list(c["shape"]), list(c["widths"])
             if c["feature_shape"] is None:
-                del c["feature_shape"]  # map cuts: the format the committed weights were written in
+                del c["feature_shape"]
             else:
                 c["feature_shape"] = list(c["feature_shape"])
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> AEConfig:
-        return cls(**{**d, "bits": tuple(d["bits"])})
+        return cls(**{**d, "bits": tuple(d["bits"]), "widths": tuple(d.get("widths", ()))})
 
 
 class MultiBatchNorm(nn.Module):
@@ -268,6 +290,14 @@ class MultiBatchNorm(nn.Module):
                             self.bias[cut], self.training, momentum, self.eps)
 
 
+def _version(t: torch.Tensor) -> int:
+    """A tensor's in-place version counter (inference tensors have none: -1)."""
+    try:
+        return t._version
+    except RuntimeError:
+        return -1
+
+
 def _conv_weight(out_ch: int, in_ch: int, k: int) -> nn.Parameter:
     w = torch.empty(out_ch, in_ch, k, k)
     nn.init.kaiming_normal_(w, mode="fan_out", nonlinearity="relu")
@@ -287,10 +317,11 @@ class _Serves:
 
 
 class SharedAutoencoder(_Serves, nn.Module):
-    """One encoder/decoder pair serving every cut in `config.cuts` at every bitwidth in `config.bits`.
+    """One encoder/decoder pair serving every cut in `config.cuts` at every latent width and bitwidth.
 
-    `encode(feature, cut, bits)` -> uint8 codes (N, *latent_shape(cut)); `decode(codes, cut, bits)` -> the
-    reconstructed float feature. `forward` is the training path (fake quantization, straight-through)."""
+    `encode(feature, cut, bits, width)` -> uint8 codes (N, width, h, w); `decode(codes, cut, bits)` -> the
+    reconstructed float feature (the width is the codes' channel count). `forward` is the training path (fake
+    quantization, straight-through)."""
 
     kind = "shared"
 
@@ -299,38 +330,49 @@ class SharedAutoencoder(_Serves, nn.Module):
         self.config = config
         self.id = ""
         specs = config.cuts
-        n, we, wd = len(specs), config.width, config.decoder_width
+        n, wd = len(specs), config.decoder_width
         cmax = max(s.entry_channels for s in specs)
         lmax = max(s.latent_channels for s in specs)
         self._index = {s.id: i for i, s in enumerate(specs)}
-        self._slot = {b: j for j, b in enumerate(config.bits)}
-        if config.variant == "slim":
-            self.entry = _conv_weight(we, cmax, 1)
-            self.exit = _conv_weight(cmax, wd, 1)
-            self.exit_bias = nn.Parameter(torch.zeros(cmax))
-        else:
-            self.entry_adapters = nn.ParameterList([_conv_weight(we, s.entry_channels, 1) for s in specs])
-            self.exit_adapters = nn.ParameterList([_conv_weight(s.entry_channels, wd, 1) for s in specs])
-            self.exit_biases = nn.ParameterList([nn.Parameter(torch.zeros(s.entry_channels)) for s in specs])
-        self.enc1 = _conv_weight(we, we, 3)
-        self.enc2 = _conv_weight(we, we, 3)
-        self.to_latent = _conv_weight(lmax, we, 1)
-        self.to_latent_bias = nn.Parameter(torch.zeros(lmax))
+        self._slots = [{(w, b): j for j, (w, b) in enumerate((w, b) for w in s.widths for b in config.bits)}
+                       for s in specs]
+        slots = max(len(s) for s in self._slots)
+        self.entry = nn.Parameter(torch.randn(lmax, cmax) / math.sqrt(cmax))
+        self.gain = nn.Parameter(torch.ones(n, lmax))
+        self.bias = nn.Parameter(torch.zeros(n, lmax))
         self.from_latent = _conv_weight(wd, lmax, 1)
         self.dec1 = _conv_weight(wd, wd, 3)
         self.dec2 = _conv_weight(wd, wd, 3)
-        self.enc_bn = nn.ModuleList([MultiBatchNorm(we, n) for _ in range(3)])
-        self.dec_bn = nn.ModuleList([MultiBatchNorm(wd, n, len(config.bits)) for _ in range(3)])
+        if config.variant == "slim":
+            self.exit = _conv_weight(cmax, wd, 1)
+            self.exit_bias = nn.Parameter(torch.zeros(cmax))
+        else:
+            self.exit_adapters = nn.ParameterList([_conv_weight(s.entry_channels, wd, 1) for s in specs])
+            self.exit_biases = nn.ParameterList([nn.Parameter(torch.zeros(s.entry_channels)) for s in specs])
+        self.dec_bn = nn.ModuleList([MultiBatchNorm(wd, n, slots) for _ in range(3)])
         self.register_buffer("scale", torch.ones(n))
         self.register_buffer("nonneg", torch.ones(n, dtype=torch.bool))
+        self._folded: dict[tuple[int, int], tuple[tuple, tuple[torch.Tensor, torch.Tensor]]] = {}
+
+    def train(self, mode: bool = True):
+        self._folded = {}  # the eval-mode encoders are folded from the weights: refold after any training
+        return super().train(mode)
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        self._folded = {}
+        return super().load_state_dict(state_dict, strict, assign)
 
     # -- what it serves -------------------------------------------------------------------------------
     def spec(self, cut: str) -> CutSpec:
         return self.config.cuts[self._cut_index(cut)]
 
-    def latent_shape(self, cut: str) -> tuple[int, int, int]:
-        """Per-sample shape of the codes `encode` returns for `cut`."""
-        return self.spec(cut).latent_shape
+    def widths(self, cut: str) -> tuple[int, ...]:
+        """The latent widths `cut` serves, ascending (the last is the widest)."""
+        return self.spec(cut).widths
+
+    def latent_shape(self, cut: str, width: int | None = None) -> tuple[int, int, int]:
+        """Per-sample shape of the codes `encode` returns for `cut` at `width` (None: the widest)."""
+        return self.spec(cut).latent_shape_at(width)
 
     def input_scale(self, cut: str) -> torch.Tensor:
         """The fixed scale the cut's features are divided by before the encoder."""
@@ -350,13 +392,29 @@ class SharedAutoencoder(_Serves, nn.Module):
                                 f"got {got}")
 
     # -- the network ----------------------------------------------------------------------------------
-    def _entry(self, x: torch.Tensor, i: int) -> torch.Tensor:
+    def _padded(self, feature: torch.Tensor, spec: CutSpec) -> torch.Tensor:
+        """The feature as a map, padded to a multiple of the reduction (the r x r patches the encoder reads)."""
+        x = to_map(feature, spec.feature_shape)
+        r = spec.reduction
+        pad_w, pad_h = -x.shape[3] % r, -x.shape[2] % r
+        return F.pad(x, (0, pad_w, 0, pad_h)) if pad_w or pad_h else x
+
+    def _encoder(self, i: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The encoder of cut i at `width` as one r x r stride-r conv (weight, bias) with the input scale, the gain
+        and the bias folded in: the same as a 1x1 conv on the r x r space-to-depth, without the copy."""
         spec = self.config.cuts[i]
-        if spec.strides[0] == 2:
-            x = F.pixel_unshuffle(F.pad(x, (0, x.shape[3] % 2, 0, x.shape[2] % 2)), 2)
-        k = spec.entry_channels
-        w = self.entry[:, :k] if self.config.variant == "slim" else self.entry_adapters[i]
-        return F.conv2d(x, w)
+        version = tuple(_version(t) for t in (self.entry, self.gain, self.bias, self.scale))  # in-place edits refold
+        cached = self._folded.get((i, width))
+        if not self.training and cached is not None and cached[0] == version:
+            return cached[1]
+        g = self.gain[i, :width]
+        r = spec.reduction
+        w = (self.entry[:width, :spec.entry_channels] * (g / self.scale[i])[:, None]).reshape(width, -1, r, r)
+        folded = (w, self.bias[i, :width])
+        if not self.training:
+            folded = (folded[0].detach().contiguous(), folded[1].detach().contiguous())
+            self._folded[(i, width)] = (version, folded)
+        return folded
 
     def _exit(self, h: torch.Tensor, i: int) -> torch.Tensor:
         spec = self.config.cuts[i]
@@ -365,57 +423,58 @@ class SharedAutoencoder(_Serves, nn.Module):
             y = F.conv2d(h, self.exit[:k], self.exit_bias[:k])
         else:
             y = F.conv2d(h, self.exit_adapters[i], self.exit_biases[i])
-        if spec.strides[0] == 2:
-            y = F.pixel_shuffle(y, 2)[:, :, : spec.shape[1], : spec.shape[2]]
+        if spec.reduction > 1:
+            y = F.pixel_shuffle(y, spec.reduction)[:, :, : spec.shape[1], : spec.shape[2]]
         return y
 
-    def latent(self, feature: torch.Tensor, cut) -> torch.Tensor:
-        """The bounded latent z in [0, 1] of a feature batch, before quantization."""
+    def latent(self, feature: torch.Tensor, cut, width: int | None = None) -> torch.Tensor:
+        """The bounded latent z in [0, 1] of a feature batch at `width` (None: the widest), before quantization."""
         i = self._cut_index(cut)
         spec = self.config.cuts[i]
         self._check_feature(feature, spec)
-        s2 = spec.strides[1]
-        bn = self.enc_bn
-        h = F.relu(bn[0](self._entry(to_map(feature, spec.feature_shape) / self.scale[i], i), i))
-        h = F.relu(bn[1](F.conv2d(h, self.enc1, stride=s2, padding=1), i))
-        h = F.relu(bn[2](F.conv2d(h, self.enc2, padding=1), i))
-        lat = spec.latent_channels
-        return torch.sigmoid(F.conv2d(h, self.to_latent[:lat], self.to_latent_bias[:lat]))
+        weight, bias = self._encoder(i, spec.width(width))
+        return torch.sigmoid(F.conv2d(self._padded(feature, spec), weight, bias, stride=spec.reduction))
 
     def reconstruct(self, q: torch.Tensor, cut, bits: int) -> torch.Tensor:
-        """The feature rebuilt from a dequantized latent q in [0, 1] (decoder BN statistics of `bits`)."""
+        """The feature rebuilt from a dequantized latent q in [0, 1] of any served width (its channel count),
+        with the decoder BN statistics of that (width, bits)."""
         i = self._cut_index(cut)
-        slot = self._slot[check_bits(bits, self.bits)]
         spec = self.config.cuts[i]
+        width = spec.width(int(q.shape[1]))
+        slot = self._slots[i][(width, check_bits(bits, self.bits))]
         bn = self.dec_bn
-        h = F.relu(bn[0](F.conv2d(q, self.from_latent[:, : spec.latent_channels]), i, slot))
+        h = F.relu(bn[0](F.conv2d(q, self.from_latent[:, :width]), i, slot))
         h = F.relu(bn[1](F.conv2d(h, self.dec1, padding=1), i, slot))
-        if spec.strides[1] == 2:
-            h = F.interpolate(h, size=spec.mid_size, mode="nearest")
         h = F.relu(bn[2](F.conv2d(h, self.dec2, padding=1), i, slot))
         y = self._exit(h, i)
         if self.nonneg[i]:
             y = F.relu(y)
         return from_map(y * self.scale[i], spec.feature_shape)
 
-    def forward(self, feature: torch.Tensor, cut, bits: int) -> torch.Tensor:
+    def forward(self, feature: torch.Tensor, cut, bits: int, width: int | None = None) -> torch.Tensor:
         """Training path: encode, fake-quantize to `bits` (straight-through), decode."""
-        return self.reconstruct(fake_quantize(self.latent(feature, cut), check_bits(bits, self.bits)), cut, bits)
+        z = self.latent(feature, cut, width)
+        return self.reconstruct(fake_quantize(z, check_bits(bits, self.bits)), cut, bits)
 
     # -- deployment path ------------------------------------------------------------------------------
-    def encode(self, feature: torch.Tensor, cut, bits: int) -> torch.Tensor:
-        """Feature batch (N, C, H, W), (N, T, D) or (N, D) -> uint8 codes (N, *latent_shape(cut)) in [0, 2**bits - 1]."""
+    def encode(self, feature: torch.Tensor, cut, bits: int, width: int | None = None) -> torch.Tensor:
+        """Feature batch (N, C, H, W), (N, T, D) or (N, D) -> uint8 codes (N, *latent_shape(cut, width)) in
+        [0, 2**bits - 1]; `width` None is the widest."""
         bits = check_bits(bits, self.bits)
-        return to_codes(self.latent(feature, cut), bits)
+        z = self.latent(feature, cut, width)
+        if torch.is_inference_mode_enabled():  # the sigmoid is in [0, 1]: round in place, no clamp (= to_codes)
+            return z.mul_(levels(bits)).round_().to(torch.uint8)
+        return to_codes(z, bits)
 
     def decode(self, codes: torch.Tensor, cut, bits: int) -> torch.Tensor:
-        """uint8 codes from `encode` -> the reconstructed float feature (N, C, H, W)."""
+        """uint8 codes from `encode` (any served width) -> the reconstructed float feature."""
         bits = check_bits(bits, self.bits)
-        expected = self.latent_shape(cut)
-        if not isinstance(codes, torch.Tensor) or codes.dim() != 4 or tuple(codes.shape[1:]) != expected:
+        spec = self.spec(getattr(cut, "id", cut))
+        if not isinstance(codes, torch.Tensor) or codes.dim() != 4 or int(codes.shape[1]) not in spec.widths \
+                or tuple(codes.shape[2:]) != spec.mid_size:
             got = tuple(codes.shape) if isinstance(codes, torch.Tensor) else type(codes).__name__
-            raise CompressError(f"cut {getattr(cut, 'id', cut)!r} expects codes of shape "
-                                f"(N, {', '.join(map(str, expected))}), got {got}")
+            raise CompressError(f"cut {spec.id!r} expects codes of shape (N, W, {', '.join(map(str, spec.mid_size))})"
+                                f" with W one of {', '.join(map(str, spec.widths))}, got {got}")
         return self.reconstruct(from_codes(codes, bits, self.scale.dtype), cut, bits)
 
     # -- calibration and accounting -------------------------------------------------------------------
@@ -434,6 +493,7 @@ class SharedAutoencoder(_Serves, nn.Module):
             self.nonneg[i] = bool(flat.min() >= 0)
             q = torch.quantile(flat.abs(), quantile)
             self.scale[i] = q if q > 0 else flat.abs().max().clamp_min(1e-6)
+        self._folded = {}
 
     def set_bn_cumulative(self, on: bool) -> None:
         for m in self.modules():
@@ -446,15 +506,15 @@ class SharedAutoencoder(_Serves, nn.Module):
                 m.reset_running_stats()
 
     def param_counts(self) -> dict:
-        """Parameters (weights, biases, BN affine) in total, in the shared tensors and in each cut's own parts;
-        BN running statistics separately (they are buffers, not learned)."""
+        """Parameters (weights, biases, gains, BN affine) in total, in the shared tensors and in each cut's own
+        parts; BN running statistics separately (they are buffers, not learned)."""
         per_cut = {cid: 0 for cid in self.cuts}
         shared = 0
         for name, p in self.named_parameters():
-            if isinstance(self._owner(name), MultiBatchNorm):
+            if isinstance(self._owner(name), MultiBatchNorm) or name in ("gain", "bias"):
                 for i, cid in enumerate(self.cuts):
                     per_cut[cid] += p[i].numel()
-            elif name.split(".")[0] in ("entry_adapters", "exit_adapters", "exit_biases"):
+            elif name.split(".")[0] in ("exit_adapters", "exit_biases"):
                 per_cut[self.cuts[int(name.split(".")[1])]] += p.numel()
             else:
                 shared += p.numel()
@@ -463,6 +523,11 @@ class SharedAutoencoder(_Serves, nn.Module):
         total = sum(p.numel() for p in self.parameters())
         assert total == shared + sum(per_cut.values())
         return {"total": total, "shared_tensors": shared, "per_cut": per_cut, "bn_running_stats": running}
+
+    def encoder_params(self, cut: str) -> int:
+        """Parameters the edge runs for `cut` at its widest width (the folded 1x1 conv and its bias)."""
+        spec = self.spec(cut)
+        return spec.latent_channels * (spec.entry_channels + 1)
 
     def _owner(self, param_name: str) -> nn.Module:
         return self.get_submodule(param_name.rpartition(".")[0]) if "." in param_name else self
@@ -493,23 +558,26 @@ class IndependentAutoencoders(_Serves, nn.Module):
     def spec(self, cut: str) -> CutSpec:
         return self.member(cut).spec(cut)
 
-    def latent_shape(self, cut: str) -> tuple[int, int, int]:
-        return self.member(cut).latent_shape(cut)
+    def widths(self, cut: str) -> tuple[int, ...]:
+        return self.member(cut).widths(cut)
+
+    def latent_shape(self, cut: str, width: int | None = None) -> tuple[int, int, int]:
+        return self.member(cut).latent_shape(cut, width)
 
     def input_scale(self, cut: str) -> torch.Tensor:
         return self.member(cut).input_scale(cut)
 
-    def latent(self, feature, cut):
-        return self.member(cut).latent(feature, cut)
+    def latent(self, feature, cut, width=None):
+        return self.member(cut).latent(feature, cut, width)
 
     def reconstruct(self, q, cut, bits):
         return self.member(cut).reconstruct(q, cut, bits)
 
-    def forward(self, feature, cut, bits):
-        return self.member(cut)(feature, cut, bits)
+    def forward(self, feature, cut, bits, width=None):
+        return self.member(cut)(feature, cut, bits, width)
 
-    def encode(self, feature, cut, bits):
-        return self.member(cut).encode(feature, cut, bits)
+    def encode(self, feature, cut, bits, width=None):
+        return self.member(cut).encode(feature, cut, bits, width)
 
     def decode(self, codes, cut, bits):
         return self.member(cut).decode(codes, cut, bits)
@@ -525,6 +593,9 @@ class IndependentAutoencoders(_Serves, nn.Module):
     def reset_bn_stats(self) -> None:
         for m in self.members:
             m.reset_bn_stats()
+
+    def encoder_params(self, cut: str) -> int:
+        return self.member(cut).encoder_params(cut)
 
     def param_counts(self) -> dict:
         """The sum over the per-cut autoencoders; `per_cut` is each one's whole parameter count."""
@@ -567,7 +638,8 @@ def load_autoencoder_file(path: str | Path) -> Autoencoder:
 
         blob = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
         if blob.get("format") != FORMAT_VERSION:
-            raise CompressError(f"{path}: autoencoder file format {blob.get('format')!r}, expected {FORMAT_VERSION}")
+            raise CompressError(f"{path}: autoencoder file format {blob.get('format')!r}, this planner reads "
+                                f"{FORMAT_VERSION} (slimmable widths): retrain it with `planner train-ae`")
         ae = build_autoencoder(AEConfig.from_dict(json.loads(blob["config"])), blob["kind"])
         ae.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["state"].items()})
     except CompressError:
@@ -600,9 +672,9 @@ def committed_id(model_name: str, kind: str = "shared") -> str:
     return load_autoencoder(model_name, kind).id
 
 
-def analytic_payload_bits(ae: Autoencoder, cut: str, bits: int) -> int:
+def analytic_payload_bits(ae: Autoencoder, cut: str, bits: int, width: int | None = None) -> int:
     """Bits of the quantized latent alone (no header, no lossless stage)."""
-    return math.prod(ae.latent_shape(cut)) * check_bits(bits)
+    return math.prod(ae.latent_shape(cut, width)) * check_bits(bits)
 
 
 def resolve_autoencoder(loaded, spec) -> Autoencoder | None:

@@ -39,6 +39,8 @@ _F32 = struct.Struct("<f")
 
 FLAG_SCALE = 0x01
 FLAG_ZERO_POINT = 0x02
+FLAG_RAWQUANT = 0x04  # the codes are the training-free raw quantizer's (compress.rawquant), not the autoencoder's
+_KNOWN_FLAGS = FLAG_SCALE | FLAG_ZERO_POINT | FLAG_RAWQUANT
 
 MODES = ("codes", "float32", "float16", "uint8")
 LOSSLESS = ("none", "zlib", "zstd")
@@ -62,6 +64,7 @@ class FeatureHeader:
     raw_len: int
     stored_len: int
     header_len: int
+    rawquant: bool = False
 
     @property
     def count(self) -> int:
@@ -80,6 +83,7 @@ class DecodedFeature:
     scale: float | None = None
     zero_point: float | None = None
     lossless: str = "none"
+    rawquant: bool = False  # codes of the training-free raw quantizer (FLAG_RAWQUANT), not of the autoencoder
 
     def tensor(self):
         """The array as a torch tensor (shares memory; torch is imported only here)."""
@@ -119,11 +123,13 @@ def payload_size(shape: tuple[int, ...], bits: int | None, cut: str, *, mode: st
 
 
 def encode(x: Any, cut: str, bits: int | None = None, *, mode: str | None = None, scale: float | None = None,
-           zero_point: float | None = None, lossless: str = "auto", level: int | None = None) -> bytes:
+           zero_point: float | None = None, lossless: str = "auto", level: int | None = None,
+           rawquant: bool = False) -> bytes:
     """Frame a feature as bytes. With `bits`, `x` holds integer codes in [0, 2**bits - 1] (mode "codes");
     without, `x` is a raw feature: "float32" (any float, cast), "float16" or "uint8" (the model input),
     inferred from the dtype unless `mode` says. `lossless`: "auto" (smallest of zlib/zstd if smaller than
-    plain), "none", "zlib" or "zstd"; `level` goes to the compressor(s) (default zlib 6, zstd 3)."""
+    plain), "none", "zlib" or "zstd"; `level` goes to the compressor(s) (default zlib 6, zstd 3). `rawquant`
+    flags codes as the raw quantizer's (FLAG_RAWQUANT)."""
     arr = _as_array(x)
     mode = _resolve_mode(arr, bits, mode)
     cut_b = _cut_bytes(cut)
@@ -138,6 +144,10 @@ def encode(x: Any, cut: str, bits: int | None = None, *, mode: str | None = None
             raise CodecError(f"{name} applies to mode 'codes' only, not {mode!r}")
         opt += _F32.pack(_check_float(name, value))
         flags |= flag
+    if rawquant:
+        if mode != "codes":
+            raise CodecError(f"rawquant applies to mode 'codes' only, not {mode!r}")
+        flags |= FLAG_RAWQUANT
     if mode == "codes":
         raw = pack(_as_codes(arr, bits), bits)
     elif mode == "uint8":
@@ -340,7 +350,7 @@ def read_header(data: bytes | bytearray | memoryview, *,
     mode = MODES[mode_id]
     if lossless_id >= len(LOSSLESS):
         raise CodecError(f"unknown lossless stage id {lossless_id}")
-    if reserved or flags & ~(FLAG_SCALE | FLAG_ZERO_POINT):
+    if reserved or flags & ~_KNOWN_FLAGS:
         raise CodecError(f"reserved header bits set (flags 0x{flags:02x}, reserved byte {reserved})")
     if mode == "codes" and not 1 <= bits <= 8:
         raise CodecError(f"mode 'codes' with bits {bits}, expected 1..8")
@@ -350,7 +360,7 @@ def read_header(data: bytes | bytearray | memoryview, *,
         raise CodecError(f"declared {ndim} dims, expected 1..{MAX_DIMS}")
     if cut_len == 0:
         raise CodecError("empty cut id")
-    n_opt = bin(flags).count("1")
+    n_opt = bin(flags & (FLAG_SCALE | FLAG_ZERO_POINT)).count("1")
     header_len = FIXED_SIZE + 4 * ndim + cut_len + 4 * n_opt
     if len(view) < header_len:
         raise CodecError(f"truncated: {len(view)} bytes, the header alone declares {header_len}")
@@ -389,7 +399,7 @@ def read_header(data: bytes | bytearray | memoryview, *,
             opt[name] = _check_float(name, _F32.unpack_from(view, at)[0])
             at += 4
     return FeatureHeader(version, mode, bits if mode == "codes" else None, lossless, cut, tuple(shape),
-                         opt["scale"], opt["zero_point"], raw_len, stored_len, header_len)
+                         opt["scale"], opt["zero_point"], raw_len, stored_len, header_len, bool(flags & FLAG_RAWQUANT))
 
 
 def decode(data: bytes | bytearray | memoryview, *,
@@ -402,4 +412,4 @@ def decode(data: bytes | bytearray | memoryview, *,
     else:
         array = np.frombuffer(raw, _RAW_DTYPES[head.mode]).astype(_NATIVE[head.mode])
     return DecodedFeature(array.reshape(head.shape), head.cut, head.bits, head.mode, head.shape,
-                          head.scale, head.zero_point, head.lossless)
+                          head.scale, head.zero_point, head.lossless, head.rawquant)

@@ -40,7 +40,7 @@ from planner.compress.autoencoder import (
     weights_path,
 )
 from planner.compress.quantize import fake_quantize
-from planner.config import DEFAULT_LATENT
+from planner.config import DEFAULT_BITS, DEFAULT_LATENT, DEFAULT_WIDTHS
 from planner.errors import CompressError
 from planner.partition import Partitioner
 
@@ -49,12 +49,12 @@ from planner.partition import Partitioner
 class TrainConfig:
     """The training recipe (stored in the weights card)."""
 
-    steps: int = 4000  # the committed weights: 4000 x 128 images (~1 epoch per served cut)
+    steps: int = 3000  # the committed weights: 3000 x 128 images
     batch_size: int = 128
     lr: float = 3e-3
     weight_decay: float = 1e-5
     warmup: float = 0.03
-    bits_per_step: int = 3  # sandwich rule: lowest + highest + (n - 2) random in between
+    bits_per_step: int = 3  # (width, bits) settings per step: the smallest + the largest + (n - 2) random others
     kd_weight: float = 1.0
     mse_weight: float = 1.0
     ce_weight: float = 0.5
@@ -138,17 +138,6 @@ class Backbone:
         return self._tails[cut_id]
 
 
-def sandwich(bits: Sequence[int], n: int, rng: random.Random) -> list[int]:
-    """The lowest and highest bitwidth plus n - 2 distinct random ones in between (all of them if n >= len)."""
-    bits = sorted(bits)
-    if n >= len(bits):
-        return bits
-    if n <= 1:
-        return [rng.choice(bits)]
-    middle = rng.sample(bits[1:-1], min(n - 2, len(bits) - 2))
-    return sorted({bits[0], bits[-1], *middle})
-
-
 def distill_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
     """Hinton's distillation loss: T^2 * KL(softmax(teacher / T) || softmax(student / T))."""
     t = temperature
@@ -156,18 +145,29 @@ def distill_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: floa
                     log_target=True) * t * t
 
 
+def settings_sandwich(widths: Sequence[int], bits: Sequence[int], n: int, rng: random.Random) -> list[tuple[int, int]]:
+    """(width, bits) pairs for one step: the smallest and the largest setting plus n - 2 random others (the
+    sandwich rule over both knobs, so the extremes are trained every step)."""
+    pairs = [(w, b) for w in sorted(widths) for b in sorted(bits)]
+    if n >= len(pairs):
+        return pairs
+    if n <= 1:
+        return [rng.choice(pairs)]
+    return sorted({pairs[0], pairs[-1], *rng.sample(pairs[1:-1], min(n - 2, len(pairs) - 2))})
+
+
 def step_loss(ae: Autoencoder, backbone: Backbone, x: torch.Tensor, y: torch.Tensor, cut: str,
-              bits: Sequence[int], cfg: TrainConfig) -> torch.Tensor:
-    """The training loss on one batch at one cut, averaged over `bits` (one encoder pass, one decoder and
-    tail pass per bitwidth)."""
+              settings: Sequence[tuple[int, int]], cfg: TrainConfig) -> torch.Tensor:
+    """The training loss on one batch at one cut, averaged over the (width, bits) `settings` (one encoder pass
+    at the widest width, whose leading channels are every narrower width; one decoder and tail pass each)."""
     teacher, feats = backbone.features(x)
     feature = feats[cut]
     tail = backbone.tail(cut)
     z = ae.latent(feature, cut)
     scale = ae.input_scale(cut)
     loss = torch.zeros(())
-    for b in bits:
-        rec = ae.reconstruct(fake_quantize(z, b), cut, b)
+    for w, b in settings:
+        rec = ae.reconstruct(fake_quantize(z[:, :w], b), cut, b)
         term = cfg.mse_weight * F.mse_loss(rec / scale, feature / scale)
         if cfg.kd_weight or cfg.ce_weight:
             logits = tail(rec)
@@ -175,7 +175,7 @@ def step_loss(ae: Autoencoder, backbone: Backbone, x: torch.Tensor, y: torch.Ten
                 term = term + cfg.kd_weight * distill_loss(logits, teacher, cfg.temperature)
             if cfg.ce_weight:
                 term = term + cfg.ce_weight * F.cross_entropy(logits, y)
-        loss = loss + term / len(bits)
+        loss = loss + term / len(settings)
     return loss
 
 
@@ -240,7 +240,8 @@ def train(ae: Autoencoder, backbone: Backbone, images: torch.Tensor, labels: tor
         idx = torch.randint(0, n, (cfg.batch_size,), generator=gen)
         x, y = images[idx], labels[idx]
         cut = cuts[order[step]]
-        chosen = sandwich(ae.bits, cfg.bits_per_step, random.Random(cfg.seed * 1_000_003 + step))
+        chosen = settings_sandwich(ae.widths(cut), ae.bits, cfg.bits_per_step,
+                                   random.Random(cfg.seed * 1_000_003 + step))
         loss = step_loss(ae, backbone, x, y, cut, chosen, cfg)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -280,8 +281,9 @@ def recalibrate_bn(ae: Autoencoder, backbone: Backbone, images: torch.Tensor, ba
             _, feats = backbone.features(x)
             for cut in ae.cuts:
                 z = ae.latent(feats[cut], cut)
-                for b in ae.bits:
-                    ae.reconstruct(fake_quantize(z, b), cut, b)
+                for w in ae.widths(cut):
+                    for b in ae.bits:
+                        ae.reconstruct(fake_quantize(z[:, :w], b), cut, b)
     finally:
         ae.set_bn_cumulative(False)
         ae.eval()
@@ -303,22 +305,23 @@ def calibrate_scales(ae: Autoencoder, backbone: Backbone, images: torch.Tensor, 
 @torch.no_grad()
 def evaluate(ae: Autoencoder | None, backbone: Backbone, images: torch.Tensor, labels: torch.Tensor,
              cuts: Sequence[str] | None = None, bits: Sequence[int] | None = None,
-             batch_size: int = 500) -> dict:
-    """Accuracy (percent) of the backbone and, per (cut, bits), of head -> encode -> decode -> tail using the
-    integer deployment path. Returns {"backbone": acc, "rows": {(cut, bits): acc}}."""
+             batch_size: int = 500, widths: Sequence[int] | None = None) -> dict:
+    """Accuracy (percent) of the backbone and, per (cut, width, bits), of head -> encode -> decode -> tail using
+    the integer deployment path (`widths` None: every width each cut serves). Returns {"backbone": acc, "rows":
+    {(cut, width, bits): acc}}."""
     cuts = list(cuts or (ae.cuts if ae is not None else []))
     bits = list(bits or (ae.bits if ae is not None else []))
-    correct = {(c, b): 0 for c in cuts for b in bits}
+    keys = [(c, w, b) for c in cuts for w in ae.widths(c) if widths is None or w in widths for b in bits] \
+        if ae is not None else []
+    correct = dict.fromkeys(keys, 0)
     base = 0
     with torch.inference_mode():
         for xb, yb in zip(images.split(batch_size), labels.split(batch_size), strict=True):
             logits, feats = backbone.features(xb)
             base += int((logits.argmax(1) == yb).sum())
-            for c in cuts:
-                tail = backbone.tail(c)
-                for b in bits:
-                    rec = ae.decode(ae.encode(feats[c], c, b), c, b)
-                    correct[(c, b)] += int((tail(rec).argmax(1) == yb).sum())
+            for c, w, b in keys:
+                rec = ae.decode(ae.encode(feats[c], c, b, w), c, b)
+                correct[(c, w, b)] += int((backbone.tail(c)(rec).argmax(1) == yb).sum())
     n = max(1, len(labels))
     return {"backbone": 100.0 * base / n, "rows": {k: 100.0 * v / n for k, v in correct.items()}}
 
@@ -370,7 +373,8 @@ def default_cuts(loaded, partitioner: Partitioner | None = None) -> list:
 
 
 def train_autoencoder(loaded, data: TrainData, kind: str = "shared", *, variant: str = "slim",
-                      latent: float = DEFAULT_LATENT, width: int = 32, decoder_width: int = 32, bits: Sequence[int] = (2, 3, 4, 6, 8),
+                      latent: float = DEFAULT_LATENT, width: int = 32, decoder_width: int = 48, bits: Sequence[int] = DEFAULT_BITS,
+                      widths: Sequence[int] = DEFAULT_WIDTHS,
                       cut_ids: Sequence[str] | None = None, cfg: TrainConfig | None = None,
                       threads: int | None = None, out: str | Path | None = None, checkpoint: str | Path | None = None,
                       resume: bool = False, progress: bool = True, command: str = "",
@@ -387,7 +391,8 @@ def train_autoencoder(loaded, data: TrainData, kind: str = "shared", *, variant:
     part = Partitioner(loaded.model, loaded.example(), loaded.leaf_modules)
     backbone = Backbone(loaded.model, loaded.example(), cut_ids, part,
                         kinds=("map",) if loaded.zoo else FEATURE_KINDS)
-    config = AEConfig.for_cuts(backbone.cuts, latent=latent, bits=tuple(bits), variant=variant, width=width,
+    config = AEConfig.for_cuts(backbone.cuts, latent=latent, widths=tuple(widths), bits=tuple(bits), variant=variant,
+                               width=width,
                                decoder_width=decoder_width,
                                extra={"model": loaded.name, "weights_sha256": loaded.weights_sha256})
     torch.manual_seed(cfg.seed)
@@ -440,7 +445,7 @@ def _card(loaded, data: TrainData, kind, ae, config, cfg, out: Path, sha, backbo
         "data": data.fingerprint, "served_cuts": list(ae.cuts), "bits": list(ae.bits), "metric": metric,
         "config": config.to_dict(), "params": ae.param_counts(),
         "val_images": int(len(vy)), f"val_backbone_{metric}": round(scores["backbone"], 2),
-        f"val_{metric}": {f"{c}@{b}": round(a, 2) for (c, b), a in scores["rows"].items()},
+        f"val_{metric}": {f"{c}@{b}w{w}": round(a, 2) for (c, w, b), a in scores["rows"].items()},
         "train": {"command": command or f"planner train-ae --model {loaded.name}{flag}",
                   **asdict(cfg), "train_seconds": round(result.seconds, 1), "threads": torch.get_num_threads(),
                   "train_images": int(len(data.x)), "machine": platform.processor() or platform.machine(),

@@ -1,4 +1,5 @@
-"""Accuracy of every (cut, bits) candidate through the deployment path (integer codes, not fake-quant).
+"""Accuracy of every (cut, width, bits) candidate, and of the raw quantizer's (cut, bits), through the deployment
+path (integer codes, not fake-quant).
 
 Accuracy does not depend on the device, so it is computed once and cached on disk, keyed by what it does
 depend on: the model's weights (sha256 of the state_dict), the autoencoder's id (its file hash), the data
@@ -22,10 +23,10 @@ def cache_dir() -> Path:
 
 
 def cache_key(model: str, weights_sha256: str | None, ae_id: str | None, data: str, limit: int | None,
-              bits: list[int]) -> str:
+              bits: list[int], quant_id: str | None = None) -> str:
     """What an accuracy table depends on, as one string (also the cache file's name)."""
-    return (f"{model}__w{(weights_sha256 or 'unknown')[:16]}__{ae_id or 'raw'}__{data}__{limit or 'all'}__"
-            f"{'-'.join(map(str, bits))}")
+    return (f"{model}__w{(weights_sha256 or 'unknown')[:16]}__{ae_id or 'raw'}__{quant_id or 'noquant'}__{data}__"
+            f"{limit or 'all'}__{'-'.join(map(str, bits))}")
 
 
 def _cache_path(key: str) -> Path:
@@ -38,7 +39,8 @@ def _cache_path(key: str) -> Path:
 def accuracy_table(pipeline, bits: list[int], limit: int | None = None, use_cache: bool = True,
                    progress: bool = False, batch_size: int = 500, data=None) -> dict:
     """{"backbone": %, "n": images, "metric": "accuracy"|"agreement", "cuts": {cut: {"float16": %, "bits":
-    {b: %}}}} on `data` (a planner.datasets.DataSet; default: the Fashion-MNIST test set)."""
+    {b: %} (widest width), "widths": {w: {b: %}} (narrower), "quant": {b: %} (raw quantizer)}}} on `data` (a
+    planner.datasets.DataSet; default: the Fashion-MNIST test set)."""
     from planner.evaluate import targets
 
     if data is None:
@@ -46,15 +48,17 @@ def accuracy_table(pipeline, bits: list[int], limit: int | None = None, use_cach
 
         data = fashion_mnist("test")
     data = data.take(limit)
-    key = cache_key(pipeline.name, pipeline.weights_sha256, pipeline.ae_id, data.fingerprint, limit, bits)
+    key = cache_key(pipeline.name, pipeline.weights_sha256, pipeline.ae_id, data.fingerprint, limit, bits,
+                    pipeline.quant_id)
     path = _cache_path(key)
     if use_cache and path.exists():
         return json.loads(path.read_text())
     x = torch.cat(list(data.inputs(pipeline.input_tensor, batch_size)))
     y = targets(pipeline.model, data, pipeline.input_tensor, batch_size)
-    inner = [c for c in pipeline.cuts if not c.trivial]
-    served = set(pipeline.ae.cuts) if pipeline.ae is not None else set()
-    correct: dict = {"backbone": 0, "cuts": {c.id: {"float16": 0, "bits": dict.fromkeys(bits, 0)} for c in inner}}
+    inner = [c.id for c in pipeline.cuts if not c.trivial]
+    ae, quant = pipeline.ae, pipeline.quantizer
+    settings = {c: _settings(ae, quant, c, bits) for c in inner}
+    correct = {"backbone": 0, "cuts": {c: dict.fromkeys(settings[c], 0) for c in inner}}
     batches = range(0, len(y), batch_size)
     if progress:
         from tqdm.auto import tqdm
@@ -65,24 +69,48 @@ def accuracy_table(pipeline, bits: list[int], limit: int | None = None, use_cach
             xb, yb = x[i:i + batch_size], y[i:i + batch_size]
             correct["backbone"] += int((pipeline.model(xb).argmax(1) == yb).sum())
             for c in inner:
-                head, tail = pipeline.split(c.id)
+                head, tail = pipeline.split(c)
                 feature = head(xb)
-                entry = correct["cuts"][c.id]
-                entry["float16"] += int((tail(feature.half().float()).argmax(1) == yb).sum())
-                if c.id in served:
-                    for b in bits:
-                        rec = pipeline.ae.decode(pipeline.ae.encode(feature, c.id, b), c.id, b)
-                        entry["bits"][b] += int((tail(rec).argmax(1) == yb).sum())
+                for key in settings[c]:
+                    correct["cuts"][c][key] += int((tail(_rebuild(ae, quant, feature, c, key)).argmax(1) == yb).sum())
     n = len(y)
     pct = lambda k: round(100.0 * k / n, 3)  # noqa: E731
+    cuts = {}
+    for c, counts in correct["cuts"].items():
+        entry: dict = {"float16": pct(counts[("float16",)]), "bits": {}, "widths": {}, "quant": {}}
+        for key, v in counts.items():
+            if key[0] == "ae" and key[1] is None:
+                entry["bits"][str(key[2])] = pct(v)
+            elif key[0] == "ae":
+                entry["widths"].setdefault(str(key[1]), {})[str(key[2])] = pct(v)
+            elif key[0] == "quant":
+                entry["quant"][str(key[2])] = pct(v)
+        cuts[c] = entry
     table = {
-        "model": pipeline.name, "autoencoder": pipeline.ae_id, "weights_sha256": pipeline.weights_sha256,
-        "data": data.fingerprint, "metric": data.metric, "n": n, "backbone": pct(correct["backbone"]),
-        "cuts": {cid: {"float16": pct(e["float16"]),
-                       "bits": {str(b): pct(v) for b, v in e["bits"].items() if cid in served}}
-                 for cid, e in correct["cuts"].items()},
+        "model": pipeline.name, "autoencoder": pipeline.ae_id, "quantizer": pipeline.quant_id,
+        "weights_sha256": pipeline.weights_sha256, "data": data.fingerprint, "metric": data.metric, "n": n,
+        "backbone": pct(correct["backbone"]), "cuts": cuts,
     }
     if use_cache:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(table, indent=1))
     return table
+
+
+def _settings(ae, quant, cut: str, bits: list[int]) -> list[tuple]:
+    """The ways to send `cut` whose accuracy is measured: ("float16",), ("ae", width or None, b), ("quant", None, b)."""
+    out: list[tuple] = [("float16",)]
+    if ae is not None and cut in ae.cuts:
+        widths = ae.widths(cut)
+        out += [("ae", None if w == widths[-1] else w, b) for w in widths for b in bits]
+    if quant is not None and cut in quant.cuts:
+        out += [("quant", None, b) for b in quant.bits]
+    return out
+
+
+def _rebuild(ae, quant, feature: torch.Tensor, cut: str, key: tuple) -> torch.Tensor:
+    """The feature as the cloud gets it back for one setting."""
+    if key[0] == "float16":
+        return feature.half().float()
+    coder, width, b = (ae, key[1], key[2]) if key[0] == "ae" else (quant, None, key[2])
+    return coder.decode(coder.encode(feature, cut, b, width), cut, b)

@@ -30,7 +30,7 @@ from planner import images
 from planner.compress import codec
 from planner.compress.autoencoder import AEConfig, build_autoencoder, plan_cut, select_cuts
 from planner.compress.quantize import check_bits
-from planner.config import DEFAULT_BITS, DEFAULT_LATENT
+from planner.config import ARCH_LATENT, DEFAULT_BITS
 from planner.errors import ProfileError
 from planner.partition import Partitioner
 from planner.profile.device import device_facts
@@ -58,7 +58,7 @@ class ArchSettings:
     device: str = "cpu"
     cpu_quota: float | None = None  # fraction of one core for the edge side (needs root)
     bits: tuple[int, ...] = DEFAULT_BITS
-    latent: float = DEFAULT_LATENT  # latent channels per cut (an integer >= 1) or a fraction of the cut's channels (< 1)
+    latent: float = ARCH_LATENT  # the assumed autoencoder's latent channels per cut (>= 1), or a fraction of k*C (< 1)
     max_reduction: int = 4
     min_side: int = 7
     ae_width: int = 32  # encoder and decoder trunk width of the assumed autoencoder
@@ -86,13 +86,13 @@ class ArchSettings:
         self.bits = tuple(sorted({check_bits(b) for b in self.bits}))
 
 
-def latent_shape(cut_id: str, shape, latent: float = DEFAULT_LATENT, max_reduction: int = 4,
+def latent_shape(cut_id: str, shape, latent: float = ARCH_LATENT, max_reduction: int = 4,
                  min_side: int = 7) -> tuple[int, int, int]:
     """The shared autoencoder's per-sample latent (channels, h, w) for a feature of `shape` (C, H, W)."""
     return plan_cut(cut_id, shape, latent, max_reduction, min_side).latent_shape
 
 
-def payload_bytes(cut_id: str, shape, bits: int, latent: float = DEFAULT_LATENT, max_reduction: int = 4,
+def payload_bytes(cut_id: str, shape, bits: int, latent: float = ARCH_LATENT, max_reduction: int = 4,
                   min_side: int = 7) -> int:
     """Bytes the shared autoencoder sends for one feature of `shape` at `bits`: the codec's header plus the
     packed latent, with no lossless stage (an upper bound on what the codec sends)."""

@@ -82,6 +82,7 @@ class _Measurer:
         self.edge, self.cloud = Role(s.role).covers(Role.EDGE), Role(s.role).covers(Role.CLOUD)
         self.threads = s.threads or (1 if s.role == Role.EDGE else torch.get_num_threads() or 1)
         ae = self.ae = pipeline.ae
+        self.quant = pipeline.quantizer
         self.bits = list(ae.bits) if ae is not None else []
         self.served = set(ae.cuts) if ae is not None else set()
         self.load_before = _load_avg()
@@ -122,9 +123,15 @@ class _Measurer:
                  "raw": {mode: self.raw_format(c, feature, mode)
                          for mode in ["float32"] + (["float16"] if self.s.float16 else [])},
                  "bits": {}}
+        feats = head(self.xs) if c.id in self.served or (self.quant and c.id in self.quant.cuts) else None
         if c.id in self.served:
-            feats = head(self.xs)
+            widths = self.ae.widths(c.id)
             entry["bits"] = {str(b): self.bits_entry(c, feature, feats, b) for b in self.bits}
+            entry["widest"] = widths[-1]
+            entry["widths"] = {str(w): {str(b): self.bits_entry(c, feature, feats, b, w) for b in self.bits}
+                               for w in widths[:-1]}
+        if self.quant is not None and c.id in self.quant.cuts:
+            entry["quant"] = {str(b): self.bits_entry(c, feature, feats, b, quant=True) for b in self.quant.bits}
         return entry
 
     def raw_format(self, c, feature, mode: str) -> dict:
@@ -137,16 +144,23 @@ class _Measurer:
             r["accuracy"] = self.acc["cuts"][c.id]["float16"]
         return r
 
-    def bits_entry(self, c, feature, feats, b: int) -> dict:
-        ae = self.ae
-        sizes = [len(codec.encode(ae.encode(feats[i:i + 1], c.id, b).numpy(), c.id, b)) for i in range(len(feats))]
+    def bits_entry(self, c, feature, feats, b: int, width: int | None = None, quant: bool = False) -> dict:
+        """One coded setting: the autoencoder at (b, width; None: the widest) or the raw quantizer at b."""
+        coder = self.quant if quant else self.ae
+
+        def encode(x):
+            return codec.encode(coder.encode(x, c.id, b, width).numpy(), c.id, b, rawquant=quant)
+
+        sizes = [len(encode(feats[i:i + 1])) for i in range(len(feats))]
         mean, p95 = _stats(sizes)
-        payload = codec.encode(ae.encode(feature, c.id, b).numpy(), c.id, b)
+        payload = encode(feature)
+        acc = self.acc["cuts"][c.id]
+        accuracy = (acc.get("quant", {}) if quant else acc["bits"] if width is None
+                    else acc.get("widths", {}).get(str(width), {})).get(str(b))
         return {"bytes_mean": mean, "bytes_p95": p95,
-                "encode_ms": self.timed(lambda: codec.encode(ae.encode(feature, c.id, b).numpy(), c.id, b),
-                                        on_edge=True),
-                "decode_ms": self.timed(lambda: ae.decode(codec.decode(payload).tensor(), c.id, b), on_edge=False),
-                "accuracy": self.acc["cuts"][c.id]["bits"].get(str(b))}
+                "encode_ms": self.timed(lambda: encode(feature), on_edge=True),
+                "decode_ms": self.timed(lambda: coder.decode(codec.decode(payload).tensor(), c.id, b), on_edge=False),
+                "accuracy": accuracy}
 
     def input_and_whole(self) -> tuple[dict, object]:
         """The cloud-only payload (sizes, encode on the edge, decode on the cloud) and the whole model's time
@@ -175,6 +189,8 @@ class _Measurer:
                          "data": acc.get("data"), "metric": acc.get("metric", "accuracy"),
                          "load_avg": {"before": self.load_before, "after": _load_avg()}},
             "scaled": None, "backbone_accuracy": acc.get("backbone"), "bits": self.bits, "input": inp,
+            "widths": sorted({w for c in self.served for w in self.ae.widths(c)}) if self.ae is not None else [],
+            "quantizer": p.quant_id, "quant_bits": list(self.quant.bits) if self.quant is not None else [],
             "whole_model_ms": whole,
             "reply_bytes": len(codec.encode(scores.detach().numpy(), "output", mode="float32", lossless="none")),
             "cuts": cuts, "created": datetime.now(UTC).isoformat(timespec="seconds"), "notes": None,

@@ -1,9 +1,9 @@
 """The profile file: what one device measured for one model + autoencoder, as versioned JSON.
 
 The solver reads two of these (one measured on the edge device, one on the cloud server) and never needs
-torch. Field reference, with an example, in docs/profile-format.md; in short (schema_version 1):
+torch. Field reference, with an example, in docs/profile-format.md; in short (schema_version 3):
 
-    schema_version   1
+    schema_version   3 (1 and 2 still load: they have one latent width and no raw quantizer)
     model            zoo name or user string ("vgg-fmnist", "mymodels:tiny")
     autoencoder      autoencoder id string, or null (raw features only)
     role             "edge" | "cloud" | "both": which side's timings were measured
@@ -13,13 +13,18 @@ torch. Field reference, with an example, in docs/profile-format.md; in short (sc
     scaled           null, or {"compute": factor} when every compute time was multiplied (what-if)
     backbone_accuracy percent, or null = unknown
     bits             [2, 3, 4, 6, 8]: bitwidths the autoencoder was profiled at
+    widths           [4, 8, 16, 32]: the autoencoder's latent widths (the union over cuts), or [] (one width)
+    quantizer        the training-free raw quantizer's id, or null; quant_bits: its bitwidths
     input            {shape, raw_bytes, compressed_bytes, encode_ms, decode_ms}: the cloud-only payload
     whole_model_ms   timing of the whole model on this device (edge-only on the edge, cloud-only on the cloud)
     reply_bytes      size of the result message the cloud sends back
     cuts             [ {id, index, shape, float32_bytes, head_ms, tail_ms,
                         raw:  {"float32": {bytes, serialize_ms, deserialize_ms},
                                "float16": {bytes, serialize_ms, deserialize_ms, accuracy}}   (float16 optional)
-                        bits: {"<b>": {bytes_mean, bytes_p95, encode_ms, decode_ms, accuracy}} } ... ]
+                        bits: {"<b>": {bytes_mean, bytes_p95, encode_ms, decode_ms, accuracy}}   (widest width)
+                        widest: the widest latent width of this cut (or null),
+                        widths: {"<w>": {"<b>": {...}}}   (the narrower widths, same entries)
+                        quant:  {"<b>": {...}}   (the raw quantizer, same entries) } ... ]
                      non-trivial cuts in execution order
     created          optional ISO time stamp; notes: optional free text
 
@@ -40,7 +45,7 @@ from planner.errors import ProfileError, SolveError
 from planner.profile.timing import Timing
 from planner.types import RAW_DTYPES, Role
 
-SCHEMA_VERSION = 2  # 2: optional exchange_ms (version 1 files load, without it)
+SCHEMA_VERSION = 3  # 3: latent widths and raw-quantizer entries; 2: optional exchange_ms (1 and 2 still load)
 ROLES = tuple(r.value for r in Role)
 DEVICE_KEYS = ("cpu", "physical_cores", "logical_cores", "threads", "freq_mhz", "memory_gb", "os", "torch", "gpu",
                "cpu_quota")
@@ -155,7 +160,7 @@ class RawFormat:
 
 @dataclass(frozen=True)
 class BitsEntry:
-    """One cut at one bitwidth through the shared autoencoder: payload size, codec times, accuracy."""
+    """One cut at one setting (bitwidth, and latent width) of a coder: payload size, codec times, accuracy."""
 
     bytes_mean: float
     bytes_p95: float
@@ -179,6 +184,16 @@ class BitsEntry:
         return replace(self, encode_ms=_scale(self.encode_ms, k), decode_ms=_scale(self.decode_ms, k))
 
 
+def _entries(v: Any, where: str, allowed: tuple[int, ...], what: str) -> dict[int, BitsEntry]:
+    table = _obj(v, where, (), open_=True)
+    entries = {}
+    for key, entry in table.items():
+        if not (isinstance(key, str) and key.isdigit() and int(key) in allowed):
+            raise _Bad(f"{where}.{key}", f"not one of the profile's {what} {list(allowed)}")
+        entries[int(key)] = BitsEntry.from_dict(entry, f"{where}.{key}")
+    return dict(sorted(entries.items()))
+
+
 @dataclass(frozen=True)
 class CutProfile:
     """One non-trivial cut: head/tail times on this device and every way to send its feature."""
@@ -190,35 +205,52 @@ class CutProfile:
     head_ms: Timing | None
     tail_ms: Timing | None
     raw: dict[str, RawFormat]
-    bits: dict[int, BitsEntry]
+    bits: dict[int, BitsEntry]  # the autoencoder at this cut's widest latent width
+    widest: int | None = None  # that width (None: an autoencoder of one width, or a schema 1-2 file)
+    widths: dict[int, dict[int, BitsEntry]] = field(default_factory=dict)  # narrower width -> bits -> entry
+    quant: dict[int, BitsEntry] = field(default_factory=dict)  # the raw quantizer: bits -> entry
 
     def to_dict(self) -> dict:
         return {"id": self.id, "index": self.index, "shape": list(self.shape), "float32_bytes": self.float32_bytes,
                 "head_ms": _timing_dict(self.head_ms), "tail_ms": _timing_dict(self.tail_ms),
                 "raw": {k: r.to_dict(k) for k, r in self.raw.items()},
-                "bits": {str(b): e.to_dict() for b, e in self.bits.items()}}
+                "bits": {str(b): e.to_dict() for b, e in self.bits.items()}, "widest": self.widest,
+                "widths": {str(w): {str(b): e.to_dict() for b, e in t.items()} for w, t in self.widths.items()},
+                "quant": {str(b): e.to_dict() for b, e in self.quant.items()}}
+
+    def settings(self) -> list[tuple[int | None, int, BitsEntry]]:
+        """Every autoencoder setting of this cut as (width, bits, entry); width None is the widest."""
+        return [(None, b, e) for b, e in self.bits.items()] + [
+            (w, b, e) for w, t in self.widths.items() for b, e in t.items()]
 
     @classmethod
-    def from_dict(cls, v: Any, where: str, bits: tuple[int, ...]) -> CutProfile:
-        _obj(v, where, ("id", "index", "shape", "float32_bytes", "head_ms", "tail_ms", "raw", "bits"))
+    def from_dict(cls, v: Any, where: str, bits: tuple[int, ...], widths: tuple[int, ...] = (),
+                  quant_bits: tuple[int, ...] = ()) -> CutProfile:
+        _obj(v, where, ("id", "index", "shape", "float32_bytes", "head_ms", "tail_ms", "raw", "bits"),
+             ("widest", "widths", "quant"))
         raw = _obj(v["raw"], f"{where}.raw", ("float32",), ("float16",))
-        table = _obj(v["bits"], f"{where}.bits", (), open_=True)
-        entries = {}
-        for key, entry in table.items():
-            if not (isinstance(key, str) and key.isdigit() and int(key) in bits):
-                raise _Bad(f"{where}.bits.{key}", f"not one of the profile's bits {list(bits)}")
-            entries[int(key)] = BitsEntry.from_dict(entry, f"{where}.bits.{key}")
+        widest = _num(v.get("widest"), f"{where}.widest", integer=True, null=True, positive=True)
+        narrow = _obj(v.get("widths", {}), f"{where}.widths", (), open_=True)
+        for key in narrow:
+            if not (isinstance(key, str) and key.isdigit() and int(key) in widths and widest and int(key) < widest):
+                raise _Bad(f"{where}.widths.{key}", f"not one of the profile's widths {list(widths)} below this "
+                                                    f"cut's widest ({widest})")
         return cls(_str(v["id"], f"{where}.id"), _num(v["index"], f"{where}.index", integer=True),
                    _shape(v["shape"], f"{where}.shape"),
                    _num(v["float32_bytes"], f"{where}.float32_bytes", integer=True, positive=True),
                    _timing(v["head_ms"], f"{where}.head_ms"), _timing(v["tail_ms"], f"{where}.tail_ms"),
                    {k: RawFormat.from_dict(raw[k], f"{where}.raw.{k}", k) for k in RAW_DTYPES if k in raw},
-                   dict(sorted(entries.items())))
+                   _entries(v["bits"], f"{where}.bits", bits, "bits"), widest,
+                   {int(w): _entries(t, f"{where}.widths.{w}", bits, "bits") for w, t in sorted(
+                       narrow.items(), key=lambda kv: int(kv[0]))},
+                   _entries(v.get("quant", {}), f"{where}.quant", quant_bits, "quant_bits"))
 
     def scaled(self, k: float) -> CutProfile:
         return replace(self, head_ms=_scale(self.head_ms, k), tail_ms=_scale(self.tail_ms, k),
                        raw={d: r.scaled(k) for d, r in self.raw.items()},
-                       bits={b: e.scaled(k) for b, e in self.bits.items()})
+                       bits={b: e.scaled(k) for b, e in self.bits.items()},
+                       widths={w: {b: e.scaled(k) for b, e in t.items()} for w, t in self.widths.items()},
+                       quant={b: e.scaled(k) for b, e in self.quant.items()})
 
 
 @dataclass(frozen=True)
@@ -266,6 +298,9 @@ class Profile:
     created: str | None = None
     notes: str | None = None
     exchange_ms: Timing | None = None  # one small-frame round trip through the real client and server (loopback)
+    widths: tuple[int, ...] = ()  # the autoencoder's latent widths (union over cuts); () for one width
+    quantizer: str | None = None  # the raw quantizer's id, or None (no quant entries)
+    quant_bits: tuple[int, ...] = ()
     schema_version: int = SCHEMA_VERSION
     source: str | None = field(default=None, compare=False)  # the file it was loaded from, for messages
 
@@ -278,7 +313,8 @@ class Profile:
                 "backbone_accuracy": self.backbone_accuracy, "bits": list(self.bits), "input": self.input.to_dict(),
                 "whole_model_ms": _timing_dict(self.whole_model_ms), "reply_bytes": self.reply_bytes,
                 "cuts": [c.to_dict() for c in self.cuts], "created": self.created, "notes": self.notes,
-                "exchange_ms": _timing_dict(self.exchange_ms)}
+                "exchange_ms": _timing_dict(self.exchange_ms), "widths": list(self.widths),
+                "quantizer": self.quantizer, "quant_bits": list(self.quant_bits)}
 
     @classmethod
     def from_dict(cls, d: Any, source: str | None = None) -> Profile:
@@ -302,23 +338,21 @@ class Profile:
             raise _Bad("schema_version", f"{version} is not a profile schema version (they start at 1)")
         required = ("schema_version", "model", "autoencoder", "role", "device", "settings", "scaled",
                     "backbone_accuracy", "bits", "input", "whole_model_ms", "reply_bytes", "cuts")
-        _obj(d, "", required, ("created", "notes", "exchange_ms"))
+        _obj(d, "", required, ("created", "notes", "exchange_ms") + (("widths", "quantizer", "quant_bits")
+                                                                     if version >= 3 else ()))
         device = _obj(d["device"], "device", DEVICE_KEYS, open_=True)
         settings = _obj(d["settings"], "settings", SETTINGS_KEYS, open_=True)
         scaled = d["scaled"]
         if scaled is not None:
             _obj(scaled, "scaled", ("compute",))
             scaled = {"compute": _num(scaled["compute"], "scaled.compute", positive=True)}
-        bits = d["bits"]
-        if not isinstance(bits, list):
-            raise _Bad("bits", f"expected a list of bitwidths, got {bits!r}")
-        bits = tuple(_num(b, f"bits[{i}]", integer=True, positive=True) for i, b in enumerate(bits))
-        if len(set(bits)) != len(bits) or any(b > 32 for b in bits):
-            raise _Bad("bits", f"bitwidths must be distinct integers in 1..32, got {list(bits)}")
+        bits = _ints(d["bits"], "bits", 32)
+        widths = _ints(d.get("widths", []), "widths", 1 << 20)
+        quant_bits = _ints(d.get("quant_bits", []), "quant_bits", 8)
         cuts = d["cuts"]
         if not isinstance(cuts, list):
             raise _Bad("cuts", f"expected a list, got {type(cuts).__name__}")
-        cuts = tuple(CutProfile.from_dict(c, f"cuts[{i}]", bits) for i, c in enumerate(cuts))
+        cuts = tuple(CutProfile.from_dict(c, f"cuts[{i}]", bits, widths, quant_bits) for i, c in enumerate(cuts))
         seen: set[str] = set()
         for i, c in enumerate(cuts):
             if c.id in seen or c.id in ("input", "output"):
@@ -334,7 +368,8 @@ class Profile:
                    bits=bits, input=InputProfile.from_dict(d["input"], "input"), whole_model_ms=whole,
                    reply_bytes=_num(d["reply_bytes"], "reply_bytes", integer=True), cuts=cuts, scaled_by=scaled,
                    created=_str(d.get("created"), "created", null=True), notes=_str(d.get("notes"), "notes", null=True),
-                   exchange_ms=_timing(d.get("exchange_ms"), "exchange_ms"),
+                   exchange_ms=_timing(d.get("exchange_ms"), "exchange_ms"), widths=widths,
+                   quantizer=_str(d.get("quantizer"), "quantizer", null=True), quant_bits=quant_bits,
                    schema_version=version, source=source)
 
     def save(self, path: str | Path) -> Path:
@@ -399,11 +434,14 @@ class Profile:
         """One row per (cut, bits): payload bytes (mean, p95), encode/decode ms, accuracy (pandas)."""
         import pandas as pd
 
-        rows = [{"cut": c.id, "index": c.index, "bits": b, "bytes_mean": e.bytes_mean, "bytes_p95": e.bytes_p95,
-                 **_timing_cols("encode", e.encode_ms), **_timing_cols("decode", e.decode_ms), "accuracy": e.accuracy}
-                for c in self.cuts for b, e in c.bits.items()]
-        columns = ["cut", "index", "bits", "bytes_mean", "bytes_p95", "encode_ms", "encode_iqr", "decode_ms",
-                   "decode_iqr", "accuracy"]
+        settings = [(c, "shared" if self.autoencoder else None, w if w is not None else c.widest, b, e)
+                    for c in self.cuts for w, b, e in c.settings()]
+        settings += [(c, "quant", None, b, e) for c in self.cuts for b, e in c.quant.items()]
+        rows = [{"cut": c.id, "index": c.index, "method": m, "width": w, "bits": b, "bytes_mean": e.bytes_mean,
+                 "bytes_p95": e.bytes_p95, **_timing_cols("encode", e.encode_ms), **_timing_cols("decode", e.decode_ms),
+                 "accuracy": e.accuracy} for c, m, w, b, e in settings]
+        columns = ["cut", "index", "method", "width", "bits", "bytes_mean", "bytes_p95", "encode_ms", "encode_iqr",
+                   "decode_ms", "decode_iqr", "accuracy"]
         return pd.DataFrame(rows, columns=columns)
 
     def to_csv(self, directory: str | Path, stem: str | None = None) -> list[Path]:
@@ -415,6 +453,16 @@ class Profile:
         self.cuts_frame().to_csv(paths[0], index=False)
         self.bits_frame().to_csv(paths[1], index=False)
         return paths
+
+
+def _ints(v: Any, where: str, top: int) -> tuple[int, ...]:
+    """A list of distinct positive integers <= top (bitwidths, widths)."""
+    if not isinstance(v, list):
+        raise _Bad(where, f"expected a list of integers, got {v!r}")
+    out = tuple(_num(x, f"{where}[{i}]", integer=True, positive=True) for i, x in enumerate(v))
+    if len(set(out)) != len(out) or any(x > top for x in out):
+        raise _Bad(where, f"must be distinct integers in 1..{top}, got {list(out)}")
+    return out
 
 
 def _timing_cols(prefix: str, t: Timing | None) -> dict:
@@ -440,7 +488,12 @@ def check_compatible(edge: Profile, cloud: Profile) -> None:
         diff = sorted(set(ids_e) ^ set(ids_c)) or ["(same cuts, different order)"]
         raise SolveError(f"edge and cloud profiles list different cuts ({', '.join(diff)}): "
                          f"{edge.name} vs {cloud.name}")
+    if edge.quantizer != cloud.quantizer:
+        raise SolveError(f"edge and cloud profiles have different raw quantizers: {edge.quantizer!r} ({edge.name}) "
+                         f"vs {cloud.quantizer!r} ({cloud.name}); profile both devices with the same calibration")
     for ce, cc in zip(edge.cuts, cloud.cuts, strict=True):
-        if set(ce.bits) != set(cc.bits):
-            raise SolveError(f"cut {ce.id!r} was profiled at bits {sorted(ce.bits)} on the edge ({edge.name}) "
-                             f"but {sorted(cc.bits)} on the cloud ({cloud.name})")
+        se, sc = {(w, b) for w, b, _ in ce.settings()}, {(w, b) for w, b, _ in cc.settings()}
+        if se != sc or set(ce.quant) != set(cc.quant):
+            raise SolveError(f"cut {ce.id!r} was profiled at other (width, bits) settings on the edge ({edge.name}) "
+                             f"than on the cloud ({cloud.name}): {sorted(se, key=str)} + quant {sorted(ce.quant)} vs "
+                             f"{sorted(sc, key=str)} + quant {sorted(cc.quant)}")

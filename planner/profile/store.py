@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from planner.config import DEFAULT_LATENT
+from planner.config import ARCH_LATENT
 from planner.errors import ProfileError
 from planner.types import AutoencoderKind, Role
 
@@ -62,7 +62,7 @@ class ProfileKey:
     def __post_init__(self) -> None:
         object.__setattr__(self, "role", Role(self.role))
         object.__setattr__(self, "kind", AutoencoderKind(self.kind))
-        if self.latent is not None and math.isclose(self.latent, DEFAULT_LATENT):
+        if self.latent is not None and math.isclose(self.latent, ARCH_LATENT):
             object.__setattr__(self, "latent", None)
         if self.slowdown is not None and math.isclose(self.slowdown, 1.0):
             object.__setattr__(self, "slowdown", None)

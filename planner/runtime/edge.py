@@ -78,7 +78,7 @@ class EdgeClient:
             edge_profile, cloud_profile = edge_profile or e, cloud_profile or c
         self.edge_profile, self.cloud_profile = _profile(edge_profile), _profile(cloud_profile)
         self.pipeline = model if isinstance(model, SplitPipeline) else pipeline_for_profile(
-            model, self.edge_profile, o.autoencoder)
+            model, self.edge_profile, o.autoencoder, o.quantizer)
         if o.edge_runtime != self.pipeline.runtime or o.onnx is not None:  # ONNX Runtime: planner.onnx_runtime
             from planner.onnx_runtime import runtime_pipeline
 
@@ -159,11 +159,11 @@ class EdgeClient:
         except (CloudUnavailable, ServerError):
             return None
         mine = {"model": self.pipeline.name, "weights": self.pipeline.weights_sha256,
-                "autoencoder": self.pipeline.ae_id}
+                "autoencoder": self.pipeline.ae_id, "quantizer": self.pipeline.quant_id}
         for key, value in mine.items():
             if key in info and value is not None and info[key] != value:
                 raise MismatchError(f"the cloud at {self.client.address} runs {key} {info[key]!r} but this edge has "
-                                    f"{value!r}: start both sides with the same --model/--weights/--autoencoder")
+                                    f"{value!r}: start both sides with the same --model/--weights/--autoencoder/--quantizer")
         return info
 
     def plan(self):
@@ -231,7 +231,8 @@ class EdgeClient:
                                f"{self.client.last_failure}", bandwidth)
         t_edge = time.perf_counter()
         try:
-            payload, st = self._compute(self.pipeline.edge_encode, raw, cut, bits, dtype or "float32")
+            payload, st = self._compute(self.pipeline.edge_encode, raw, cut, bits, dtype or "float32", spec.width,
+                                        kind == CandidateKind.QUANT)
         except PlannerError as exc:
             return self._error(index, label, t0, kind, cut, bits, dtype, predicted, f"edge encode failed: {exc}")
         edge_total = (time.perf_counter() - t_edge) * 1000.0  # as the caller waited (slowdown, quota included)
@@ -265,7 +266,7 @@ class EdgeClient:
                       transfer_ms=reply.network_ms, server_decode_ms=reply.decode_ms, server_tail_ms=reply.tail_ms,
                       queue_wait_ms=reply.queue_wait_ms, connect_ms=reply.connect_ms,
                       request_bytes=reply.request_bytes, reply_bytes=reply.reply_bytes, bandwidth_bps=bandwidth,
-                      scores=scores)
+                      width=spec.width, scores=scores)
 
     @staticmethod
     def _edge_only_ms(plan) -> float:
@@ -349,9 +350,10 @@ class EdgeClient:
 
 # ------------------------------------------------------------------------------------------------ helpers
 
-def pipeline_for_profile(model, edge_profile: Profile, autoencoder=None):
+def pipeline_for_profile(model, edge_profile: Profile, autoencoder=None, quantizer="auto"):
     """The pipeline of `model` (a zoo name, a spec string, an nn.Module or a LoadedModel; shapes default to the
-    profile's input) with `autoencoder`, by default the zoo's committed one the profile was measured with."""
+    profile's input) with `autoencoder`, by default the zoo's committed one the profile was measured with, and the
+    raw quantizer `quantizer` ("auto": a zoo model's committed one; a calibration file; None)."""
     from planner.modelspec import load_model, model_label
     from planner.pipeline import SplitPipeline
     from planner.runtime.handlers import committed_kind
@@ -363,7 +365,7 @@ def pipeline_for_profile(model, edge_profile: Profile, autoencoder=None):
     loaded = load_model(model, input_shape=shape)
     if autoencoder is None and loaded.zoo:
         autoencoder = committed_kind(name, edge_profile.autoencoder)
-    return SplitPipeline.from_model(loaded, autoencoder)
+    return SplitPipeline.from_model(loaded, autoencoder, quantizer)
 
 
 def check_match(pipeline, cs: CandidateSet) -> None:
@@ -374,10 +376,13 @@ def check_match(pipeline, cs: CandidateSet) -> None:
     if edge.autoencoder != pipeline.ae_id:
         raise ProfileError(f"profile {edge.name} was measured with autoencoder {edge.autoencoder!r}, but the "
                            f"pipeline has {pipeline.ae_id!r}; re-profile with the autoencoder you deploy")
+    if edge.quantizer is not None and edge.quantizer != pipeline.quant_id:
+        raise ProfileError(f"profile {edge.name} was measured with raw quantizer {edge.quantizer!r}, but the "
+                           f"pipeline has {pipeline.quant_id!r}; re-profile with the calibration you deploy")
     for spec in dict.fromkeys(cs.specs):
         if not spec.is_end:
             try:
-                pipeline.check(spec.cut, spec.bits)
+                pipeline.check(spec.cut, spec.bits, spec.width, spec.kind == CandidateKind.QUANT)
             except PlannerError as exc:
                 raise ProfileError(f"profile {edge.name} lists candidate {spec.label!r} that this pipeline cannot "
                                    f"run: {exc}") from None

@@ -36,6 +36,11 @@ class CloudHandler:
         return self.pipeline.ae_id
 
     @property
+    def quantizer(self) -> str | None:
+        """The id of the raw quantizer this server decodes its candidates with (None: none loaded)."""
+        return self.pipeline.quant_id
+
+    @property
     def weights(self) -> str | None:
         """sha256 of the model's state_dict: the edge checks it runs the same weights."""
         return self.pipeline.weights_sha256
@@ -84,16 +89,17 @@ def committed_kind(model: str, ae_id: str | None) -> AutoencoderKind | None:
 
 
 def make_cloud_handler(model, autoencoder: str | None = AutoencoderKind.SHARED, weights=None, *,
-                       runtime: str = "torch", onnx=None) -> CloudHandler:
+                       runtime: str = "torch", onnx=None, quantizer="auto") -> CloudHandler:
     """The handler for a model (a zoo name, or any model as a planner.modelspec.LoadedModel) with its
     autoencoder: "shared" / "independent" (a zoo model's committed one), a file from `planner train-ae --out`,
-    or None / "none" = raw features only; run by PyTorch or (`runtime` "onnxruntime") by ONNX Runtime on the
-    export folder `onnx`."""
+    or None / "none" = raw features only; the raw quantizer `quantizer` ("auto": a zoo model's committed one, a
+    file from `planner calibrate-quant`, or None); run by PyTorch or (`runtime` "onnxruntime") by ONNX Runtime
+    on the export folder `onnx`."""
     from planner.modelspec import load_model
     from planner.onnx_runtime import runtime_pipeline
     from planner.pipeline import SplitPipeline
 
-    pipeline = SplitPipeline.from_model(load_model(model, weights), autoencoder)
+    pipeline = SplitPipeline.from_model(load_model(model, weights), autoencoder, quantizer)
     handler = CloudHandler(runtime_pipeline(pipeline, runtime, onnx))
     log.info("handler ready: %r", handler)
     return handler

@@ -36,6 +36,7 @@ class EdgeOptions:
     freshness_runs: int = 5  # whole-model runs at start that check the edge profile (0: no check)
     tls: object = None  # TLS to the cloud: None (plain TCP), True (system CA store), a CA file, or an SSLContext
     autoencoder: object = None  # a file from `planner train-ae --out`, 'shared'/'independent'/'none' or an object
+    quantizer: object = "auto"  # the raw quantizer: 'auto' (a zoo model's committed one), a calibration file, None
     # (None: a zoo model's committed one the edge profile names; none for other models)
     edge_runtime: str = "torch"  # what runs head + encoder: 'torch' (eager) or 'onnxruntime' (needs `onnx`)
     onnx: str | None = None  # the `planner export` folder the onnxruntime edge runs

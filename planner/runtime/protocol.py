@@ -208,8 +208,8 @@ class Hello:
 
 _NUM = (int, float)
 WELCOME_SCHEMA: dict[str, Any] = {"model": str, "max_frame": int, "server": str}
-# optional: which weights (state_dict sha256) and autoencoder id the server runs, for the edge to check
-WELCOME_OPTIONAL: dict[str, Any] = {"weights": str, "autoencoder": str}
+# optional: which weights (state_dict sha256), autoencoder id and raw-quantizer id the server runs, for the edge
+WELCOME_OPTIONAL: dict[str, Any] = {"weights": str, "autoencoder": str, "quantizer": str}
 HEALTH_SCHEMA: dict[str, Any] = {"status": str, "model": str, "uptime_s": _NUM, "requests": int,
                                  "errors": int, "connections": int, "workers": int, "max_frame": int}
 

@@ -48,12 +48,13 @@ class Result:
     reply_bytes: int = 0
     bandwidth_bps: float | None = None  # the estimate the request was planned with
     probe: bool = False  # an exploration request: the other side's best candidate, not the plan
+    width: int | None = None  # the autoencoder's latent width sent (None: its widest, or not an autoencoder request)
     scores: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def spec(self) -> CandidateSpec:
         """What was executed, as a CandidateSpec."""
-        return CandidateSpec(self.kind, self.cut, self.bits, self.dtype)
+        return CandidateSpec(self.kind, self.cut, self.bits, self.dtype, self.width)
 
     @property
     def label_text(self) -> str:
@@ -166,7 +167,8 @@ class RunReport:
         for r in self.answered:
             if not r.fallback:
                 groups.setdefault(r.spec, []).append(r)
-        out = [{"cut": spec.cut, "bits": spec.bits, "kind": spec.kind.value, "dtype": spec.dtype, "label": spec.label,
+        out = [{"cut": spec.cut, "bits": spec.bits, "kind": spec.kind.value, "dtype": spec.dtype, "width": spec.width,
+                "label": spec.label,
                 "count": len(rs), "measured_ms_median": _r(_median([r.measured_ms for r in rs])),
                 "predicted_ms_median": _r(_median([r.predicted_ms for r in rs if r.predicted_ms is not None]))}
                for spec, rs in groups.items()]

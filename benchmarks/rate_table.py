@@ -1,0 +1,366 @@
+"""Rate vs accuracy of every way to send a cut: the shared autoencoder, the independent ones, the training-free
+raw quantizer, and the input itself (zlib, PNG, JPEG), on the full Fashion-MNIST test set.
+
+Per zoo model and served cut: for the shared and the independent autoencoders every (width, bits), for the raw
+quantizer every bits, the accuracy through the deployment path (integer codes; `planner.profile.accuracy`, so
+the numbers are the ones the profiles hold, and cached), the mean real payload per image (codec bytes, header
+included, lossless stage "auto"), the same payload with a static per-channel entropy model and ANS coding
+(constriction, fitted on training images' codes; header included), the encoder's time and the head's time
+(batch 1, one thread, medians). The input: plain zlib -9, the codec's cloud-only payload, PNG, and JPEG at a few
+qualities, each with its accuracy. Then the issue-15 targets, met or missed, with the figures.
+
+    .venv/bin/python benchmarks/rate_table.py                      # both models, 10,000 test images
+    .venv/bin/python benchmarks/rate_table.py --limit 1000 --models resnet-fmnist   # a quick look
+
+Writes benchmarks/results/rate_table.json, rate_table.md and docs/figures/rate_<model>.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import platform
+import shlex
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import median_seconds  # noqa: E402
+
+from planner.compress import codec  # noqa: E402
+from planner.datasets import fashion_mnist  # noqa: E402
+from planner.pipeline import SplitPipeline  # noqa: E402
+from planner.profile.accuracy import accuracy_table  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+FIGURES = ROOT / "docs" / "figures"
+MODELS = ("resnet-fmnist", "vgg-fmnist")
+JPEG_QUALITIES = (90, 75, 50)
+FIT_IMAGES = 2000  # training images the entropy models are fitted on
+
+
+# -- the input (cloud-only) ----------------------------------------------------------------------------------
+def _png(im: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(im).save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
+
+
+def _jpeg(im: np.ndarray, quality: int) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(im).save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def _unjpeg(data: bytes) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(data)).convert("L"))
+
+
+def input_rows(pipe: SplitPipeline, raw: np.ndarray, labels: torch.Tensor, bytes_images: int) -> tuple[dict, dict]:
+    """Mean bytes per image of the input in each format, and the model's accuracy on each (lossy) format."""
+    sample = raw[:bytes_images]
+    sizes = {"zlib": [len(zlib.compress(im.tobytes(), 9)) for im in sample],
+             "codec": [len(pipe.input_payload(im[None])) for im in sample],
+             "png": [len(_png(im)) for im in sample]}
+    accuracy = {"zlib": None, "codec": None, "png": None}  # lossless: the backbone's
+    for q in JPEG_QUALITIES:
+        coded = [_jpeg(im, q) for im in raw]
+        sizes[f"jpeg_q{q}"] = [len(c) for c in coded[:bytes_images]]
+        back = np.stack([_unjpeg(c) for c in coded])
+        with torch.inference_mode():
+            pred = torch.cat([pipe.model(pipe.input_tensor(back[i:i + 500])).argmax(1)
+                              for i in range(0, len(back), 500)])
+        accuracy[f"jpeg_q{q}"] = round(100.0 * float((pred == labels).float().mean()), 3)
+    return {k: round(float(np.mean(v)), 1) for k, v in sizes.items()}, accuracy
+
+
+# -- entropy coding of the codes -----------------------------------------------------------------------------
+class ChannelModel:
+    """A static categorical model per channel of one (cut, setting)'s codes, coded with ANS (constriction)."""
+
+    def __init__(self, codes: np.ndarray, bits: int):
+        n = 1 << bits
+        counts = np.stack([np.bincount(codes[:, c].ravel(), minlength=n) for c in range(codes.shape[1])])
+        p = (counts + 0.5) / (counts + 0.5).sum(1, keepdims=True)  # never a zero probability
+        self.per_symbol = np.repeat(p, int(np.prod(codes.shape[2:])), axis=0).astype(np.float64)
+
+    def nbytes(self, one: np.ndarray) -> int:
+        """Bytes of one sample's codes (C, ...) under the model (32-bit words, as ANS emits them)."""
+        import constriction
+
+        coder = constriction.stream.stack.AnsCoder()
+        coder.encode_reverse(one.reshape(-1).astype(np.int32), constriction.stream.model.Categorical(perfect=False),
+                             self.per_symbol)
+        return 4 * len(coder.get_compressed())
+
+
+def _payloads(coder, feats: torch.Tensor, fit: torch.Tensor, cut: str, bits: int, width, rawquant: bool) -> dict:
+    """Mean codec bytes per image, and the same with the entropy model (+ the codec's header)."""
+    with torch.inference_mode():
+        codes = coder.encode(feats, cut, bits, width).numpy()
+        fit_codes = coder.encode(fit, cut, bits, width).numpy()
+    sizes = [len(codec.encode(codes[i:i + 1], cut, bits, rawquant=rawquant)) for i in range(len(codes))]
+    header = codec.header_size(cut, codes.ndim)
+    model = ChannelModel(fit_codes if codes.ndim > 2 else fit_codes[:, :, None], bits)
+    shaped = codes if codes.ndim > 2 else codes[:, :, None]
+    entropy = [header + model.nbytes(shaped[i]) for i in range(len(shaped))]
+    return {"bytes": round(float(np.mean(sizes)), 1), "bytes_entropy": round(float(np.mean(entropy)), 1)}
+
+
+def _ms(fn) -> float:
+    return round(1000.0 * median_seconds(fn, repeats=9), 4)
+
+
+# -- one model ----------------------------------------------------------------------------------------------
+def rows_for(pipe: SplitPipeline, method: str, acc: dict, feats: dict, fit: dict, one: dict) -> list[dict]:
+    """Every (cut, width, bits) row of one coder ("shared", "independent" or "quant")."""
+    coder = pipe.quantizer if method == "quant" else pipe.ae
+    out = []
+    for cut in coder.cuts:
+        entry = acc["cuts"][cut]
+        widths = [None] if method == "quant" else list(pipe.ae.widths(cut))
+        for w in widths:
+            enc_width = None if method == "quant" or w == widths[-1] else w
+            for b in coder.bits:
+                a = (entry["quant"] if method == "quant" else entry["bits"] if enc_width is None
+                     else entry["widths"][str(w)])[str(b)]
+                row = {"cut": cut, "method": method, "width": w, "bits": b,
+                       **_payloads(coder, feats[cut], fit[cut], cut, b, enc_width, method == "quant"),
+                       "accuracy": a,
+                       "encode_ms": _ms(lambda c=cut, b=b, w=enc_width: coder.encode(one[c], c, b, w))}
+                out.append(row)
+    return out
+
+
+def table_for(name: str, limit: int | None, bytes_images: int) -> dict:
+    shared = SplitPipeline.from_zoo(name, "shared")
+    indep = SplitPipeline.from_zoo(name, "independent")
+    data = fashion_mnist("test").take(limit)
+    acc_s = accuracy_table(shared, list(shared.ae.bits), limit, progress=True)
+    acc_i = accuracy_table(indep, list(indep.ae.bits), limit, progress=True)
+    train = fashion_mnist("train").take(FIT_IMAGES)
+    x = shared.input_tensor(data.raw[:bytes_images])
+    xf = shared.input_tensor(train.raw)
+    head_ms, feats, fit, one = {}, {}, {}, {}
+    with torch.inference_mode():
+        for cut in shared.ae.cuts:
+            head, _ = shared.split(cut)
+            feats[cut], fit[cut], one[cut] = head(x), head(xf), head(x[:1])
+            head_ms[cut] = _ms(lambda h=head: h(shared.input_tensor(data.raw[:1])))
+    rows = []
+    for pipe, method, acc in ((shared, "shared", acc_s), (indep, "independent", acc_i), (shared, "quant", acc_s)):
+        print(f"{name}: {method} rows ...", flush=True)
+        rows += [{**r, "head_ms": head_ms[r["cut"]]} for r in rows_for(pipe, method, acc, feats, fit, one)]
+    sizes, input_acc = input_rows(shared, data.raw, data.labels, bytes_images)
+    cards = {k: json.loads((ROOT / "planner/compress/weights" / f"{name}-{k}.json").read_text())
+             for k in ("shared", "independent")}
+    return {"model": name, "backbone_accuracy": acc_s["backbone"], "test_images": acc_s["n"],
+            "shared_id": shared.ae_id, "independent_id": indep.ae_id, "quantizer_id": shared.quant_id,
+            "shared_params": shared.ae.param_counts()["total"], "independent_params": indep.ae.param_counts()["total"],
+            "train_minutes": {k: round(c["train"]["train_seconds"] / 60, 1) for k, c in cards.items()},
+            "train_threads": {k: c["train"]["threads"] for k, c in cards.items()},
+            "input_bytes": sizes, "input_accuracy": input_acc, "rows": rows,
+            "entropy_speed": entropy_speed(shared, one)}
+
+
+def entropy_speed(pipe: SplitPipeline, one: dict) -> dict:
+    """ms per image to code the widest 4-bit codes of the middle cut: the codec's lossless stage vs ANS."""
+    cut = pipe.ae.cuts[len(pipe.ae.cuts) // 2]
+    codes = pipe.ae.encode(one[cut], cut, 4).numpy()
+    model = ChannelModel(np.concatenate([codes] * 4), 4)
+    return {"cut": cut, "bits": 4, "codec_ms": _ms(lambda: codec.encode(codes, cut, 4)),
+            "ans_ms": _ms(lambda: model.nbytes(codes[0]))}
+
+
+# -- targets ------------------------------------------------------------------------------------------------
+def targets(m: dict) -> dict:
+    """The issue's targets on one model: each with its figure and met / missed."""
+    base, rows = m["backbone_accuracy"], m["rows"]
+    by = {(r["method"], r["cut"], r["width"], r["bits"]): r for r in rows}
+    cuts = list(dict.fromkeys(r["cut"] for r in rows if r["method"] == "shared"))
+    widest = {c: max(r["width"] for r in rows if r["method"] == "shared" and r["cut"] == c) for c in cuts}
+    loss8 = {c: round(base - by[("shared", c, widest[c], 8)]["accuracy"], 3) for c in cuts}
+    gaps = [by[("independent", c, w, b)]["accuracy"] - r["accuracy"] for (meth, c, w, b), r in by.items()
+            if meth == "shared" and ("independent", c, w, b) in by]
+
+    def cheapest(method: str, cut: str) -> float | None:
+        ok = [r["bytes"] for r in rows if r["method"] == method and r["cut"] == cut and base - r["accuracy"] <= 1.0]
+        return min(ok) if ok else None
+
+    vs_quant = {c: {"shared": cheapest("shared", c), "quant": cheapest("quant", c)} for c in cuts}
+    best = min((v["shared"], c) for c, v in vs_quant.items() if v["shared"] is not None) if any(
+        v["shared"] for v in vs_quant.values()) else (None, None)
+    enc = {c: {"encode_ms": by[("shared", c, widest[c], 8)]["encode_ms"],
+               "head_ms": by[("shared", c, widest[c], 8)]["head_ms"]} for c in cuts}
+    zl = m["input_bytes"]["zlib"]
+    ratio = m["independent_params"] / m["shared_params"]
+    return {
+        "widest_8bit_loss_pp": {"per_cut": loss8, "max": max(loss8.values()), "met": max(loss8.values()) <= 0.5},
+        "param_ratio": {"independent_over_shared": round(ratio, 2), "met": ratio >= 4},
+        "sharing_gap_pp": {"max": round(max(gaps), 3), "median": round(float(np.median(gaps)), 3),
+                           "within_0.3": f"{sum(g <= 0.3 for g in gaps)}/{len(gaps)}", "met": max(gaps) <= 0.3},
+        "bytes_at_1pp_vs_quant": {"per_cut": vs_quant, "met": all(
+            v["shared"] is not None and (v["quant"] is None or v["shared"] <= v["quant"]) for v in vs_quant.values())},
+        "half_zlib_input": {"cut": best[1], "bytes": best[0], "zlib_input": zl,
+                            "met": best[0] is not None and best[0] < zl / 2},
+        "encoder_vs_head": {"per_cut": enc, "met": all(v["encode_ms"] <= v["head_ms"] for v in enc.values())},
+        "train_minutes": {**m["train_minutes"], "threads": m["train_threads"],
+                          "met": max(m["train_minutes"].values()) <= 60},
+        "entropy_saving": entropy_saving(rows, base),
+    }
+
+
+def entropy_saving(rows: list[dict], base: float) -> dict:
+    """Bytes saved by the entropy model over the codec's stage, median over the settings within 1 pp loss."""
+    out = {}
+    for method in ("shared", "quant"):
+        s = [1 - r["bytes_entropy"] / r["bytes"] for r in rows if r["method"] == method and base - r["accuracy"] <= 1]
+        out[method] = {"median": round(float(np.median(s)), 3) if s else None, "settings": len(s)}
+    return out
+
+
+# -- outputs ------------------------------------------------------------------------------------------------
+def plot(m: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows, base = m["rows"], m["backbone_accuracy"]
+    cuts = list(dict.fromkeys(r["cut"] for r in rows if r["method"] == "shared"))
+    cols = min(3, len(cuts))
+    fig, axes = plt.subplots(-(-len(cuts) // cols), cols, figsize=(5 * cols, 3.6 * -(-len(cuts) // cols)),
+                             squeeze=False)
+    for ax, cut in zip(axes.flat, cuts, strict=False):
+        for method, style in (("shared", "-o"), ("independent", ":x")):
+            for w in sorted({r["width"] for r in rows if r["method"] == method and r["cut"] == cut}):
+                pts = sorted((r["bytes"], r["accuracy"]) for r in rows
+                             if r["method"] == method and r["cut"] == cut and r["width"] == w)
+                ax.plot(*zip(*pts, strict=True), style, ms=3, lw=1, label=f"{method} w{w}",
+                        alpha=1.0 if method == "shared" else 0.6)
+        pts = sorted((r["bytes"], r["accuracy"]) for r in rows if r["method"] == "quant" and r["cut"] == cut)
+        ax.plot(*zip(*pts, strict=True), "-s", color="black", ms=3, lw=1.2, label="raw quant")
+        for key, color in (("zlib", "tab:gray"), ("png", "tab:brown"), ("jpeg_q90", "tab:pink")):
+            ax.axvline(m["input_bytes"][key], color=color, ls="--", lw=0.8, label=f"input {key}")
+        ax.axhline(base, color="gray", lw=0.6)
+        ax.axhline(base - 1, color="gray", lw=0.6, ls=":")
+        ax.set_xscale("log")
+        ax.set_ylim(max(50, base - 15), base + 1)
+        ax.set_title(cut)
+        ax.set_xlabel("bytes per image")
+        ax.set_ylabel("accuracy %")
+    for ax in list(axes.flat)[len(cuts):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=6, ncol=2)
+    fig.suptitle(f"{m['model']}: rate vs accuracy per cut (backbone {base:.2f} %, dotted: -1 pp)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def markdown(result: dict) -> str:
+    lines = [f"Command: `{result['command']}` ({result['machine']}, torch {result['torch']}, "
+             f"{result['threads']} thread(s) for timings).\n"]
+    for m in result["models"]:
+        t = m["targets"]
+        lines += [f"### {m['model']} (backbone {m['backbone_accuracy']:.2f} %, {m['test_images']} test images)\n",
+                  f"![rate vs accuracy](../../docs/figures/rate_{m['model']}.png)\n",
+                  "| target | figure | met |", "|---|---|---|",
+                  f"| widest width, 8 bits: loss <= 0.5 pp at every cut | max {t['widest_8bit_loss_pp']['max']} pp "
+                  f"({', '.join(f'{c} {v}' for c, v in t['widest_8bit_loss_pp']['per_cut'].items())}) | "
+                  f"{_yes(t['widest_8bit_loss_pp'])} |",
+                  f"| shared params <= 1/4 of independent | {m['shared_params']:,} vs {m['independent_params']:,} "
+                  f"({t['param_ratio']['independent_over_shared']}x) | {_yes(t['param_ratio'])} |",
+                  f"| shared within 0.3 pp of independent | max gap {t['sharing_gap_pp']['max']} pp, median "
+                  f"{t['sharing_gap_pp']['median']}, {t['sharing_gap_pp']['within_0.3']} settings within | "
+                  f"{_yes(t['sharing_gap_pp'])} |",
+                  "| <= 1 pp: shared bytes <= raw-quant bytes at every cut | " + ", ".join(
+                      f"{c} {v['shared']} vs {v['quant']}" for c, v in t["bytes_at_1pp_vs_quant"]["per_cut"].items())
+                  + f" | {_yes(t['bytes_at_1pp_vs_quant'])} |",
+                  f"| some cut <= 1 pp in < 1/2 the zlib input | {t['half_zlib_input']['cut']} "
+                  f"{t['half_zlib_input']['bytes']} B vs zlib {t['half_zlib_input']['zlib_input']} B | "
+                  f"{_yes(t['half_zlib_input'])} |",
+                  "| encoder <= head (1 thread) | " + ", ".join(
+                      f"{c} {v['encode_ms']}/{v['head_ms']} ms" for c, v in t["encoder_vs_head"]["per_cut"].items())
+                  + f" | {_yes(t['encoder_vs_head'])} |",
+                  f"| training <= 60 min per AE | shared {t['train_minutes']['shared']} min, independent "
+                  f"{t['train_minutes']['independent']} min ({t['train_minutes']['threads']['shared']} thread) | "
+                  f"{_yes(t['train_minutes'])} |",
+                  f"\nEntropy model (static per channel, ANS) vs the codec's lossless stage, median bytes saved "
+                  f"within 1 pp: shared {t['entropy_saving']['shared']['median']}, raw quant "
+                  f"{t['entropy_saving']['quant']['median']}; speed at {m['entropy_speed']['cut']} 4 bits: codec "
+                  f"{m['entropy_speed']['codec_ms']} ms, ANS {m['entropy_speed']['ans_ms']} ms per image.\n",
+                  "Input per image: " + ", ".join(f"{k} {v:.0f} B" for k, v in m["input_bytes"].items())
+                  + "; accuracy of JPEG: " + ", ".join(f"{k} {v} %" for k, v in m["input_accuracy"].items()
+                                                       if v is not None) + "\n",
+                  "Per cut: loss at the widest width and 8 bits, and the fewest bytes within 1 pp of the backbone for "
+                  "each coder (setting in brackets: width/bits; every row is in rate_table.json):\n",
+                  "| cut | head ms | encode ms | shared widest 8b loss pp | shared <= 1 pp | independent <= 1 pp "
+                  "| raw quant <= 1 pp |", "|---|---|---|---|---|---|---|"]
+        lines += [_cut_line(m, cut) for cut in dict.fromkeys(r["cut"] for r in m["rows"] if r["method"] == "shared")]
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def _cut_line(m: dict, cut: str) -> str:
+    base = m["backbone_accuracy"]
+    rows = [r for r in m["rows"] if r["cut"] == cut]
+    widest = max(r["width"] for r in rows if r["method"] == "shared")
+    top = next(r for r in rows if r["method"] == "shared" and r["width"] == widest and r["bits"] == 8)
+
+    def best(method: str) -> str:
+        ok = [r for r in rows if r["method"] == method and base - r["accuracy"] <= 1.0]
+        if not ok:
+            return "none"
+        r = min(ok, key=lambda r: r["bytes"])
+        return f"{r['bytes']:.0f} B ({r['width'] or '-'}/{r['bits']}, {base - r['accuracy']:.2f} pp)"
+
+    return (f"| {cut} | {top['head_ms']} | {top['encode_ms']} | {base - top['accuracy']:.2f} | {best('shared')} | "
+            f"{best('independent')} | {best('quant')} |")
+
+
+def _yes(t: dict) -> str:
+    return "met" if t["met"] else "**missed**"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", default=",".join(MODELS))
+    p.add_argument("--limit", type=int, default=None, help="first N test images for accuracy (default: all)")
+    p.add_argument("--bytes-images", type=int, default=500, help="test images whose payload bytes are measured")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (timings are on one thread)")
+    p.add_argument("--out", default=str(RESULTS / "rate_table.json"))
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    command = "python benchmarks/rate_table.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+    result = {"command": command.strip(), "machine": platform.processor() or platform.machine(),
+              "torch": torch.__version__, "threads": args.threads, "models": []}
+    for name in args.models.split(","):
+        m = table_for(name, args.limit, args.bytes_images)
+        m["targets"] = targets(m)
+        plot(m, FIGURES / f"rate_{name}.png")
+        result["models"].append(m)
+        print(json.dumps({"model": name, "targets": m["targets"]}, indent=1), flush=True)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    out.with_suffix(".md").write_text(markdown(result))
+    print(f"wrote {out}, {out.with_suffix('.md')} and docs/figures/rate_*.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
