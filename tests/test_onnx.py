@@ -214,6 +214,7 @@ def _filtered_profiles(tmp_path: Path, cuts: list[str], bits: list[int]) -> tupl
         d["cuts"] = [c for c in d["cuts"] if c["id"] in cuts]
         for c in d["cuts"]:
             c["bits"] = {b: v for b, v in c["bits"].items() if int(b) in bits}
+            c["widths"] = {w: {b: v for b, v in t.items() if int(b) in bits} for w, t in c.get("widths", {}).items()}
         d["bits"] = bits
         if role == "edge":
             d["whole_model_ms"] = {"median": 1000.0, "iqr": 0.0, "n": 1, "p10": 1000.0, "p90": 1000.0}
