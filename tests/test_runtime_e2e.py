@@ -78,7 +78,7 @@ def make_profiles(pipe: SplitPipeline, sample: np.ndarray, *, compute_ms: float 
         raw = {"float32": RawFormat(len(pipe.edge_encode(sample, c.id, None)[0]), _t(compute_ms), _t(compute_ms))}
         bits, narrow, quant, widest = {}, {}, {}, None
         if c.id in pipe.ae.cuts:
-            def entry(**kw):
+            def entry(c=c, **kw):
                 n = len(pipe.edge_encode(sample, c.id, **kw)[0])
                 return BitsEntry(n, n, _t(compute_ms), _t(bits_decode_ms), 90.0)
 
