@@ -18,6 +18,13 @@ def add_model_args(p, required: bool = True) -> None:
                    help="normalize image inputs after scaling to [0, 1]: MEAN,STD or per channel M1,M2,M3,S1,S2,S3")
 
 
+def add_quantizer_arg(p) -> None:
+    """--quantizer: the raw quantizer a command profiles, serves or runs with."""
+    p.add_argument("--quantizer", default="auto", metavar="FILE|auto|none",
+                   help="raw-quantizer calibration from `planner calibrate-quant --out` (its candidates CUT@qBITS); "
+                        "auto: a zoo model's committed one, none for your own model")
+
+
 def add_data_args(p) -> None:
     p.add_argument("--data", default=None, metavar="PATH",
                    help="image folder (one subfolder per class), .npz with x (and y), or package.module:factory "

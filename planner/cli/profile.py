@@ -6,7 +6,13 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from planner.cli._model import add_data_args, add_model_args, data_from_args, model_from_args
+from planner.cli._model import (
+    add_data_args,
+    add_model_args,
+    add_quantizer_arg,
+    data_from_args,
+    model_from_args,
+)
 from planner.config import ARCH_LATENT
 from planner.profile.store import ProfileKey
 from planner.types import AutoencoderKind, Role
@@ -40,9 +46,7 @@ def register(sub) -> None:
                         "marked so, as `planner run --edge-slowdown K` stretches every edge computation")
     p.add_argument("--cpu-quota", type=float, default=None,
                    help="emulate a weak edge: run the edge side on this fraction of one core (root, cgroups)")
-    p.add_argument("--quantizer", default="auto", metavar="FILE|auto|none",
-                   help="raw-quantizer calibration from `planner calibrate-quant --out` (its candidates CUT@qBITS); "
-                        "auto: a zoo model's committed one, none for your own model")
+    add_quantizer_arg(p)
     p.add_argument("--autoencoder", default=None, metavar="FILE|shared|independent|none",
                    help="autoencoder file from `planner train-ae --out`, a zoo model's committed shared/independent "
                         "one, or none (raw cuts only); default: shared for the zoo, none for your own model")

@@ -7,7 +7,7 @@ import json
 import sys
 
 from planner.cli import checks as check
-from planner.cli._model import add_data_args, add_model_args, model_from_args
+from planner.cli._model import add_data_args, add_model_args, add_quantizer_arg, model_from_args
 from planner.errors import PlannerError
 from planner.link import parse_bandwidth, parse_duration
 from planner.types import CandidateSpec
@@ -17,9 +17,7 @@ def register(sub) -> None:
     p = sub.add_parser("run", help="run test images through the planned edge/cloud split and measure every request")
     add_model_args(p)
     add_data_args(p)
-    p.add_argument("--quantizer", default="auto", metavar="FILE|auto|none",
-                   help="raw-quantizer calibration from `planner calibrate-quant --out` (its candidates CUT@qBITS); "
-                        "auto: a zoo model's committed one, none for your own model")
+    add_quantizer_arg(p)
     p.add_argument("--autoencoder", default=None, metavar="FILE|shared|independent|none",
                    help="autoencoder the edge encodes with (default: the zoo's committed one the edge profile names)")
     p.add_argument("--cloud", default="127.0.0.1:7000",

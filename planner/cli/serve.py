@@ -8,7 +8,7 @@ import re
 import sys
 
 from planner.cli import checks as check
-from planner.cli._model import add_model_args
+from planner.cli._model import add_model_args, add_quantizer_arg
 from planner.errors import PlannerError
 from planner.runtime.server import DEFAULT_MAX_BATCH
 
@@ -63,9 +63,7 @@ def register(sub) -> None:
                    help="seconds a client has for a whole frame (and for its HELLO after connecting)")
     p.add_argument("--idle-timeout", type=check.positive_seconds, default=300.0,
                    help="seconds an idle connection is kept")
-    p.add_argument("--quantizer", default="auto", metavar="FILE|auto|none",
-                   help="raw-quantizer calibration from `planner calibrate-quant --out` (its candidates CUT@qBITS); "
-                        "auto: a zoo model's committed one, none for your own model")
+    add_quantizer_arg(p)
     p.add_argument("--autoencoder", default=None, metavar="FILE|shared|independent|none",
                    help="autoencoder to decode with: a file from `planner train-ae --out`, a zoo model's committed "
                         "shared/independent one, or none (raw features only); default shared for the zoo, else none")
