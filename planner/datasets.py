@@ -2,8 +2,9 @@
 
 `spec` is an image folder (one subfolder per class; or images directly in it, unlabelled), an `.npz` with `x`
 (N x C x H x W or N x H x W, uint8 or float; integers for token models) and optional `y`, or
-`package.module:factory` returning a torch Dataset whose items are `x` or `(x, y)`. Nothing given means
-Fashion-MNIST for the zoo models (and for any model taking 1x28x28). Raw samples are what an edge device
+`package.module:factory` returning a torch Dataset whose items are `x` or `(x, y)`, or `photos` (`photos:train`,
+`photos:test`: seeded 224 x 224 crops of real photographs, `planner.photos`). Nothing given means Fashion-MNIST
+for the Fashion-MNIST zoo models (and for any model taking 1x28x28), `photos` for efficientnet-lite0. Raw samples are what an edge device
 holds (uint8 pixels stay uint8, so a cloud-only plan ships bytes); `LoadedModel.preprocess` turns them into
 model input. Without labels every figure is "agreement": top-1 agreement with the unsplit model.
 """
@@ -72,8 +73,18 @@ def load_data(spec, loaded, split: str = "test", root=None, limit: int | None = 
     """The data set `spec` fitted to `loaded` (a LoadedModel); a clear error naming both shapes if it cannot be."""
     if isinstance(spec, DataSet):
         return _fit(spec, loaded).take(limit)
+    if spec is None and loaded.zoo:
+        from planner import zoo
+
+        if zoo.default_data(loaded.name) == "photos":
+            spec = "photos"
     if spec is None:
         return _fashion_mnist(loaded, split, root).take(limit)
+    if str(spec) in ("photos", "photos:train", "photos:test"):
+        from planner.photos import photos
+
+        name, _, which = str(spec).partition(":")
+        return _fit(photos(which or ("train" if split == "train" else "test"), limit), loaded)
     path = Path(str(spec))
     if path.is_dir():
         return _fit(image_folder(path, loaded.input_shape), loaded).take(limit)
