@@ -18,3 +18,14 @@ DEFAULT_HOST: str = "127.0.0.1"  # the cloud server listens on loopback unless t
 DEFAULT_CLOUD: str = f"{DEFAULT_HOST}:{DEFAULT_PORT}"
 DEFAULT_BACKOFF_S: float = 0.5  # first wait after the cloud failed, doubled per failure
 DEFAULT_BACKOFF_MAX_S: float = 10.0  # the longest wait between tries of a failing cloud
+BATCH_VALUES: int = 1 << 22  # input values in one inference batch (evaluate, accuracy, reference labels, BN
+# recalibration): 500 Fashion-MNIST images, 27 crops of 3x224x224 (about 16 MB of float32 input)
+TRAIN_BATCH_VALUES: int = 2_500_000  # input values in one training batch: 128 at 28x28, 16 at 3x224x224
+
+
+def batch_for(input_shape, cap: int = 500, values: int = BATCH_VALUES) -> int:
+    """A batch size that adapts to the per-sample input size: at most `cap`, at most `values` input values."""
+    n = 1
+    for d in input_shape:
+        n *= int(d)
+    return max(1, min(int(cap), values // max(n, 1)))

@@ -52,8 +52,12 @@ class DataSet:
         labels = None if self.labels is None else self.labels[offset:offset + n]
         return DataSet(self.raw[offset:offset + n], labels, f"{self.fingerprint}[{offset}:{offset + n}]", self.source)
 
-    def inputs(self, preprocess, batch_size: int = 500):
-        """Model-input batches: preprocess(raw[i:i + batch_size]) for each chunk."""
+    def inputs(self, preprocess, batch_size: int | None = None):
+        """Model-input batches: preprocess(raw[i:i + batch_size]) for each chunk (None: adapted to the sample
+        size, `planner.config.batch_for`)."""
+        from planner.config import batch_for
+
+        batch_size = batch_size or batch_for(self.raw.shape[1:])
         for i in range(0, len(self), batch_size):
             yield preprocess(self.raw[i:i + batch_size])
 

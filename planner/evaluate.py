@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from planner.config import batch_for
 from planner.data import as_loader, loader
 
 
@@ -22,17 +23,19 @@ def accuracy(model, data="test", batch_size: int = 500, limit: int | None = None
     return 100.0 * correct / max(total, 1)
 
 
-def targets(model, data, preprocess, batch_size: int = 500) -> torch.Tensor:
+def targets(model, data, preprocess, batch_size: int | None = None) -> torch.Tensor:
     """What a split is scored against: the labels, or (no labels) the unsplit model's top-1 predictions."""
     if data.labels is not None:
         return data.labels
+    batch_size = batch_size or batch_for(data.raw.shape[1:])
     with torch.inference_mode():
         return torch.cat([model(x).argmax(1) for x in data.inputs(preprocess, batch_size)])
 
 
-def score(fn, model, data, preprocess, batch_size: int = 500) -> dict:
+def score(fn, model, data, preprocess, batch_size: int | None = None) -> dict:
     """{"accuracy": %, "n": N} of `fn` (batch -> logits) on a DataSet, or {"agreement": %, "n": N}: top-1
     agreement with the unsplit `model` when the data has no labels."""
+    batch_size = batch_size or batch_for(data.raw.shape[1:])
     want = targets(model, data, preprocess, batch_size)
     correct = 0
     with torch.inference_mode():

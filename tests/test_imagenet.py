@@ -85,3 +85,30 @@ def test_photos_are_disjoint_seeded_and_round_trip_a_folder(tmp_path, lite0):
     np.testing.assert_array_equal(back.raw, a)
     with pytest.raises(DataError, match="splits"):
         photos.crops("val")
+
+
+def test_default_served_cuts_are_block_outputs(lite0):
+    """Inverted residuals: train-ae serves what blocks return (residual sums, projection outputs), never the
+    expanded maps inside a block; padding and dropout are marked as repeats of their neighbour."""
+    from planner.compress.train import default_cuts
+    from planner.partition import Partitioner
+
+    part = Partitioner(lite0.model, lite0.example(), verify=False)
+    served = default_cuts(lite0, part)
+    by_id = {c.id: c for c in part.cuts}
+    assert not any(c.inside_block for c in served)
+    assert {"add", "add_3", "_blocks_5__bn2", "_blocks_15__bn2"} <= {c.id for c in served}
+    assert all(c.block_output or c.producer in ("ReLU6",) for c in served)
+    assert max(c.shape[0] for c in served if c.block_output) == 320  # narrow: no 96..1152-channel expansions
+    assert by_id["_blocks_3_act"].inside_block and by_id["_blocks_3_act"].id not in {c.id for c in served}
+    dups = {c.id for c in part.cuts if c.duplicate}
+    assert {"_conv_stem_0", "_blocks_3__depthwise_conv_0", "_dropout", "flatten"} <= dups
+    assert not any(by_id[c].producer in ("Conv2d", "BatchNorm2d", "ReLU6", "add") for c in dups)
+
+
+def test_batches_adapt_to_the_input_size():
+    from planner.config import TRAIN_BATCH_VALUES, batch_for
+
+    assert batch_for((1, 28, 28)) == 500 and batch_for((28, 28), 250) == 250
+    assert batch_for((3, 224, 224)) == 27 and batch_for((3, 224, 224), 128, TRAIN_BATCH_VALUES) == 16
+    assert batch_for((3, 4096, 4096)) == 1

@@ -51,6 +51,8 @@ def register(sub) -> None:
                    help="autoencoder file from `planner train-ae --out`, a zoo model's committed shared/independent "
                         "one, or none (raw cuts only); default: shared for the zoo, none for your own model")
     p.add_argument("--float16", action="store_true", help="also profile the float16 raw feature")
+    p.add_argument("--all-cuts", action="store_true",
+                   help="also profile the cuts that only repeat their neighbour (padding, dropout, identity)")
     p.add_argument("--payload-samples", type=int, default=200, help="test images for payload statistics")
     p.add_argument("--accuracy-limit", type=int, default=None, help="test images for accuracy (default: all)")
     p.add_argument("--edge-runtime", choices=("torch", "onnxruntime"), default="torch",
@@ -113,7 +115,7 @@ def run(args) -> int:
     settings = ProfileSettings(role=args.role, threads=args.threads, batch=args.batch, repeats=args.repeats,
                                max_seconds=args.max_seconds, device=args.device, cpu_quota=args.cpu_quota,
                                payload_samples=args.payload_samples, accuracy_limit=args.accuracy_limit,
-                               float16=args.float16)
+                               float16=args.float16, all_cuts=args.all_cuts)
     onnx, on_edge, on_cloud = onnx_sides(pipeline, args)
     measured = profile_pipeline(pipeline, settings, data=data)
     if onnx is not None:

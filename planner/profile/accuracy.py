@@ -37,10 +37,12 @@ def _cache_path(key: str) -> Path:
 
 
 def accuracy_table(pipeline, bits: list[int], limit: int | None = None, use_cache: bool = True,
-                   progress: bool = False, batch_size: int = 500, data=None) -> dict:
+                   progress: bool = False, batch_size: int | None = None, data=None, all_cuts: bool = False) -> dict:
     """{"backbone": %, "n": images, "metric": "accuracy"|"agreement", "cuts": {cut: {"float16": %, "bits":
     {b: %} (widest width), "widths": {w: {b: %}} (narrower), "quant": {b: %} (raw quantizer)}}} on `data` (a
-    planner.datasets.DataSet; default: the Fashion-MNIST test set)."""
+    planner.datasets.DataSet; default: the Fashion-MNIST test set). Cuts that only repeat their neighbour
+    (`Cut.duplicate`) are left out unless `all_cuts`; `batch_size` None adapts to the input size."""
+    from planner.config import batch_for
     from planner.evaluate import targets
 
     if data is None:
@@ -49,13 +51,14 @@ def accuracy_table(pipeline, bits: list[int], limit: int | None = None, use_cach
         data = fashion_mnist("test")
     data = data.take(limit)
     key = cache_key(pipeline.name, pipeline.weights_sha256, pipeline.ae_id, data.fingerprint, limit, bits,
-                    pipeline.quant_id)
+                    pipeline.quant_id) + ("__all-cuts" if all_cuts else "")
+    batch_size = batch_size or batch_for(pipeline.input_shape)
     path = _cache_path(key)
     if use_cache and path.exists():
         return json.loads(path.read_text())
     x = torch.cat(list(data.inputs(pipeline.input_tensor, batch_size)))
     y = targets(pipeline.model, data, pipeline.input_tensor, batch_size)
-    inner = [c.id for c in pipeline.cuts if not c.trivial]
+    inner = [c.id for c in pipeline.cuts if not c.trivial and (all_cuts or not getattr(c, "duplicate", False))]
     ae, quant = pipeline.ae, pipeline.quantizer
     settings = {c: _settings(ae, quant, c, bits) for c in inner}
     correct = {"backbone": 0, "cuts": {c: dict.fromkeys(settings[c], 0) for c in inner}}

@@ -41,6 +41,7 @@ class ProfileSettings:
     payload_samples: int = 200  # real test images for payload byte statistics
     accuracy_limit: int | None = None  # test images for accuracy (None = all 10,000; cached)
     float16: bool = False  # also profile the float16 raw feature (a candidate with ~0 accuracy loss)
+    all_cuts: bool = False  # also the cuts that only repeat their neighbour (padding, dropout, identity, reshape)
 
 
 def _t(fn, s: ProfileSettings) -> dict:
@@ -92,10 +93,11 @@ class _Measurer:
         self.x = pipeline.input_tensor(self.raw_batch)
         self.samples = images[: s.payload_samples]
         self.xs = pipeline.input_tensor(self.samples)
-        self.acc = accuracy_table(pipeline, self.bits, limit=s.accuracy_limit, progress=progress, data=data)
+        self.acc = accuracy_table(pipeline, self.bits, limit=s.accuracy_limit, progress=progress, data=data,
+                                  all_cuts=s.all_cuts)
 
     def iterate_cuts(self):
-        inner = [c for c in self.pipeline.cuts if not c.trivial]
+        inner = [c for c in self.pipeline.cuts if not c.trivial and (self.s.all_cuts or not c.duplicate)]
         if not self.progress:
             return inner
         from tqdm.auto import tqdm
