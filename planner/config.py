@@ -29,3 +29,5 @@ def batch_for(input_shape, cap: int = 500, values: int = BATCH_VALUES) -> int:
     for d in input_shape:
         n *= int(d)
     return max(1, min(int(cap), values // max(n, 1)))
+CONFIDENT_P: float = 0.5  # without labels, agreement is scored on the samples whose unsplit top-1 probability is
+# at least this (the others are coin flips any perturbation moves); plain agreement and top-5 containment beside it

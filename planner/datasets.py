@@ -110,6 +110,18 @@ def _fashion_mnist(loaded, split: str, root) -> DataSet:
     return fashion_mnist(split, root, channel=not loaded.zoo)
 
 
+def zoo_default(name: str, split: str = "test") -> DataSet:
+    """The data set a model's commands use without --data: `photos` for efficientnet-lite0, Fashion-MNIST for the
+    others (and for any name that is not a zoo model)."""
+    from planner import zoo
+
+    if name in zoo.names() and zoo.default_data(name) == "photos":
+        from planner.photos import photos
+
+        return photos("train" if split == "train" else "test")
+    return fashion_mnist(split)
+
+
 def fashion_mnist(split: str = "test", root=None, channel: bool = False) -> DataSet:
     """A Fashion-MNIST split as uint8 N x 28 x 28 (the zoo's raw samples) or N x 1 x 28 x 28 (`channel`)."""
     from planner.data import load_arrays

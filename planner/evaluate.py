@@ -42,3 +42,22 @@ def score(fn, model, data, preprocess, batch_size: int | None = None) -> dict:
         for i, x in enumerate(data.inputs(preprocess, batch_size)):
             correct += int((fn(x).argmax(1) == want[i * batch_size: i * batch_size + len(x)]).sum())
     return {data.metric: 100.0 * correct / max(len(want), 1), "n": int(len(want))}
+
+
+def reference(model, data, preprocess, batch_size: int | None = None,
+              threshold: float | None = None) -> dict[str, torch.Tensor]:
+    """What splits are scored against on a DataSet: {"target": labels or the unsplit top-1, "scored": the samples
+    a figure counts}. With labels every sample is scored (accuracy). Without labels, "scored" are the samples the
+    unsplit model is confident about (top-1 probability >= `threshold`, default `config.CONFIDENT_P`): the
+    plans' agreement; "all" is every sample (plain agreement)."""
+    from planner.config import CONFIDENT_P
+
+    if data.labels is not None:
+        ones = torch.ones(len(data.labels), dtype=torch.bool)
+        return {"target": data.labels, "scored": ones, "all": ones}
+    batch_size = batch_size or batch_for(data.raw.shape[1:])
+    with torch.inference_mode():
+        probs = torch.cat([model(x).softmax(1) for x in data.inputs(preprocess, batch_size)])
+    conf, top1 = probs.max(1)
+    scored = conf >= (CONFIDENT_P if threshold is None else threshold)
+    return {"target": top1, "scored": scored, "all": torch.ones(len(top1), dtype=torch.bool)}

@@ -51,6 +51,10 @@ def register(sub) -> None:
                    help="autoencoder file from `planner train-ae --out`, a zoo model's committed shared/independent "
                         "one, or none (raw cuts only); default: shared for the zoo, none for your own model")
     p.add_argument("--float16", action="store_true", help="also profile the float16 raw feature")
+    p.add_argument("--remeasure-accuracy", action="store_true",
+                   help="measure the accuracy table again instead of reusing the cache or the autoencoder's card")
+    p.add_argument("--save-accuracy", action="store_true",
+                   help="write the measured accuracy table into the autoencoder's card (it travels with the weights)")
     p.add_argument("--all-cuts", action="store_true",
                    help="also profile the cuts that only repeat their neighbour (padding, dropout, identity)")
     p.add_argument("--payload-samples", type=int, default=200, help="test images for payload statistics")
@@ -115,7 +119,8 @@ def run(args) -> int:
     settings = ProfileSettings(role=args.role, threads=args.threads, batch=args.batch, repeats=args.repeats,
                                max_seconds=args.max_seconds, device=args.device, cpu_quota=args.cpu_quota,
                                payload_samples=args.payload_samples, accuracy_limit=args.accuracy_limit,
-                               float16=args.float16, all_cuts=args.all_cuts)
+                               float16=args.float16, all_cuts=args.all_cuts,
+                               remeasure_accuracy=args.remeasure_accuracy, save_accuracy=args.save_accuracy)
     onnx, on_edge, on_cloud = onnx_sides(pipeline, args)
     measured = profile_pipeline(pipeline, settings, data=data)
     if onnx is not None:

@@ -650,6 +650,7 @@ def load_autoencoder_file(path: str | Path) -> Autoencoder:
     except Exception as exc:  # noqa: BLE001 - any failure here means a bad or foreign file
         raise CompressError(f"cannot load autoencoder {path}: {exc}") from None
     ae.id = f"{ae.config.extra.get('model', path.stem)}/{ae.kind}@{hashlib.sha256(raw).hexdigest()[:8]}"
+    ae.path = path  # its card (accuracy tables measured with it) is path.with_suffix(".json")
     return ae.eval()
 
 

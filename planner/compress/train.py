@@ -401,7 +401,9 @@ def train_autoencoder(loaded, data: TrainData, kind: str = "shared", *, variant:
                                extra={"model": loaded.name, "weights_sha256": loaded.weights_sha256})
     torch.manual_seed(cfg.seed)
     ae = build_autoencoder(config, kind)
-    images, labels = data.x, data.y if data.y is not None else _teacher_labels(backbone, data.x)
+    images = data.x
+    # without labels the loss has no cross-entropy term (ce_weight 0): no backbone pass for labels it never reads
+    labels = data.y if data.y is not None else torch.zeros(len(images), dtype=torch.long)
     calibrate_scales(ae, backbone, images, seed=cfg.seed)
     if out is None:
         if not loaded.zoo:

@@ -37,31 +37,45 @@ def _cache_path(key: str) -> Path:
 
 
 def accuracy_table(pipeline, bits: list[int], limit: int | None = None, use_cache: bool = True,
-                   progress: bool = False, batch_size: int | None = None, data=None, all_cuts: bool = False) -> dict:
-    """{"backbone": %, "n": images, "metric": "accuracy"|"agreement", "cuts": {cut: {"float16": %, "bits":
-    {b: %} (widest width), "widths": {w: {b: %}} (narrower), "quant": {b: %} (raw quantizer)}}} on `data` (a
-    planner.datasets.DataSet; default: the Fashion-MNIST test set). Cuts that only repeat their neighbour
+                   progress: bool = False, batch_size: int | None = None, data=None, all_cuts: bool = False,
+                   save_to_card: bool = False) -> dict:
+    """{"backbone": %, "n": images scored, "n_all": images, "metric": "accuracy"|"agreement",
+    "confident_threshold": p or None, "cuts": {cut: {"float16": %, "bits": {b: %} (widest width), "widths": {w:
+    {b: %}} (narrower), "quant": {b: %} (raw quantizer), "all": {setting: %}, "top5": {setting: %}}}} on `data`
+    (a planner.datasets.DataSet; default: the Fashion-MNIST test set). Without labels the figures plans use are
+    top-1 agreement on the samples the unsplit model is confident about (`evaluate.reference`); "all" keeps the
+    plain agreement and "top5" whether the unsplit top-1 is within the split's top 5. Cuts that only repeat their neighbour
     (`Cut.duplicate`) are left out unless `all_cuts`; `batch_size` None adapts to the input size."""
     from planner.config import batch_for
-    from planner.evaluate import targets
+    from planner.evaluate import reference
 
     if data is None:
-        from planner.datasets import fashion_mnist
+        from planner.datasets import zoo_default
 
-        data = fashion_mnist("test")
+        data = zoo_default(pipeline.name)
     data = data.take(limit)
     key = cache_key(pipeline.name, pipeline.weights_sha256, pipeline.ae_id, data.fingerprint, limit, bits,
                     pipeline.quant_id) + ("__all-cuts" if all_cuts else "")
+    if data.labels is None:
+        key += f"__conf{_threshold()}"  # agreement on the confident samples (older tables: on all of them)
     batch_size = batch_size or batch_for(pipeline.input_shape)
     path = _cache_path(key)
     if use_cache and path.exists():
         return json.loads(path.read_text())
-    x = torch.cat(list(data.inputs(pipeline.input_tensor, batch_size)))
-    y = targets(pipeline.model, data, pipeline.input_tensor, batch_size)
+    card = card_path(pipeline)
+    carried = card_table(card, key) if use_cache else None
+    if carried is not None:  # measured where the autoencoder was made: same model, autoencoder and data digests
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(carried, indent=1))
+        return carried
+    ref = reference(pipeline.model, data, pipeline.input_tensor, batch_size)
+    y, scored = ref["target"], ref["scored"]
     inner = [c.id for c in pipeline.cuts if not c.trivial and (all_cuts or not getattr(c, "duplicate", False))]
     ae, quant = pipeline.ae, pipeline.quantizer
     settings = {c: _settings(ae, quant, c, bits) for c in inner}
-    correct = {"backbone": 0, "cuts": {c: dict.fromkeys(settings[c], 0) for c in inner}}
+    # per setting: [top-1 right on the scored samples, top-1 right on all, target within the top 5 on all]
+    counts = {c: {k: [0, 0, 0] for k in settings[c]} for c in inner}
+    backbone = 0
     batches = range(0, len(y), batch_size)
     if progress:
         from tqdm.auto import tqdm
@@ -69,31 +83,26 @@ def accuracy_table(pipeline, bits: list[int], limit: int | None = None, use_cach
         batches = tqdm(batches, desc=f"accuracy {pipeline.name}", leave=False)
     with torch.inference_mode():
         for i in batches:
-            xb, yb = x[i:i + batch_size], y[i:i + batch_size]
-            correct["backbone"] += int((pipeline.model(xb).argmax(1) == yb).sum())
+            xb = pipeline.input_tensor(data.raw[i:i + batch_size])
+            yb, sb = y[i:i + batch_size], scored[i:i + batch_size]
+            backbone += int(((pipeline.model(xb).argmax(1) == yb) & sb).sum())
             for c in inner:
                 head, tail = pipeline.split(c)
                 feature = head(xb)
-                for key in settings[c]:
-                    correct["cuts"][c][key] += int((tail(_rebuild(ae, quant, feature, c, key)).argmax(1) == yb).sum())
-    n = len(y)
-    pct = lambda k: round(100.0 * k / n, 3)  # noqa: E731
-    cuts = {}
-    for c, counts in correct["cuts"].items():
-        entry: dict = {"float16": pct(counts[("float16",)]), "bits": {}, "widths": {}, "quant": {}}
-        for key, v in counts.items():
-            if key[0] == "ae" and key[1] is None:
-                entry["bits"][str(key[2])] = pct(v)
-            elif key[0] == "ae":
-                entry["widths"].setdefault(str(key[1]), {})[str(key[2])] = pct(v)
-            elif key[0] == "quant":
-                entry["quant"][str(key[2])] = pct(v)
-        cuts[c] = entry
+                for setting in settings[c]:
+                    _count(counts[c][setting], tail(_rebuild(ae, quant, feature, c, setting)), yb, sb)
+    n, n_all = int(scored.sum()), len(y)
+    pct = lambda k, total=None: round(100.0 * k / max(total or n, 1), 3)  # noqa: E731
+    cuts = {c: _entry(per, pct, n_all) for c, per in counts.items()}
     table = {
         "model": pipeline.name, "autoencoder": pipeline.ae_id, "quantizer": pipeline.quant_id,
         "weights_sha256": pipeline.weights_sha256, "data": data.fingerprint, "metric": data.metric, "n": n,
-        "backbone": pct(correct["backbone"]), "cuts": cuts,
+        "n_all": n_all, "confident_threshold": None if data.labels is not None else _threshold(),
+        "backbone": pct(backbone), "cuts": cuts,
     }
+    table["key"] = key
+    if save_to_card:
+        store_in_card(card, key, table)
     if use_cache:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(table, indent=1))
@@ -117,3 +126,80 @@ def _rebuild(ae, quant, feature: torch.Tensor, cut: str, key: tuple) -> torch.Te
         return feature.half().float()
     coder, width, b = (ae, key[1], key[2]) if key[0] == "ae" else (quant, None, key[2])
     return coder.decode(coder.encode(feature, cut, b, width), cut, b)
+
+
+def _threshold() -> float:
+    from planner.config import CONFIDENT_P
+
+    return CONFIDENT_P
+
+
+def _count(acc: list[int], logits: torch.Tensor, target: torch.Tensor, scored: torch.Tensor) -> None:
+    right = logits.argmax(1) == target
+    acc[0] += int((right & scored).sum())
+    acc[1] += int(right.sum())
+    acc[2] += int((logits.topk(min(5, logits.shape[1]), 1).indices == target[:, None]).any(1).sum())
+
+
+def _entry(per: dict, pct, n_all: int) -> dict:
+    """One cut's row: the figure plans use per setting (accuracy, or agreement on the confident samples), and
+    beside it "all" (top-1 on every sample: plain agreement) and "top5" (the target within the top 5)."""
+    entry: dict = {"float16": pct(per[("float16",)][0]), "bits": {}, "widths": {}, "quant": {}, "all": {},
+                   "top5": {}}
+    for key, (scored, everyone, top5) in per.items():
+        label = _label(key)
+        entry["all"][label], entry["top5"][label] = pct(everyone, n_all), pct(top5, n_all)
+        if key[0] == "ae" and key[1] is None:
+            entry["bits"][str(key[2])] = pct(scored)
+        elif key[0] == "ae":
+            entry["widths"].setdefault(str(key[1]), {})[str(key[2])] = pct(scored)
+        elif key[0] == "quant":
+            entry["quant"][str(key[2])] = pct(scored)
+    return entry
+
+
+def _label(key: tuple) -> str:
+    """("float16",) -> "float16"; ("ae", None, 4) -> "4"; ("ae", 8, 4) -> "4w8"; ("quant", None, 4) -> "q4"."""
+    if key[0] == "float16":
+        return "float16"
+    if key[0] == "quant":
+        return f"q{key[2]}"
+    return f"{key[2]}" if key[1] is None else f"{key[2]}w{key[1]}"
+
+
+def card_path(pipeline) -> Path | None:
+    """The JSON card beside the pipeline's autoencoder file, or None (no autoencoder, or not from a file)."""
+    ae_file = getattr(pipeline.ae, "path", None)
+    return Path(ae_file).with_suffix(".json") if ae_file else None
+
+
+def card_table(card: Path | None, key: str) -> dict | None:
+    """The accuracy table the autoencoder's card carries for exactly `key` (the model's weights, the
+    autoencoder's file, the quantizer, the data's fingerprint, the limit and the bits), else None. A card whose
+    tables were measured under other digests is never reused: the caller re-measures (and this says so)."""
+    if card is None or not card.is_file():
+        return None
+    try:
+        tables = json.loads(card.read_text()).get("accuracy_tables") or {}
+    except (OSError, ValueError):
+        return None
+    if key in tables:
+        return tables[key]
+    if tables:
+        import sys
+
+        print(f"accuracy: the card {card.name} carries tables for other model/autoencoder/data digests, not "
+              f"{key}: measuring", file=sys.stderr)
+    return None
+
+
+def store_in_card(card: Path | None, key: str, table: dict) -> None:
+    """Add `table` under `key` to the autoencoder's card ("accuracy_tables"), so that `planner profile` and
+    `planner demo` on another machine reuse it instead of measuring again."""
+    from planner.errors import ProfileError
+
+    if card is None or not card.is_file():
+        raise ProfileError("--save-accuracy needs an autoencoder file with its JSON card beside it")
+    doc = json.loads(card.read_text())
+    doc.setdefault("accuracy_tables", {})[key] = table
+    card.write_text(json.dumps(doc, indent=2) + "\n")

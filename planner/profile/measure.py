@@ -42,6 +42,8 @@ class ProfileSettings:
     accuracy_limit: int | None = None  # test images for accuracy (None = all 10,000; cached)
     float16: bool = False  # also profile the float16 raw feature (a candidate with ~0 accuracy loss)
     all_cuts: bool = False  # also the cuts that only repeat their neighbour (padding, dropout, identity, reshape)
+    remeasure_accuracy: bool = False  # measure accuracy again (not from the cache or the autoencoder's card)
+    save_accuracy: bool = False  # write the measured accuracy table into the autoencoder's card
 
 
 def _t(fn, s: ProfileSettings) -> dict:
@@ -73,7 +75,7 @@ class _Measurer:
     """The steps of one profile: per cut (head, tail, raw formats, each bitwidth), the input, the whole model."""
 
     def __init__(self, pipeline, s: ProfileSettings, data, progress: bool) -> None:
-        from planner.datasets import fashion_mnist
+        from planner.datasets import zoo_default
 
         if s.role not in ROLES:
             raise ProfileError(f"role must be one of {', '.join(ROLES)}, got {s.role!r}")
@@ -87,14 +89,15 @@ class _Measurer:
         self.bits = list(ae.bits) if ae is not None else []
         self.served = set(ae.cuts) if ae is not None else set()
         self.load_before = _load_avg()
-        data = data if data is not None else fashion_mnist("test")
+        data = data if data is not None else zoo_default(pipeline.name)
         images = data.raw
         self.raw_batch = images[: s.batch]
         self.x = pipeline.input_tensor(self.raw_batch)
         self.samples = images[: s.payload_samples]
         self.xs = pipeline.input_tensor(self.samples)
         self.acc = accuracy_table(pipeline, self.bits, limit=s.accuracy_limit, progress=progress, data=data,
-                                  all_cuts=s.all_cuts)
+                                  all_cuts=s.all_cuts, use_cache=not s.remeasure_accuracy,
+                                  save_to_card=s.save_accuracy)
 
     def iterate_cuts(self):
         inner = [c for c in self.pipeline.cuts if not c.trivial and (self.s.all_cuts or not c.duplicate)]
@@ -189,6 +192,7 @@ class _Measurer:
                          "threads": self.threads, "payload_samples": s.payload_samples,
                          "accuracy_images": acc.get("n"), "weights_sha256": p.weights_sha256,
                          "data": acc.get("data"), "metric": acc.get("metric", "accuracy"),
+                         "confident_threshold": acc.get("confident_threshold"), "accuracy_images_all": acc.get("n_all"),
                          "load_avg": {"before": self.load_before, "after": _load_avg()}},
             "scaled": None, "backbone_accuracy": acc.get("backbone"), "bits": self.bits, "input": inp,
             "widths": sorted({w for c in self.served for w in self.ae.widths(c)}) if self.ae is not None else [],
