@@ -11,7 +11,7 @@ import torch
 
 from planner.compress.autoencoder import weights_path
 from planner.datasets import DataSet, fashion_mnist, fingerprint
-from planner.pipeline import SplitPipeline
+from planner.execution.pipeline import SplitPipeline
 from planner.profile import accuracy
 
 
@@ -37,7 +37,7 @@ def test_card_table_is_reused_only_for_the_same_digests(pipeline, tmp_path, monk
     def boom(*a, **k):
         raise AssertionError("measured again")
 
-    monkeypatch.setattr(accuracy, "_rebuild", boom)
+    monkeypatch.setattr(accuracy, "_count", boom)
     assert accuracy.accuracy_table(pipeline, [2, 8], data=data) == table
     with pytest.raises(AssertionError, match="measured again"):  # other data: never the card's table
         accuracy.accuracy_table(pipeline, [2, 8], data=fashion_mnist("test").take(41))
@@ -53,8 +53,9 @@ def test_agreement_is_scored_on_confident_samples(pipeline):
     table = accuracy.accuracy_table(pipeline, [2], data=data, use_cache=False)
     assert table["metric"] == "agreement" and table["n_all"] == 60 and 0 < table["n"] <= 60
     assert table["confident_threshold"] == 0.5 and table["backbone"] == 100.0
-    for entry in table["cuts"].values():
-        assert set(entry["all"]) >= {"float16"} and entry["top5"]["float16"] >= entry["all"]["float16"]
+    for cut, entry in table["cuts"].items():
+        assert set(entry["all"]) == set(entry["top5"]) and f"{cut}@f16" in entry["all"]
+        assert all(entry["top5"][k] >= entry["all"][k] for k in entry["all"])
     with torch.inference_mode():
         p = pipeline.model(pipeline.input_tensor(full.raw)).softmax(1).max(1).values
     assert table["n"] == int((p >= 0.5).sum())

@@ -17,6 +17,9 @@ from pathlib import Path
 
 import torch
 
+from planner.execution.coders import coded_settings, coder_for, put
+from planner.types import CandidateKind, CandidateSpec
+
 
 def cache_dir() -> Path:
     return Path(os.environ.get("PLANNER_CACHE") or Path.home() / ".cache" / "planner") / "accuracy"
@@ -71,10 +74,9 @@ def accuracy_table(pipeline, bits: list[int], limit: int | None = None, use_cach
     ref = reference(pipeline.model, data, pipeline.input_tensor, batch_size)
     y, scored = ref["target"], ref["scored"]
     inner = [c.id for c in pipeline.cuts if not c.trivial and (all_cuts or not getattr(c, "duplicate", False))]
-    ae, quant = pipeline.ae, pipeline.quantizer
-    settings = {c: _settings(ae, quant, c, bits) for c in inner}
+    settings = {c: _settings(pipeline, c, bits) for c in inner}
     # per setting: [top-1 right on the scored samples, top-1 right on all, target within the top 5 on all]
-    counts = {c: {k: [0, 0, 0] for k in settings[c]} for c in inner}
+    counts = {c: [[0, 0, 0] for _ in settings[c]] for c in inner}
     backbone = 0
     batches = range(0, len(y), batch_size)
     if progress:
@@ -89,11 +91,11 @@ def accuracy_table(pipeline, bits: list[int], limit: int | None = None, use_cach
             for c in inner:
                 head, tail = pipeline.split(c)
                 feature = head(xb)
-                for setting in settings[c]:
-                    _count(counts[c][setting], tail(_rebuild(ae, quant, feature, c, setting)), yb, sb)
+                for k, (coder, spec) in enumerate(settings[c]):
+                    _count(counts[c][k], tail(coder.reconstruct(pipeline, feature, spec)), yb, sb)
     n, n_all = int(scored.sum()), len(y)
     pct = lambda k, total=None: round(100.0 * k / max(total or n, 1), 3)  # noqa: E731
-    cuts = {c: _entry(per, pct, n_all) for c, per in counts.items()}
+    cuts = {c: _entry(settings[c], per, pct, n_all) for c, per in counts.items()}
     table = {
         "model": pipeline.name, "autoencoder": pipeline.ae_id, "quantizer": pipeline.quant_id,
         "weights_sha256": pipeline.weights_sha256, "data": data.fingerprint, "metric": data.metric, "n": n,
@@ -109,25 +111,6 @@ def accuracy_table(pipeline, bits: list[int], limit: int | None = None, use_cach
     return table
 
 
-def _settings(ae, quant, cut: str, bits: list[int]) -> list[tuple]:
-    """The ways to send `cut` whose accuracy is measured: ("float16",), ("ae", width or None, b), ("quant", None, b)."""
-    out: list[tuple] = [("float16",)]
-    if ae is not None and cut in ae.cuts:
-        widths = ae.widths(cut)
-        out += [("ae", None if w == widths[-1] else w, b) for w in widths for b in bits]
-    if quant is not None and cut in quant.cuts:
-        out += [("quant", None, b) for b in quant.bits]
-    return out
-
-
-def _rebuild(ae, quant, feature: torch.Tensor, cut: str, key: tuple) -> torch.Tensor:
-    """The feature as the cloud gets it back for one setting."""
-    if key[0] == "float16":
-        return feature.half().float()
-    coder, width, b = (ae, key[1], key[2]) if key[0] == "ae" else (quant, None, key[2])
-    return coder.decode(coder.encode(feature, cut, b, width), cut, b)
-
-
 def _threshold() -> float:
     from planner.config import CONFIDENT_P
 
@@ -141,30 +124,15 @@ def _count(acc: list[int], logits: torch.Tensor, target: torch.Tensor, scored: t
     acc[2] += int((logits.topk(min(5, logits.shape[1]), 1).indices == target[:, None]).any(1).sum())
 
 
-def _entry(per: dict, pct, n_all: int) -> dict:
+def _entry(settings: list[tuple], per: list, pct, n_all: int) -> dict:
     """One cut's row: the figure plans use per setting (accuracy, or agreement on the confident samples), and
-    beside it "all" (top-1 on every sample: plain agreement) and "top5" (the target within the top 5)."""
-    entry: dict = {"float16": pct(per[("float16",)][0]), "bits": {}, "widths": {}, "quant": {}, "all": {},
-                   "top5": {}}
-    for key, (scored, everyone, top5) in per.items():
-        label = _label(key)
-        entry["all"][label], entry["top5"][label] = pct(everyone, n_all), pct(top5, n_all)
-        if key[0] == "ae" and key[1] is None:
-            entry["bits"][str(key[2])] = pct(scored)
-        elif key[0] == "ae":
-            entry["widths"].setdefault(str(key[1]), {})[str(key[2])] = pct(scored)
-        elif key[0] == "quant":
-            entry["quant"][str(key[2])] = pct(scored)
+    beside it "all" (top-1 on every sample: plain agreement) and "top5" (the target within the top 5), keyed by
+    the candidate's argument ("add_3@4w8", "add_3@q4", "add_3@float16")."""
+    entry: dict = {"bits": {}, "widths": {}, "quant": {}, "all": {}, "top5": {}}
+    for (coder, spec), (scored, everyone, top5) in zip(settings, per, strict=True):
+        put(entry, coder.accuracy_key(spec), pct(scored))
+        entry["all"][spec.arg], entry["top5"][spec.arg] = pct(everyone, n_all), pct(top5, n_all)
     return entry
-
-
-def _label(key: tuple) -> str:
-    """("float16",) -> "float16"; ("ae", None, 4) -> "4"; ("ae", 8, 4) -> "4w8"; ("quant", None, 4) -> "q4"."""
-    if key[0] == "float16":
-        return "float16"
-    if key[0] == "quant":
-        return f"q{key[2]}"
-    return f"{key[2]}" if key[1] is None else f"{key[2]}w{key[1]}"
 
 
 def card_path(pipeline) -> Path | None:
@@ -203,3 +171,11 @@ def store_in_card(card: Path | None, key: str, table: dict) -> None:
     doc = json.loads(card.read_text())
     doc.setdefault("accuracy_tables", {})[key] = table
     card.write_text(json.dumps(doc, indent=2) + "\n")
+
+
+def _settings(pipeline, cut: str, bits: list[int]) -> list[tuple]:
+    """The (coder, candidate) pairs at `cut` whose accuracy is measured: the raw float16 feature and every coded
+    candidate (the autoencoder's at `bits`)."""
+    out = [(coder_for(spec), spec) for spec in [CandidateSpec.raw(cut, "float16")]]
+    return out + [(coder, spec) for coder, spec in coded_settings(pipeline, cut)
+                  if coder.kind != CandidateKind.SPLIT or spec.bits in bits]
