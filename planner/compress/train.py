@@ -295,9 +295,10 @@ def calibrate_scales(ae: Autoencoder, backbone: Backbone, images: torch.Tensor, 
                      seed: int = 0) -> None:
     """Measure each cut's input scale (99.9th percentile) and sign on `count` training images."""
     gen = torch.Generator().manual_seed(seed + 2)
+    count = batch_for(images.shape[1:], count, 1 << 26)  # 1024 small images; about 450 crops of 3x224x224
     x = images[torch.randint(0, len(images), (min(count, len(images)),), generator=gen)]
     feats: dict[str, list] = {c: [] for c in ae.cuts}
-    for chunk in x.split(256):
+    for chunk in x.split(batch_for(x.shape[1:], 256)):
         for c, f in backbone.features(chunk)[1].items():
             feats[c].append(f)
     ae.calibrate({c: torch.cat(v) for c, v in feats.items()})
