@@ -70,6 +70,7 @@ class SplitPipeline:
         self.cuts = self.partitioner.cuts
         self._split: dict[str, tuple[torch.nn.Module, torch.nn.Module]] = {}
         self._split_lock = threading.Lock()
+        self.device = torch.device("cpu")  # where the cloud side runs (see `to`)
 
     @classmethod
     def from_model(cls, loaded, autoencoder=None, quantizer="auto") -> SplitPipeline:
@@ -112,6 +113,24 @@ class SplitPipeline:
         for cut in self.cuts:
             if not cut.trivial:
                 self.split(cut.id)
+
+    def to(self, device) -> SplitPipeline:
+        """Run the cloud side on `device` ('auto', 'cpu', 'cuda[:N]'): every cut is split first (splitting checks
+        exactness on the CPU), then the model, its splits and the autoencoder move there. Payloads are still
+        decoded from bytes on the CPU, their features cross over, and scores come back to the CPU."""
+        from planner.devices import resolve_device
+
+        device = resolve_device(device)
+        self.warm()
+        self.model.to(device)
+        if isinstance(self.ae, torch.nn.Module):
+            self.ae.to(device)
+        with self._split_lock:
+            for head, tail in self._split.values():
+                head.to(device)
+                tail.to(device)
+        self.device = device
+        return self
 
     def check(self, cut: str, bits: int | None, width: int | None = None, rawquant: bool = False) -> None:
         """Raise a clear error when (cut, bits, width) is not a candidate of this pipeline (`rawquant`: through
@@ -221,23 +240,44 @@ class SplitPipeline:
 
     def cloud_decode(self, payload: bytes) -> tuple[torch.Tensor, Stages, codec.DecodedFeature]:
         """Decode a payload and run the rest of the model: the server's whole job for one request."""
-        st = Stages()
         t0 = time.perf_counter_ns()
         dec = self.decode_payload(payload)
-        with TRACE_GATE.running(), torch.inference_mode():
-            if dec.cut == INPUT:
-                x = self.payload_input(dec)
-                st.decode_ms = ms_since(t0)
-                t0 = time.perf_counter_ns()
-                scores = self.model(x)
-            else:
-                if dec.mode == "codes":
-                    coder = self.quantizer if dec.rawquant else self.ae
-                    feature = coder.decode(dec.tensor(), dec.cut, dec.bits)
-                else:
-                    feature = torch.from_numpy(dec.values())
-                st.decode_ms = ms_since(t0)
-                t0 = time.perf_counter_ns()
-                scores = self.split(dec.cut)[1](feature)
-        st.tail_ms = ms_since(t0)
+        parse_ms = ms_since(t0)
+        scores, st = self.cloud_run([dec])
+        st.decode_ms += parse_ms
         return scores, st, dec
+
+    def cloud_run(self, decs: list[codec.DecodedFeature]) -> tuple[torch.Tensor, Stages]:
+        """Decoder + tail once over decoded payloads of one kind (same cut, coder, bits and shape past dim 0; see
+        `batch_key`), stacked along dim 0: one request, or a dynamic batch of them. Scores are on the CPU."""
+        from planner.devices import synchronize
+
+        st, dev, first = Stages(), self.device, decs[0]
+        t0 = time.perf_counter_ns()
+        with TRACE_GATE.running(), torch.inference_mode():
+            if first.cut == INPUT:
+                x = _stack([self.payload_input(d) for d in decs]).to(dev)
+            elif first.mode == "codes":
+                codes = _stack([d.tensor() for d in decs])
+                if first.rawquant:
+                    x = self.quantizer.decode(codes, first.cut, first.bits).to(dev)
+                else:
+                    x = self.ae.decode(codes.to(dev), first.cut, first.bits)
+            else:
+                x = torch.from_numpy(np.concatenate([d.values() for d in decs])).to(dev)
+            synchronize(dev)
+            st.decode_ms = ms_since(t0)
+            t0 = time.perf_counter_ns()
+            scores = (self.model(x) if first.cut == INPUT else self.split(first.cut)[1](x)).cpu()
+        st.tail_ms = ms_since(t0)
+        return scores, st
+
+
+def batch_key(dec: codec.DecodedFeature) -> tuple:
+    """What decoded payloads must share to run through `cloud_run` together: cut, coder, bits, dtype and shape past
+    the batch dimension (the latent width is dim 1 of the codes)."""
+    return (dec.cut, dec.mode, dec.bits, dec.rawquant, str(dec.array.dtype), tuple(dec.shape[1:]))
+
+
+def _stack(tensors: list[torch.Tensor]) -> torch.Tensor:
+    return tensors[0] if len(tensors) == 1 else torch.cat(tensors)

@@ -9,6 +9,7 @@ import sys
 
 from planner.cli import checks as check
 from planner.cli._model import add_model_args, add_quantizer_arg
+from planner.devices import DEVICE_HELP
 from planner.errors import PlannerError
 from planner.runtime.server import DEFAULT_MAX_BATCH
 
@@ -70,6 +71,7 @@ def register(sub) -> None:
     p.add_argument("--runtime", choices=("torch", "onnxruntime"), default="torch",
                    help="what runs decoder + tails: PyTorch eager (default) or ONNX Runtime on the graphs of --onnx")
     p.add_argument("--onnx", default=None, metavar="DIR", help="export folder from `planner export`")
+    p.add_argument("--device", type=check.device, default="auto", help=DEVICE_HELP + " (the asyncio backend)")
     p.add_argument("--backend", choices=("asyncio", "ray"), default="asyncio",
                    help="compute in this process (asyncio, default) or on Ray Serve replicas (needs planner[ray])")
     scale = p.add_mutually_exclusive_group()
@@ -91,6 +93,14 @@ def run(args) -> int:
         raise PlannerError("--tls-cert and --tls-key go together")
     if args.backend == "ray" and (args.runtime != "torch" or args.onnx):
         raise PlannerError("--runtime onnxruntime runs in this process: use it with --backend asyncio")
+    from planner.devices import resolve_device
+
+    device = resolve_device(args.device)  # before the model loads: a missing GPU is one line
+    cpu_only = "--backend ray" if args.backend == "ray" else "--runtime onnxruntime" if args.runtime != "torch" else None
+    if cpu_only and device.type != "cpu":
+        if args.device != "auto":
+            raise PlannerError(f"{cpu_only} runs on the CPU: use --device cpu (or auto)")
+        device = resolve_device("cpu")
 
     from planner.runtime.server import CloudServer, check_bindable
     from planner.runtime.tls import is_loopback, server_context
@@ -131,13 +141,14 @@ def run(args) -> int:
                  f"Ray Serve, {backend.replicas} replicas")
     try:
         handler = backend.start() if backend else make_cloud_handler(loaded, autoencoder, runtime=args.runtime,
-                                                                           onnx=args.onnx, quantizer=args.quantizer)
+                                                                           onnx=args.onnx, quantizer=args.quantizer,
+                                                                           device=device)
         server = CloudServer(handler, host=args.host, port=args.port, max_frame=args.max_frame, workers=workers,
                              token=args.token, read_timeout=args.read_timeout, idle_timeout=args.idle_timeout,
                              max_connections=args.max_connections, max_unauthenticated=args.max_unauthenticated,
                              max_batch=args.max_batch, max_reply=args.max_reply,
                              compute_timeout=args.compute_timeout, ssl=tls)
-        where = f"{where or f'{server.workers} workers'}, {args.runtime}"
+        where = f"{where or f'{server.workers} workers'}, {args.runtime} on {device}"
         server.serve_forever(on_ready=lambda port: print(
             f"planner serve: {args.model} on {args.host}:{port} ({where}{', TLS' if tls else ''})", flush=True))
     finally:

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from planner.compress import codec
+from planner.devices import resolve_device, synchronize
 from planner.errors import ProfileError
 from planner.profile.accuracy import accuracy_table
 from planner.profile.device import device_facts
@@ -41,10 +42,16 @@ class ProfileSettings:
     payload_samples: int = 200  # real test images for payload byte statistics
     accuracy_limit: int | None = None  # test images for accuracy (None = all 10,000; cached)
     float16: bool = False  # also profile the float16 raw feature (a candidate with ~0 accuracy loss)
+    batch_sizes: tuple[int, ...] = ()  # cloud: also time decoder + tail at these batch sizes (dynamic batching)
 
 
 def _t(fn, s: ProfileSettings) -> dict:
-    return measure(fn, min_repeats=s.repeats, max_seconds=s.max_seconds).to_dict()
+    """`fn` timed; on a GPU each call waits for its kernels (warm-up calls included)."""
+    def run():
+        fn()
+        synchronize(s.device)
+
+    return measure(run, min_repeats=s.repeats, max_seconds=s.max_seconds).to_dict()
 
 
 def _stats(sizes: list[int]) -> tuple[float, float]:
@@ -56,16 +63,21 @@ def profile_pipeline(pipeline, settings: ProfileSettings | None = None, progress
     """Measure `pipeline` (a SplitPipeline) on this device and return the profile as a dict (see schema).
     `data` (a planner.datasets.DataSet, default the Fashion-MNIST test set) gives the samples for payloads and
     accuracy (agreement without labels)."""
-    m = _Measurer(pipeline, settings or ProfileSettings(), data, progress)
+    m = _Measurer(pipeline, settings or ProfileSettings(), data, progress)  # accuracy: on the CPU, cached
+    m.move()
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(m.threads)
     try:
         with torch.inference_mode():
             cuts = [m.cut(c) for c in m.iterate_cuts()]
             inp, whole = m.input_and_whole()
+            batched = batch_times(m) if m.s.batch_sizes and m.cloud else None
     finally:
         torch.set_num_threads(previous_threads)
-    return m.document(cuts, inp, whole)
+    doc = m.document(cuts, inp, whole)
+    if batched is not None:
+        doc["batch_ms"] = batched
+    return doc
 
 
 class _Measurer:
@@ -78,6 +90,10 @@ class _Measurer:
             raise ProfileError(f"role must be one of {', '.join(ROLES)}, got {s.role!r}")
         if s.cpu_quota is not None and s.role != Role.EDGE:
             raise ProfileError("--cpu-quota emulates a weak edge device: use it with --role edge")
+        s.device = str(resolve_device(s.device))
+        if s.device != "cpu" and s.role != Role.CLOUD:
+            raise ProfileError(f"--device {s.device} profiles the cloud side: use it with --role cloud (an edge "
+                               "profile runs on the edge's CPU)")
         self.pipeline, self.s, self.progress = pipeline, s, progress
         self.edge, self.cloud = Role(s.role).covers(Role.EDGE), Role(s.role).covers(Role.CLOUD)
         self.threads = s.threads or (1 if s.role == Role.EDGE else torch.get_num_threads() or 1)
@@ -93,6 +109,16 @@ class _Measurer:
         self.samples = images[: s.payload_samples]
         self.xs = pipeline.input_tensor(self.samples)
         self.acc = accuracy_table(pipeline, self.bits, limit=s.accuracy_limit, progress=progress, data=data)
+        self.data = data
+
+    def move(self) -> None:
+        """The cloud side to the profiled device (after the accuracy pass, which ran on the CPU)."""
+        if self.s.device != "cpu":
+            self.pipeline.to(self.s.device)
+            self.x, self.xs = self.x.to(self.s.device), self.xs.to(self.s.device)
+
+    def on_device(self, t):
+        return t.to(self.s.device)
 
     def iterate_cuts(self):
         inner = [c for c in self.pipeline.cuts if not c.trivial]
@@ -135,11 +161,11 @@ class _Measurer:
         return entry
 
     def raw_format(self, c, feature, mode: str) -> dict:
-        payload = codec.encode(feature.numpy(), c.id, mode=mode, lossless="none")
+        payload = codec.encode(feature.cpu().numpy(), c.id, mode=mode, lossless="none")
         r = {"bytes": len(payload),
              "serialize_ms": self.timed(lambda: codec.encode(feature.numpy(), c.id, mode=mode, lossless="none"),
                                         on_edge=True),
-             "deserialize_ms": self.timed(lambda: codec.decode(payload).tensor(), on_edge=False)}
+             "deserialize_ms": self.timed(lambda: self.on_device(codec.decode(payload).tensor()), on_edge=False)}
         if mode == "float16":
             r["accuracy"] = self.acc["cuts"][c.id]["float16"]
         return r
@@ -149,7 +175,12 @@ class _Measurer:
         coder = self.quant if quant else self.ae
 
         def encode(x):
-            return codec.encode(coder.encode(x, c.id, b, width).numpy(), c.id, b, rawquant=quant)
+            x = x.cpu() if quant else x  # the raw quantizer runs on the CPU (its decode output crosses over)
+            return codec.encode(coder.encode(x, c.id, b, width).cpu().numpy(), c.id, b, rawquant=quant)
+
+        def decode():
+            codes = codec.decode(payload).tensor()
+            return self.on_device(coder.decode(codes, c.id, b)) if quant else coder.decode(self.on_device(codes), c.id, b)
 
         sizes = [len(encode(feats[i:i + 1])) for i in range(len(feats))]
         mean, p95 = _stats(sizes)
@@ -159,7 +190,7 @@ class _Measurer:
                     else acc.get("widths", {}).get(str(width), {})).get(str(b))
         return {"bytes_mean": mean, "bytes_p95": p95,
                 "encode_ms": self.timed(lambda: encode(feature), on_edge=True),
-                "decode_ms": self.timed(lambda: coder.decode(codec.decode(payload).tensor(), c.id, b), on_edge=False),
+                "decode_ms": self.timed(decode, on_edge=False),
                 "accuracy": accuracy}
 
     def input_and_whole(self) -> tuple[dict, object]:
@@ -171,7 +202,7 @@ class _Measurer:
         inp = {"shape": list(p.input_shape), "raw_bytes": int(np.asarray(raw_batch[:1]).nbytes),
                "compressed_bytes": _stats(input_sizes)[0],
                "encode_ms": self.timed(lambda: p.input_payload(raw_batch), on_edge=True),
-               "decode_ms": self.timed(lambda: p.input_tensor(_input_values(codec.decode(in_payload))),
+               "decode_ms": self.timed(lambda: self.on_device(p.input_tensor(_input_values(codec.decode(in_payload)))),
                                        on_edge=False)}
         whole = self.timed(lambda: p.model(p.input_tensor(raw_batch)), on_edge=True)
         cloud_whole = self.timed(lambda: p.model(self.x), on_edge=False)
@@ -192,10 +223,35 @@ class _Measurer:
             "widths": sorted({w for c in self.served for w in self.ae.widths(c)}) if self.ae is not None else [],
             "quantizer": p.quant_id, "quant_bits": list(self.quant.bits) if self.quant is not None else [],
             "whole_model_ms": whole,
-            "reply_bytes": len(codec.encode(scores.detach().numpy(), "output", mode="float32", lossless="none")),
+            "reply_bytes": len(codec.encode(scores.detach().cpu().numpy(), "output", mode="float32", lossless="none")),
             "cuts": cuts, "created": datetime.now(UTC).isoformat(timespec="seconds"), "notes": None,
             "exchange_ms": measure_exchange().to_dict(),
         }
+
+
+def batch_times(m: _Measurer) -> dict:
+    """What a dynamically batching cloud runs per group, at each of `batch_sizes` inputs at once (median ms): the
+    whole model (cloud-only), and per cut the tail and the decoder (widest width, highest bitwidth)."""
+    p, s = m.pipeline, m.s
+    sizes = sorted(set(s.batch_sizes))
+    out: dict = {"sizes": sizes, "whole": {}, "cuts": {}}
+    for n in sizes:
+        x = m.on_device(p.input_tensor(m.data.raw[np.arange(n) % len(m.data.raw)]))
+        out["whole"][str(n)] = _median(lambda x=x: p.model(x), s)
+        for c in (c for c in p.cuts if not c.trivial):
+            head, tail = p.split(c.id)
+            feature = head(x)
+            entry = out["cuts"].setdefault(c.id, {"tail": {}, "decode": {}})
+            entry["tail"][str(n)] = _median(lambda t=tail, f=feature: t(f), s)
+            if c.id in m.served:
+                b = max(m.bits)
+                codes = m.ae.encode(feature, c.id, b)
+                entry["decode"][str(n)] = _median(lambda k=codes, cut=c.id, b=b: m.ae.decode(k, cut, b), s)
+    return out
+
+
+def _median(fn, s: ProfileSettings) -> float:
+    return round(_t(fn, s)["median"], 6)
 
 
 def _input_values(dec):

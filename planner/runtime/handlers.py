@@ -61,8 +61,12 @@ class CloudHandler:
         scores, stages, _ = self.pipeline.cloud_decode(payload)
         return scores.numpy(), {"decode_ms": stages.decode_ms, "tail_ms": stages.tail_ms}
 
+    @property
+    def device(self) -> str:
+        return str(getattr(self.pipeline, "device", "cpu"))
+
     def __repr__(self) -> str:
-        return f"CloudHandler({self.model}, autoencoder={self.autoencoder})"
+        return f"CloudHandler({self.model}, autoencoder={self.autoencoder}, device={self.device})"
 
 
 def declared_batch(payload: bytes) -> int:
@@ -89,17 +93,23 @@ def committed_kind(model: str, ae_id: str | None) -> AutoencoderKind | None:
 
 
 def make_cloud_handler(model, autoencoder: str | None = AutoencoderKind.SHARED, weights=None, *,
-                       runtime: str = "torch", onnx=None, quantizer="auto") -> CloudHandler:
+                       runtime: str = "torch", onnx=None, quantizer="auto", device="cpu") -> CloudHandler:
     """The handler for a model (a zoo name, or any model as a planner.modelspec.LoadedModel) with its
     autoencoder: "shared" / "independent" (a zoo model's committed one), a file from `planner train-ae --out`,
     or None / "none" = raw features only; the raw quantizer `quantizer` ("auto": a zoo model's committed one, a
     file from `planner calibrate-quant`, or None); run by PyTorch or (`runtime` "onnxruntime") by ONNX Runtime
-    on the export folder `onnx`."""
+    on the export folder `onnx`; on `device` ('auto', 'cpu', 'cuda[:N]'; ONNX Runtime: the CPU)."""
+    from planner.devices import DeviceError, resolve_device
     from planner.modelspec import load_model
     from planner.onnx_runtime import runtime_pipeline
     from planner.pipeline import SplitPipeline
 
+    device = resolve_device(device)
+    if runtime != "torch" and device.type != "cpu":
+        raise DeviceError(f"the {runtime} runtime runs on the CPU here: use --device cpu (or --runtime torch)")
     pipeline = SplitPipeline.from_model(load_model(model, weights), autoencoder, quantizer)
+    if device.type != "cpu":
+        pipeline.to(device)
     handler = CloudHandler(runtime_pipeline(pipeline, runtime, onnx))
     log.info("handler ready: %r", handler)
     return handler
