@@ -18,3 +18,5 @@ DEFAULT_HOST: str = "127.0.0.1"  # the cloud server listens on loopback unless t
 DEFAULT_CLOUD: str = f"{DEFAULT_HOST}:{DEFAULT_PORT}"
 DEFAULT_BACKOFF_S: float = 0.5  # first wait after the cloud failed, doubled per failure
 DEFAULT_BACKOFF_MAX_S: float = 10.0  # the longest wait between tries of a failing cloud
+DEFAULT_BATCH_DELAY_MS: float = 2.0  # the cloud server's dynamic batching: wait this long for more requests (0: off)
+DEFAULT_BATCH_MAX: int = 64  # most inputs in one dynamic batch (a request carrying more runs alone)

@@ -9,6 +9,7 @@ import sys
 
 from planner.cli import checks as check
 from planner.cli._model import add_model_args, add_quantizer_arg
+from planner.config import DEFAULT_BATCH_DELAY_MS, DEFAULT_BATCH_MAX
 from planner.devices import DEVICE_HELP
 from planner.errors import PlannerError
 from planner.runtime.server import DEFAULT_MAX_BATCH
@@ -49,6 +50,12 @@ def register(sub) -> None:
     p.add_argument("--max-reply", type=_size_arg, default="16MiB", help="largest reply sent (default 16MiB)")
     p.add_argument("--compute-timeout", type=check.positive_seconds, default=30.0,
                    help="seconds from a request's arrival to its answer before it gets a TIMEOUT error (30)")
+    p.add_argument("--batch-delay-ms", type=check.non_negative_number, default=DEFAULT_BATCH_DELAY_MS,
+                   help="dynamic batching: requests arriving within this many ms of a batch's first one run their "
+                        f"decoder + tail together, per cut and bitwidth (0: off; default {DEFAULT_BATCH_DELAY_MS:g}; "
+                        "asyncio backend)")
+    p.add_argument("--batch-max", type=check.int_at_least(1), default=DEFAULT_BATCH_MAX,
+                   help=f"most inputs in one dynamic batch (default {DEFAULT_BATCH_MAX})")
     p.add_argument("--max-connections", type=check.int_at_least(1), default=256,
                    help="open connections at most; when full the one idle the longest is closed (256)")
     p.add_argument("--max-unauthenticated", type=check.int_at_least(1), default=32,
@@ -102,7 +109,12 @@ def run(args) -> int:
             raise PlannerError(f"{cpu_only} runs on the CPU: use --device cpu (or auto)")
         device = resolve_device("cpu")
 
+    from planner.runtime.batching import BatchSettings
     from planner.runtime.server import CloudServer, check_bindable
+
+    batching = BatchSettings(args.batch_delay_ms, args.batch_max)
+    if args.backend == "ray":  # the front would run a batch's requests one after another: Ray's replicas queue them
+        batching = BatchSettings.off()
     from planner.runtime.tls import is_loopback, server_context
 
     tls = server_context(args.tls_cert, args.tls_key) if args.tls_cert else None
@@ -147,8 +159,9 @@ def run(args) -> int:
                              token=args.token, read_timeout=args.read_timeout, idle_timeout=args.idle_timeout,
                              max_connections=args.max_connections, max_unauthenticated=args.max_unauthenticated,
                              max_batch=args.max_batch, max_reply=args.max_reply,
-                             compute_timeout=args.compute_timeout, ssl=tls)
-        where = f"{where or f'{server.workers} workers'}, {args.runtime} on {device}"
+                             compute_timeout=args.compute_timeout, ssl=tls, batching=batching)
+        where = f"{where or f'{server.workers} workers'}, {args.runtime} on {device}" + (
+            f", batching {batching.delay_ms:g} ms / {batching.max_inputs}" if batching.enabled else "")
         server.serve_forever(on_ready=lambda port: print(
             f"planner serve: {args.model} on {args.host}:{port} ({where}{', TLS' if tls else ''})", flush=True))
     finally:

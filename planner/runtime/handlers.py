@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import numpy as np
 
 from planner.compress import codec
-from planner.errors import CompressError
+from planner.errors import CompressError, PlannerError
 from planner.types import AutoencoderKind
 
 log = logging.getLogger("planner.runtime.handlers")
@@ -64,6 +65,43 @@ class CloudHandler:
     @property
     def device(self) -> str:
         return str(getattr(self.pipeline, "device", "cpu"))
+
+    def infer_batch(self, payloads: list[bytes]) -> list:
+        """A dynamic batch: each payload decoded on its own (a bad one fails alone), then decoder + tail once per
+        group of the same candidate (`pipeline.batch_key`), the scores split back. Per payload (scores, {decode_ms,
+        tail_ms, batch_size}) or its exception. A pipeline that cannot stack (ONNX Runtime) runs one at a time."""
+        from planner.pipeline import batch_key, ms_since
+
+        if getattr(self.pipeline, "runtime", "torch") != "torch":
+            return [self._one(p) for p in payloads]
+        out: list = [None] * len(payloads)
+        groups: dict[tuple, list] = {}
+        for i, payload in enumerate(payloads):
+            t0 = time.perf_counter_ns()
+            try:
+                dec = self.pipeline.decode_payload(payload)
+            except PlannerError as exc:
+                out[i] = exc
+                continue
+            groups.setdefault(batch_key(dec), []).append((i, dec, ms_since(t0)))
+        for members in groups.values():
+            try:
+                scores, st = self.pipeline.cloud_run([dec for _, dec, _ in members])
+            except Exception:  # noqa: BLE001 - one of them breaks the group: each runs alone, fails alone
+                for i, *_ in members:
+                    out[i] = self._one(payloads[i])
+                continue
+            size = int(scores.shape[0])
+            parts = np.split(scores.numpy(), np.cumsum([dec.shape[0] for _, dec, _ in members])[:-1])
+            for (i, _, parse_ms), part in zip(members, parts, strict=True):
+                out[i] = (part, {"decode_ms": parse_ms + st.decode_ms, "tail_ms": st.tail_ms, "batch_size": size})
+        return out
+
+    def _one(self, payload: bytes):
+        try:
+            return self.infer(payload)
+        except Exception as exc:  # noqa: BLE001 - returned: the server answers this request alone with it
+            return exc
 
     def __repr__(self) -> str:
         return f"CloudHandler({self.model}, autoencoder={self.autoencoder}, device={self.device})"
