@@ -3,7 +3,9 @@ their decoder + tail once per group of the same candidate (Triton's `dynamic_bat
 
 `BatchSettings` is the whole configuration (delay, most inputs per batch; 0 ms = off). `Batcher` lives on the
 server's event loop: the first request of a batch starts the delay, the batch leaves when the delay is over or
-`max_inputs` inputs wait, and one worker thread runs it with `run_batch`. Each request keeps its own future, so
+`max_inputs` inputs wait, and one worker thread runs it with `run_batch`. While every worker computes, a batch
+whose delay is over keeps collecting and leaves as soon as a worker is free (in the pool's queue it could not
+grow), so the batches grow with the load and an idle server adds no more than the delay. Each request keeps its own future, so
 every reply goes to its own connection with its own request id; a request that fails (bad payload, a reply too
 large) fails alone, and one whose connection gave up (compute timeout) is dropped from a batch not yet started.
 `run_batch` groups by the handler's `infer_batch` when it has one (`CloudHandler`: decoded payloads of one cut,
@@ -83,10 +85,13 @@ class Batcher:
     handler's (scores, timings) into the RESULT frame (and enforces the reply limit); `extra` holds the batch
     timings (`batch_wait_ms`, `batch_size`)."""
 
-    def __init__(self, handler, settings: BatchSettings, pool, reply: Callable[..., bytes]) -> None:
+    def __init__(self, handler, settings: BatchSettings, pool, reply: Callable[..., bytes], workers: int = 1) -> None:
         if not settings.enabled:
             raise PlannerError("a Batcher needs batching on (delay_ms > 0 and max_inputs > 1)")
         self.handler, self.settings, self.pool, self.reply = handler, settings, pool, reply
+        self.workers = max(1, int(workers))  # batches computing at once at most (the pool's threads)
+        self._running = 0
+        self._due = False  # the delay is over, but every worker was busy
         self.batches = 0  # batches run
         self.batched = 0  # requests run in them
         self._pending: list[Pending] = []
@@ -100,29 +105,30 @@ class Batcher:
         self._pending.append(item)
         if sum(p.inputs for p in self._pending) >= self.settings.max_inputs:
             self._flush()
-        elif self._timer is None:
+        elif self._timer is None and not self._due:
             self._timer = loop.call_later(self.settings.delay_ms / 1000.0, self._flush)
         return item.future
 
     def _flush(self) -> None:
-        """Send the waiting requests off in batches of at most max_inputs inputs (a larger request alone)."""
+        """Send waiting requests off in batches of at most max_inputs inputs (a larger request alone), as long as a
+        worker is free; the rest wait for the next free worker (`_due`)."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        waiting = [p for p in self._pending if not p.future.done()]  # done: its connection gave up meanwhile
-        self._pending = []
-        now = time.perf_counter()
-        batch: list[Pending] = []
-        for item in waiting:
-            if batch and sum(p.inputs for p in batch) + item.inputs > self.settings.max_inputs:
-                self._start(batch)
-                batch = []
-            item.flushed = now
-            batch.append(item)
-        if batch:
+        self._pending = [p for p in self._pending if not p.future.done()]  # done: its connection gave up meanwhile
+        while self._pending and self._running < self.workers:
+            batch, total = [], 0
+            while self._pending and (not batch or total + self._pending[0].inputs <= self.settings.max_inputs):
+                total += self._pending[0].inputs
+                batch.append(self._pending.pop(0))
             self._start(batch)
+        self._due = bool(self._pending)
 
     def _start(self, batch: list[Pending]) -> None:
+        now = time.perf_counter()
+        for item in batch:
+            item.flushed = now
+        self._running += 1
         task = asyncio.get_running_loop().create_task(self._run(batch))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -133,6 +139,10 @@ class Batcher:
             results = await loop.run_in_executor(self.pool, self._work, batch)
         except BaseException as exc:  # the pool is shut down (server stopping): every request fails
             results = [exc] * len(batch)
+        finally:
+            self._running -= 1
+            if self._due or sum(p.inputs for p in self._pending) >= self.settings.max_inputs:
+                self._flush()  # what waited for a free worker leaves now
         self.batches += 1
         self.batched += len(batch)
         for item, result in zip(batch, results, strict=True):

@@ -149,7 +149,8 @@ class CloudServer:
         except OSError as exc:
             raise PlannerError(f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}") from None
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="planner-tail")
-        self._batcher = Batcher(self.handler, self.batching, self._pool, self._reply) if self.batching.enabled else None
+        self._batcher = (Batcher(self.handler, self.batching, self._pool, self._reply, self.workers)
+                         if self.batching.enabled else None)
         self.port = self._server.sockets[0].getsockname()[1]
         self._started = time.monotonic()
         self._closing = False
