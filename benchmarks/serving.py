@@ -59,7 +59,7 @@ class Server:
 
     def __init__(self, args, extra=(), name="server", startup_s: float = 300.0) -> None:
         cmd = [sys.executable, "-m", "planner", "serve", "--model", args.model, "--port", "0", "--device", "cpu",
-               "--max-connections", "512", *extra]
+               "--max-connections", "512", "--max-unauthenticated", "256", *extra]
         self.log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"planner-serving-{name}.log", "w")
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.log, text=True,
                                      env={**os.environ, "OMP_NUM_THREADS": str(args.threads)})
@@ -102,8 +102,16 @@ def client_proc(address, model, payloads, expected, n_threads, start_at, stop_at
     def edge(k: int) -> None:
         payload, want = payloads[k % len(payloads)], expected[k % len(expected)]
         mine = []
-        with CloudClient(address, timeout=30.0) as c:
-            c.connect()
+        with CloudClient(address, timeout=30.0, backoff_s=0.05, backoff_max_s=0.2) as c:
+            while True:  # many edges connecting at once: retry until this one is in (counted if never)
+                try:
+                    c.connect()
+                    break
+                except Exception:  # noqa: BLE001
+                    if time.time() > start_at:
+                        mine.append((time.time(), None, "not connected"))
+                        break
+                    time.sleep(0.05)
             time.sleep(max(0.0, start_at - time.time()))
             while time.time() < stop_at:
                 t0 = time.time()
@@ -121,9 +129,11 @@ def client_proc(address, model, payloads, expected, n_threads, start_at, stop_at
     threads = [threading.Thread(target=edge, args=(k,)) for k in range(n_threads)]
     for t in threads:
         t.start()
+    time.sleep(max(0.0, start_at - time.time()))
+    cpu0 = time.process_time()
     for t in threads:
         t.join()
-    out_q.put(rows)
+    out_q.put((rows, time.process_time() - cpu0))
 
 
 def run_load(server: Server, args, clients: int, payloads, expected) -> dict:
@@ -142,7 +152,8 @@ def run_load(server: Server, args, clients: int, payloads, expected) -> dict:
         w.start()
     time.sleep(max(0.0, start_at - time.time()))
     cpu0 = server.cpu_s()
-    rows = [r for _ in workers for r in out_q.get(timeout=args.seconds + 120)]
+    parts = [out_q.get(timeout=args.seconds + 120) for _ in workers]
+    rows, client_cpu = [r for p in parts for r in p[0]], sum(p[1] for p in parts)
     cpu1 = server.cpu_s()
     for w in workers:
         w.join(30)
@@ -156,6 +167,7 @@ def run_load(server: Server, args, clients: int, payloads, expected) -> dict:
             "throughput_rps": round(finished_in_window / args.seconds, 1),
             "p50_ms": round(float(np.percentile(wall, 50)), 2), "p99_ms": round(float(np.percentile(wall, 99)), 2),
             "server_cpu_s_per_request": round((cpu1 - cpu0) / max(1, len(done)), 5),
+            "client_cpu_s_per_request": round(client_cpu / max(1, len(done)), 5),
             "server_ms_median": _r(col(4)), "queue_wait_ms_median": _r(col(5)), "batch_wait_ms_median": _r(col(6)),
             "batch_size_median": _r(col(7)), "compute_ms_median": _r(col(8))}
 
@@ -207,7 +219,7 @@ def main(argv=None) -> int:
            "summary": summarize(runs, args.clients)}
     if args.profile:
         out["prediction"] = predict(args, runs)
-    print(json.dumps(out["summary"], indent=1))
+    print(json.dumps({k: out[k] for k in ("summary", "prediction") if k in out}, indent=1))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
@@ -222,7 +234,8 @@ def summarize(runs: list, clients: list[int]) -> list[dict]:
         for mode in ("unbatched", "batched"):
             these = [r for r in runs if r["clients"] == n and r["mode"] == mode]
             med[mode] = {k: float(np.median([r[k] for r in these])) for k in
-                         ("throughput_rps", "p50_ms", "p99_ms", "server_cpu_s_per_request", "server_ms_median")}
+                         ("throughput_rps", "p50_ms", "p99_ms", "server_cpu_s_per_request", "client_cpu_s_per_request",
+                          "server_ms_median", "compute_ms_median")}
             med[mode]["lost"] = sum(r["lost"] for r in these)
             med[mode]["mismatched"] = sum(r["mismatched"] for r in these)
             med[mode]["batch_size_median"] = float(np.median([r["batch_size_median"] or 0 for r in these]))
@@ -236,23 +249,28 @@ def summarize(runs: list, clients: list[int]) -> list[dict]:
 
 
 def predict(args, runs: list) -> list[dict]:
-    """The batched cloud profile's prediction of the cloud time (server_ms) per concurrency vs the measured one."""
+    """The batched cloud profile's predictions of the cloud time (server_ms) per concurrency vs the measured one:
+    from the concurrency alone, and from what the server reported (queue wait and batch size, as an edge sees)."""
     from planner.profile.batching import predict_cloud_ms
     from planner.profile.schema import Profile
     from planner.runtime.batching import BatchSettings
     from planner.types import CandidateSpec
 
     profile = Profile.load(args.profile)
-    settings = BatchSettings(*(v for v in (args.batch_delay_ms, args.batch_max) if v is not None))
-    spec = CandidateSpec.parse(args.candidate)
+    kw = {k: v for k, v in (("delay_ms", args.batch_delay_ms), ("max_inputs", args.batch_max)) if v is not None}
+    settings = BatchSettings(**kw)
+    cut = CandidateSpec.parse(args.candidate).cut
     out = []
     for n in args.clients:
-        measured = [r["server_ms_median"] for r in runs if r["clients"] == n and r["mode"] == "batched"]
-        pred = predict_cloud_ms(profile, spec.cut, spec.bits, concurrency=n, delay_ms=settings.delay_ms,
-                                max_inputs=settings.max_inputs)
-        m = float(np.median(measured))
-        out.append({"clients": n, "predicted_ms": round(pred, 3), "measured_ms": round(m, 3),
-                    "error": round(pred / m - 1.0, 3)})
+        mine = [r for r in runs if r["clients"] == n and r["mode"] == "batched"]
+        measured = float(np.median([r["server_ms_median"] for r in mine]))
+        alone = predict_cloud_ms(profile, cut, concurrency=n, delay_ms=settings.delay_ms,
+                                 max_inputs=settings.max_inputs, workers=os.cpu_count() or 1)
+        live = predict_cloud_ms(profile, cut, queue_ms=float(np.median([r["queue_wait_ms_median"] for r in mine])),
+                                batch=float(np.median([r["batch_size_median"] for r in mine])))
+        out.append({"clients": n, "measured_ms": round(measured, 3), "predicted_from_concurrency_ms": round(alone, 3),
+                    "error_from_concurrency": round(alone / measured - 1.0, 3),
+                    "predicted_from_reports_ms": round(live, 3), "error_from_reports": round(live / measured - 1.0, 3)})
     return out
 
 

@@ -53,7 +53,7 @@ def register(sub) -> None:
     p.add_argument("--batch-delay-ms", type=check.non_negative_number, default=DEFAULT_BATCH_DELAY_MS,
                    help="dynamic batching: requests arriving within this many ms of a batch's first one run their "
                         f"decoder + tail together, per cut and bitwidth (0: off; default {DEFAULT_BATCH_DELAY_MS:g}; "
-                        "asyncio backend)")
+                        "with --backend ray in each replica, through @serve.batch)")
     p.add_argument("--batch-max", type=check.int_at_least(1), default=DEFAULT_BATCH_MAX,
                    help=f"most inputs in one dynamic batch (default {DEFAULT_BATCH_MAX})")
     p.add_argument("--max-connections", type=check.int_at_least(1), default=256,
@@ -112,9 +112,7 @@ def run(args) -> int:
     from planner.runtime.batching import BatchSettings
     from planner.runtime.server import CloudServer, check_bindable
 
-    batching = BatchSettings(args.batch_delay_ms, args.batch_max)
-    if args.backend == "ray":  # the front would run a batch's requests one after another: Ray's replicas queue them
-        batching = BatchSettings.off()
+    batching = BatchSettings(args.batch_delay_ms, args.batch_max)  # Ray: in each replica (@serve.batch), not the front
     from planner.runtime.tls import is_loopback, server_context
 
     tls = server_context(args.tls_cert, args.tls_key) if args.tls_cert else None
@@ -147,7 +145,7 @@ def run(args) -> int:
 
         backend = RayBackend(args.model, autoencoder, replicas=1 if args.replicas is None else args.replicas, address=args.address,
                              autoscale=parse_autoscale(args.autoscale) if args.autoscale else None,
-                             replica_cpus=args.replica_cpus)
+                             replica_cpus=args.replica_cpus, batching=batching)
         workers = workers or RAY_FRONT_WORKERS  # the front's threads only wait on Ray: queueing happens there
         where = (f"Ray Serve, autoscale {args.autoscale}" if args.autoscale else
                  f"Ray Serve, {backend.replicas} replicas")
@@ -159,7 +157,8 @@ def run(args) -> int:
                              token=args.token, read_timeout=args.read_timeout, idle_timeout=args.idle_timeout,
                              max_connections=args.max_connections, max_unauthenticated=args.max_unauthenticated,
                              max_batch=args.max_batch, max_reply=args.max_reply,
-                             compute_timeout=args.compute_timeout, ssl=tls, batching=batching)
+                             compute_timeout=args.compute_timeout, ssl=tls,
+                             batching=None if backend else batching)
         where = f"{where or f'{server.workers} workers'}, {args.runtime} on {device}" + (
             f", batching {batching.delay_ms:g} ms / {batching.max_inputs}" if batching.enabled else "")
         server.serve_forever(on_ready=lambda port: print(

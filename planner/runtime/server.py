@@ -446,7 +446,8 @@ class CloudServer:
                           decode_ms=float(timings.get("decode_ms", 0.0)),
                           tail_ms=float(timings.get("tail_ms", (done - started) * 1000.0)),
                           server_ms=(time.perf_counter() - received) * 1000.0,
-                          **((batch or {"batch_wait_ms": 0.0, "batch_size": 0}) if msg.batch_timings else {}))
+                          **((batch or {"batch_wait_ms": 0.0, "batch_size": int(timings.get("batch_size", 0))})
+                             if msg.batch_timings else {}))
         try:
             return P.encode(result)
         except P.ProtocolError as exc:
