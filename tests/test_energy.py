@@ -254,3 +254,34 @@ def test_cli_contract(capsys, tmp_path):
     for extra, msg in ((["--objective", "energy"], "--link"), (["--objective", "cost"], "--cloud-price")):
         assert main(base + extra) == 2
         assert msg in capsys.readouterr().err
+
+
+def test_profile_records_declared_or_measured_power(tmp_path, capsys, monkeypatch):
+    common = ["profile", "--arch", "resnet18", "--input", "3x32x32", "--repeats", "1", "--max-seconds", "0",
+              "--bits", "4", "--threads", "1", "--role", "edge"]
+    out = tmp_path / "e.json"
+    assert main(common + ["--out", str(out), "--edge-power-w", "4.5,0.8"]) == 0
+    assert profile_power(Profile.load(out)) == EdgePower(4.5, 0.8, "declared")
+    monkeypatch.setattr("planner.profile.power.POWERCAP", tmp_path / "no-powercap")
+    assert main(common + ["--out", str(out)]) == 0
+    assert "not measured (no RAPL package zone" in capsys.readouterr().err
+    assert profile_power(Profile.load(out)) == ASSUMED  # nothing recorded: plans assume, and say so
+    from argparse import Namespace
+
+    from planner.cli.profile import with_power
+
+    zone = tmp_path / "rapl" / "intel-rapl:0"
+    zone.mkdir(parents=True)
+    (zone / "energy_uj").write_text("0\n")
+    monkeypatch.setattr("planner.profile.power.POWERCAP", tmp_path / "rapl")
+    ticks = iter(range(100))
+
+    def work():  # 2 J per call of the model, 1 J per sleep
+        (zone / "energy_uj").write_text(f"{int((zone / 'energy_uj').read_text()) + 2_000_000}\n")
+
+    monkeypatch.setattr("planner.profile.power.time.perf_counter", lambda: float(next(ticks)))
+    monkeypatch.setattr("planner.profile.power.time.sleep",
+                        lambda s: (zone / "energy_uj").write_text(f"{int((zone / 'energy_uj').read_text()) + 10**6}"))
+    args = Namespace(role="edge", edge_power_w=None, cpu_quota=None, edge_slowdown=None)
+    measured = with_power(Profile.load(out), args, work)
+    assert profile_power(measured) == EdgePower(2.0, 1.0, "measured")

@@ -89,8 +89,8 @@ class Rapl:
     `available()` says whether they can be read (often root-only, absent in VMs and containers); `why` says
     why not."""
 
-    def __init__(self, root: Path | str = POWERCAP) -> None:
-        self.root = Path(root)
+    def __init__(self, root: Path | str | None = None) -> None:
+        self.root = Path(root if root is not None else POWERCAP)
         self.zones: list[Path] = []
         self.why: str | None = None
         try:
