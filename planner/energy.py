@@ -151,6 +151,19 @@ class CloudPrice:
         return {"per_hour": self.per_hour, "per_gb": self.per_gb, "currency": self.currency}
 
 
+def request_energy(model: EnergyModel, power: EdgePower, result, rtt_ms: float) -> float:
+    """The edge energy (mJ) of one executed request, from what it measured: compute over its edge and encode time,
+    the radio over its bytes and its time on the wire (the exchange less the RTT), idle for the rest."""
+    remote = bool(result.spec.remote) and not result.fallback and result.error is None
+    edge = result.edge_ms + result.encode_ms
+    transfer = result.transfer_ms if remote else 0.0
+    parts = model.parts(power, np.array([remote]), np.array([float(result.request_bytes)]),
+                        float(result.reply_bytes), np.array([edge]), np.array([transfer]),
+                        np.array([max(result.measured_ms - edge - transfer, 0.0)]), rtt_ms)
+    idle = 0.0 if remote else power.idle_w * max(result.measured_ms - edge, 0.0)  # a fallback's failed exchange
+    return float(sum(p[0] for p in parts)) + idle
+
+
 def sig(x: float, digits: int = 6) -> float:
     """A float rounded to `digits` significant digits (costs are tiny: fixed decimals would round them to 0)."""
     return float(f"{float(x):.{digits}g}")

@@ -62,6 +62,19 @@ class Goal:
         return self.objective if self.objective in LATENCY_STATS else self.latency_stat
 
 
+def as_goal(objective) -> Goal | None:
+    """A Goal from what `planner.run(objective=...)` takes: 'mean' (latency: None, the plain path), 'energy' (the
+    LTE radio model and the edge profile's power), or a Goal (anything else: a cost goal needs its price)."""
+    if objective is None or isinstance(objective, Goal):
+        return None if objective is None or objective.plain else objective
+    if objective in ("mean", "latency"):
+        return None
+    if objective == "energy":
+        return Goal("energy", energy=EnergyModel())
+    raise SolveError(f"objective must be 'mean', 'energy' or a planner.objectives.Goal (cost needs its price: "
+                     f"Goal('cost', price=CloudPrice(per_hour=...))), got {objective!r}")
+
+
 def goal_columns(cs, goal: Goal, edge, transfer, cloud, rtt_ms: float) -> tuple[dict, dict]:
     """Energy (total and parts, mJ) and cost columns of every candidate, and the plan's description of them."""
     cols: dict[str, np.ndarray] = {}
