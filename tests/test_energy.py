@@ -285,3 +285,25 @@ def test_profile_records_declared_or_measured_power(tmp_path, capsys, monkeypatc
     args = Namespace(role="edge", edge_power_w=None, cpu_quota=None, edge_slowdown=None)
     measured = with_power(Profile.load(out), args, work)
     assert profile_power(measured) == EdgePower(2.0, 1.0, "measured")
+
+
+def test_report_energy_frames_agree_with_the_solver():
+    from planner.report_energy import energy_figure, energy_frame, pareto_energy, pareto_energy_figure
+
+    edge, cloud = synthetic_pair(6, n_cuts=4, bits=(2, 4, 8), edge_ms=90.0, cloud_ms=1.0)
+    frame = energy_frame(edge, cloud, radio="wifi", rtt_ms=30.0, bandwidths_bps=[2e5, 5e6])
+    cs = CandidateSet(edge, cloud)
+    for bw, rows in frame.groupby("bandwidth_mbps"):
+        plan = cs.solve(ConstantLink(bw * 1e6, 30.0), goal=Goal("energy", energy=EnergyModel("wifi")))
+        best = rows[rows["optimal"]]
+        assert len(best) == 1 and best["energy_mj"].iloc[0] == pytest.approx(plan.chosen.energy_mj)
+        assert rows["energy_mj"].min() == pytest.approx(plan.chosen.energy_mj)
+        assert set(rows["cut"]) == set(cs.cuts)
+    pf = pareto_energy(edge, cloud, ConstantLink("1mbit", "30ms"), radio="wifi")
+    for r in pf.itertuples():  # on the front iff no other is at least as good on both and better on one
+        dominated = ((pf["latency_ms"] <= r.latency_ms) & (pf["energy_mj"] <= r.energy_mj)
+                     & ((pf["latency_ms"] < r.latency_ms) | (pf["energy_mj"] < r.energy_mj))).any()
+        assert r.on_front == (not dominated)
+    assert pf["latency_optimal"].sum() == 1 and pf["energy_optimal"].sum() == 1
+    assert pf[pf["energy_optimal"]]["on_front"].all() and pf[pf["latency_optimal"]]["on_front"].all()
+    assert len(energy_figure(frame).axes) == 1 and len(pareto_energy_figure(pf).axes) == 1
