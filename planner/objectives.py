@@ -28,7 +28,9 @@ LATENCY_STATS = ("mean", "p95")
 @dataclass(frozen=True)
 class Goal:
     """The objective (latency 'mean'/'p95', 'energy' or 'cost'), the latency statistic a trace's limit and
-    report use, the latency limit in ms (None: none), and the models energy and cost need."""
+    report use, the latency limit in ms (None: none), and the models energy and cost need (an energy goal
+    without an EnergyModel gets the LTE one and the edge profile's power; a cost goal needs its CloudPrice).
+    With an EnergyModel (or a price) under any objective, every candidate also carries its energy (cost)."""
 
     objective: str = "mean"
     latency_stat: str = "mean"

@@ -153,9 +153,7 @@ def run(args) -> int:
         link["shaper"] = {"trace": trace.name} if trace else {"bandwidth_bps": parse_bandwidth(args.bandwidth)}
         link["shaper"]["rtt_ms"] = shaper.delay_s * 2000.0
     if args.results:
-        with open(args.results, "w") as f:
-            for r in report.results:
-                f.write(json.dumps(r.to_dict()) + "\n")
+        _write_results(args.results, report)
     summary = report.to_dict()
     if metric == "agreement":  # no labels: the figure is top-1 agreement with the unsplit model
         summary["agreement"], summary["accuracy"] = summary["accuracy"], None
@@ -170,6 +168,13 @@ def run(args) -> int:
         raise PlannerError(f"the cloud at {address} refused the token (AUTH: wrong or missing --token); no request "
                            f"was answered by it, {report.fallbacks} fell back to the edge")
     return 0
+
+
+def _write_results(path: str, report) -> None:
+    """Every request as one JSON line (with `energy_mj` when planning for energy)."""
+    with open(path, "w") as f:
+        for r in report.results:
+            f.write(json.dumps(r.to_dict()) + "\n")
 
 
 def _samples(args, loaded, pipeline):
