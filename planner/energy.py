@@ -160,7 +160,7 @@ def request_energy(model: EnergyModel, power: EdgePower, result, rtt_ms: float) 
     parts = model.parts(power, np.array([remote]), np.array([float(result.request_bytes)]),
                         float(result.reply_bytes), np.array([edge]), np.array([transfer]),
                         np.array([max(result.measured_ms - edge - transfer, 0.0)]), rtt_ms)
-    idle = 0.0 if remote else power.idle_w * max(result.measured_ms - edge, 0.0)  # a fallback's failed exchange
+    idle = power.idle_w * max(result.measured_ms - edge, 0.0) if result.fallback else 0.0  # the failed exchange
     return float(sum(p[0] for p in parts)) + idle
 
 
