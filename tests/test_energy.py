@@ -211,6 +211,8 @@ def test_power_fields_declared_assumed_and_backwards_compatible(tmp_path):
     broken = replace(edge, device={**edge.device, "power": {"active_w": "hot"}})
     with pytest.raises(ProfileError, match="device.power"):
         profile_power(broken)
+    with pytest.raises(ProfileError, match=r"device.power of profile .*bad.json"):  # checked when loaded
+        Profile.load(broken.save(tmp_path / "bad.json"))
 
 
 def test_rapl_reads_a_powercap_tree(tmp_path, monkeypatch):
