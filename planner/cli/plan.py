@@ -90,7 +90,7 @@ def run(args) -> int:
     if args.trace:
         link = TraceLink.load(args.trace, rtt=args.rtt)
         plan = cs.solve_trace(link, objective=args.objective, max_loss=args.max_loss, goal=goal)
-        where = f"trace {link.name} (mean {format_bandwidth(link.mean_bps)}), {args.objective} latency over the trace"
+        where = f"trace {link.name} (mean {format_bandwidth(link.mean_bps)}), {goal.stat if goal else args.objective} latency over the trace"
     else:
         link = ConstantLink(args.bandwidth, args.rtt)
         plan = cs.solve(link, max_loss=args.max_loss, goal=goal)
