@@ -179,7 +179,7 @@ def _r(v):
 def make_payloads(args, n: int = 16):
     """n payloads of the candidate (one image each) and their unbatched answers."""
     from planner.datasets import fashion_mnist
-    from planner.pipeline import SplitPipeline
+    from planner.execution.pipeline import SplitPipeline
     from planner.runtime.handlers import CloudHandler
     from planner.types import CandidateSpec
 
@@ -187,7 +187,7 @@ def make_payloads(args, n: int = 16):
     pipe = SplitPipeline.from_zoo(args.model)
     handler = CloudHandler(pipe)
     images = fashion_mnist("test").raw[:n]
-    payloads = [pipe.edge_encode(images[i:i + 1], spec.cut, spec.bits, width=spec.width)[0] for i in range(n)]
+    payloads = [pipe.edge_encode(images[i:i + 1], spec)[0] for i in range(n)]
     return payloads, [handler.infer(p)[0] for p in payloads]
 
 

@@ -20,3 +20,7 @@ DEFAULT_BACKOFF_S: float = 0.5  # first wait after the cloud failed, doubled per
 DEFAULT_BACKOFF_MAX_S: float = 10.0  # the longest wait between tries of a failing cloud
 DEFAULT_BATCH_DELAY_MS: float = 2.0  # the cloud server's dynamic batching: wait this long for more requests (0: off)
 DEFAULT_BATCH_MAX: int = 64  # most inputs in one dynamic batch (a request carrying more runs alone)
+# the edge's power when a profile neither measured (RAPL) nor declared it (`planner profile --edge-power-w`):
+# a phone-class SoC running one big core (active) and waiting with the screen off (idle); an assumption, marked so
+DEFAULT_EDGE_ACTIVE_W: float = 2.0
+DEFAULT_EDGE_IDLE_W: float = 0.3

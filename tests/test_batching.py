@@ -15,6 +15,7 @@ from planner.runtime import protocol as P
 from planner.runtime.batching import BatchSettings, run_batch
 from planner.runtime.client import CloudClient, ServerError
 from planner.runtime.server import CloudServer
+from planner.types import CandidateSpec
 
 TOKEN = "tok"
 
@@ -105,7 +106,7 @@ def test_batched_server_with_a_plain_handler_answers_each_and_fails_alone():
 
 @pytest.fixture(scope="module")
 def resnet():
-    from planner.pipeline import SplitPipeline
+    from planner.execution.pipeline import SplitPipeline
     from planner.runtime.handlers import CloudHandler
 
     pipeline = SplitPipeline.from_zoo("resnet-fmnist")
@@ -118,14 +119,13 @@ def _payloads(pipeline) -> dict[str, bytes]:
 
     images = fashion_mnist("test").raw
     out = {}
-    settings = [("relu_5", 4, None, False), ("relu_5", 4, 8, False), ("relu_5", 2, None, False),
-                ("relu_3", 8, 16, False), ("stem_2", 3, None, False), ("relu_5", 4, None, True),
-                ("relu_7", 6, None, True), ("relu_3", None, None, False), ("input", None, None, False)]
-    for n, (cut, bits, width, rawquant) in enumerate(settings):
+    specs = [CandidateSpec.split("relu_5", 4), CandidateSpec.split("relu_5", 4, 8), CandidateSpec.split("relu_5", 2),
+             CandidateSpec.split("relu_3", 8, 16), CandidateSpec.split("stem_2", 3), CandidateSpec.quant("relu_5", 4),
+             CandidateSpec.quant("relu_7", 6), CandidateSpec.raw("relu_3"), CandidateSpec.cloud_only()]
+    for n, spec in enumerate(specs):
         for j in range(3):
             raw = images[7 * n + j: 7 * n + j + 1 + (j == 2)]  # some requests carry two inputs
-            payload, _ = pipeline.edge_encode(raw, cut, bits, width=width, rawquant=rawquant)
-            out[f"{cut}@{bits}w{width}{'q' if rawquant else ''}#{j}"] = payload
+            out[f"{spec.arg}#{j}"] = pipeline.edge_encode(raw, spec)[0]
     return out
 
 

@@ -16,7 +16,7 @@ import pytest
 import planner
 from planner.cli import main
 from planner.errors import PlannerError
-from planner.pipeline import SplitPipeline
+from planner.execution.pipeline import SplitPipeline
 from planner.profile.schema import CutProfile, InputProfile, Profile, RawFormat
 from planner.profile.timing import Timing
 from planner.runtime.batching import BatchSettings
@@ -64,9 +64,9 @@ def _t(ms: float) -> Timing:
 def raw_profiles(pipe: SplitPipeline, sample: np.ndarray) -> tuple[Profile, Profile]:
     """(edge, cloud) profiles with the true raw-feature sizes, 0.3 ms per stage and a 1 s edge-only run."""
     cuts = tuple(CutProfile(c.id, c.index, c.shape, c.float32_bytes, _t(0.3), _t(0.3),
-                            {"float32": RawFormat(len(pipe.edge_encode(sample, c.id, None)[0]), _t(0.3), _t(0.3))}, {})
+                            {"float32": RawFormat(len(pipe.edge_encode(sample, f"{c.id}@raw")[0]), _t(0.3), _t(0.3))}, {})
                  for c in pipe.cuts if not c.trivial)
-    inp = InputProfile(pipe.input_shape, 784, float(len(pipe.edge_encode(sample, "input", None)[0])), _t(0.3), _t(0.3))
+    inp = InputProfile(pipe.input_shape, 784, float(len(pipe.edge_encode(sample, "cloud-only")[0])), _t(0.3), _t(0.3))
     device = {"cpu": "test", "physical_cores": 1, "logical_cores": 1, "threads": 1, "freq_mhz": None,
               "memory_gb": None, "os": None, "torch": None, "gpu": None, "cpu_quota": None}
     common = dict(model=pipe.name, autoencoder=None, device=device, settings={"batch": 1, "repeats": 1},
@@ -138,7 +138,7 @@ def test_concurrent_requests_share_a_replica_batch(pipe, images, ray_address):
 
     handler = CloudHandler(pipe)
     cuts = [c.id for c in pipe.cuts if not c.trivial and c.id != "output"][:4]
-    jobs = [(k, pipe.edge_encode(images[k:k + 1], cuts[k % len(cuts)], None)[0]) for k in range(24)]
+    jobs = [(k, pipe.edge_encode(images[k:k + 1], f"{cuts[k % len(cuts)]}@raw")[0]) for k in range(24)]
     want = {k: handler.infer(p)[0] for k, p in jobs}
     got: dict = {}
 

@@ -43,6 +43,7 @@ from typing import Any
 
 from planner.errors import ProfileError, SolveError
 from planner.profile.batching import check_batch_ms, scale_batch_ms
+from planner.profile.power import EdgePower
 from planner.profile.timing import Timing
 from planner.types import RAW_DTYPES, Role
 
@@ -311,9 +312,8 @@ class Profile:
                 "backbone_accuracy": self.backbone_accuracy, "bits": list(self.bits), "input": self.input.to_dict(),
                 "whole_model_ms": _timing_dict(self.whole_model_ms), "reply_bytes": self.reply_bytes,
                 "cuts": [c.to_dict() for c in self.cuts], "created": self.created, "notes": self.notes,
-                "exchange_ms": _timing_dict(self.exchange_ms), "widths": list(self.widths),
-                "quantizer": self.quantizer, "quant_bits": list(self.quant_bits),
-                **({"batch_ms": self.batch_ms} if self.batch_ms else {})}
+                "exchange_ms": _timing_dict(self.exchange_ms), "widths": list(self.widths), "quantizer": self.quantizer,
+                "quant_bits": list(self.quant_bits), **({"batch_ms": self.batch_ms} if self.batch_ms else {})}
 
     @classmethod
     def from_dict(cls, d: Any, source: str | None = None) -> Profile:
@@ -340,6 +340,8 @@ class Profile:
         _obj(d, "", required, ("created", "notes", "exchange_ms", "batch_ms") + (("widths", "quantizer", "quant_bits")
                                                                      if version >= 3 else ()))
         device = _obj(d["device"], "device", DEVICE_KEYS, open_=True)
+        if device.get("power") is not None:  # the edge's power (planner.profile.power): checked, kept as a dict
+            EdgePower.from_dict(device["power"], f"device.power of profile {source or '<dict>'}")
         settings = _obj(d["settings"], "settings", SETTINGS_KEYS, open_=True)
         scaled = d["scaled"]
         if scaled is not None:
@@ -367,10 +369,9 @@ class Profile:
                    bits=bits, input=InputProfile.from_dict(d["input"], "input"), whole_model_ms=whole,
                    reply_bytes=_num(d["reply_bytes"], "reply_bytes", integer=True), cuts=cuts, scaled_by=scaled,
                    created=_str(d.get("created"), "created", null=True), notes=_str(d.get("notes"), "notes", null=True),
-                   exchange_ms=_timing(d.get("exchange_ms"), "exchange_ms"), widths=widths,
-                   quantizer=_str(d.get("quantizer"), "quantizer", null=True), quant_bits=quant_bits,
-                   batch_ms=check_batch_ms(d["batch_ms"]) if d.get("batch_ms") else None,
-                   schema_version=version, source=source)
+                   exchange_ms=_timing(d.get("exchange_ms"), "exchange_ms"), widths=widths, quant_bits=quant_bits,
+                   quantizer=_str(d.get("quantizer"), "quantizer", null=True), schema_version=version, source=source,
+                   batch_ms=check_batch_ms(d["batch_ms"]) if d.get("batch_ms") else None)
 
     def save(self, path: str | Path) -> Path:
         """Write the JSON document (creating parent folders)."""
@@ -403,9 +404,7 @@ class Profile:
                        cuts=tuple(c.scaled(compute) for c in self.cuts), scaled_by={"compute": previous * compute},
                        batch_ms=scale_batch_ms(self.batch_ms, compute))
 
-    @property
-    def name(self) -> str:  # how messages refer to this profile: its file, or its model and role
-        return self.source or f"<{self.role} profile of {self.model}>"
+    name = property(lambda self: self.source or f"<{self.role} profile of {self.model}>")  # its file, or model/role
 
     def cut(self, cut_id: str) -> CutProfile:
         for c in self.cuts:

@@ -70,7 +70,7 @@ class CloudHandler:
         """A dynamic batch: each payload decoded on its own (a bad one fails alone), then decoder + tail once per
         group of the same candidate (`pipeline.batch_key`), the scores split back. Per payload (scores, {decode_ms,
         tail_ms, batch_size}) or its exception. A pipeline that cannot stack (ONNX Runtime) runs one at a time."""
-        from planner.pipeline import batch_key, ms_since
+        from planner.execution.pipeline import batch_key, ms_since
 
         if getattr(self.pipeline, "runtime", "torch") != "torch":
             return [self._one(p) for p in payloads]
@@ -79,21 +79,21 @@ class CloudHandler:
         for i, payload in enumerate(payloads):
             t0 = time.perf_counter_ns()
             try:
-                dec = self.pipeline.decode_payload(payload)
+                dec, coder = self.pipeline.decode_payload(payload)
             except PlannerError as exc:
                 out[i] = exc
                 continue
-            groups.setdefault(batch_key(dec), []).append((i, dec, ms_since(t0)))
+            groups.setdefault(batch_key(dec), []).append((i, dec, coder, ms_since(t0)))
         for members in groups.values():
             try:
-                scores, st = self.pipeline.cloud_run([dec for _, dec, _ in members])
+                scores, st = self.pipeline.cloud_run([dec for _, dec, _, _ in members], members[0][2])
             except Exception:  # noqa: BLE001 - one of them breaks the group: each runs alone, fails alone
                 for i, *_ in members:
                     out[i] = self._one(payloads[i])
                 continue
             size = int(scores.shape[0])
-            parts = np.split(scores.numpy(), np.cumsum([dec.shape[0] for _, dec, _ in members])[:-1])
-            for (i, _, parse_ms), part in zip(members, parts, strict=True):
+            parts = np.split(scores.numpy(), np.cumsum([dec.shape[0] for _, dec, _, _ in members])[:-1])
+            for (i, _, _, parse_ms), part in zip(members, parts, strict=True):
                 out[i] = (part, {"decode_ms": parse_ms + st.decode_ms, "tail_ms": st.tail_ms, "batch_size": size})
         return out
 
@@ -138,9 +138,9 @@ def make_cloud_handler(model, autoencoder: str | None = AutoencoderKind.SHARED, 
     file from `planner calibrate-quant`, or None); run by PyTorch or (`runtime` "onnxruntime") by ONNX Runtime
     on the export folder `onnx`; on `device` ('auto', 'cpu', 'cuda[:N]'; ONNX Runtime: the CPU)."""
     from planner.devices import DeviceError, resolve_device
+    from planner.execution.onnx_runtime import runtime_pipeline
+    from planner.execution.pipeline import SplitPipeline
     from planner.modelspec import load_model
-    from planner.onnx_runtime import runtime_pipeline
-    from planner.pipeline import SplitPipeline
 
     device = resolve_device(device)
     if runtime != "torch" and device.type != "cpu":
