@@ -204,3 +204,15 @@ def test_batch_timings_round_trip_and_flags_are_checked():
         P.parse_header(P.pack_header(P.MsgType.HELLO, 4, flags=P.FLAG_BATCH_TIMINGS), 1 << 20)
     with pytest.raises(P.ProtocolError, match="flags"):
         P.parse_header(P.pack_header(P.MsgType.INFER, 4, flags=0x0002), 1 << 20)
+
+
+def test_serve_batching_flags_are_checked_before_any_work(capsys):
+    from planner.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["serve", "--model", "resnet-fmnist", "--batch-delay-ms", "-1"])
+    assert exc.value.code == 2
+    assert main(["serve", "--model", "resnet-fmnist", "--port", "0", "--device", "cpu",
+                 "--batch-delay-ms", "20000"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "batch delay" in err[-1] and len([line for line in err if "error" in line]) >= 1
