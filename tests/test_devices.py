@@ -68,3 +68,40 @@ def test_cli_bad_device_spelling(capsys):
         main(["evaluate", "--model", "resnet-fmnist", "--device", "gpu"])
     assert exc.value.code == 2
     assert "unknown device" in capsys.readouterr().err
+
+
+def _payloads(pipe, n: int = 64):
+    from planner.datasets import fashion_mnist
+    from planner.types import CandidateSpec
+
+    images = fashion_mnist("test").raw[:n]
+    specs = [CandidateSpec.split("relu_5", 4), CandidateSpec.raw("relu_3"), CandidateSpec.quant("relu_1", 6),
+             CandidateSpec.cloud_only()]
+    return [pipe.edge_encode(images, spec)[0] for spec in specs]
+
+
+def test_pipeline_to_runs_the_device_code_path_on_the_cpu():
+    """SplitPipeline.to moves the model and its splits (the path a GPU takes), here to the CPU: same answers."""
+    from planner.execution.pipeline import SplitPipeline
+
+    pipe = SplitPipeline.from_zoo("resnet-fmnist")
+    before = [pipe.cloud_decode(p)[0] for p in _payloads(pipe, 8)]
+    assert pipe.to("cpu") is pipe and pipe.device == torch.device("cpu")
+    after = [pipe.cloud_decode(p)[0] for p in _payloads(pipe, 8)]
+    for a, b in zip(before, after, strict=True):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
+def test_cuda_server_answers_as_the_cpu_server():
+    """The issue's GPU target: the same predictions as the CPU server on (almost) every input."""
+    from planner.runtime.handlers import make_cloud_handler
+
+    cpu, gpu = make_cloud_handler("resnet-fmnist", device="cpu"), make_cloud_handler("resnet-fmnist", device="cuda")
+    agree = total = 0
+    for payload in _payloads(cpu.pipeline, 256):
+        a, b = cpu.infer(payload)[0], gpu.infer(payload)[0]
+        agree += int((a.argmax(1) == b.argmax(1)).sum())
+        total += len(a)
+    assert agree >= 0.999 * total
