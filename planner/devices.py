@@ -1,8 +1,8 @@
 """Where torch runs: the one device resolver (`--device auto|cpu|cuda[:N]` on every command that runs a model).
 
 `parse_device` checks the spelling only (torch-free, for argparse); `resolve_device` turns a spelling into a
-`torch.device` that exists here ("auto": the first CUDA device when torch sees one, else the CPU), and asking for
-CUDA where there is none is one clear `DeviceError`, never a trace. `synchronize` makes a CUDA timing honest (a
+`torch.device` that exists here ("auto": the first CUDA device when torch sees one, else the CPU; None: the CPU),
+and asking for CUDA where there is none is one clear `DeviceError`, never a trace. `synchronize` makes a CUDA timing honest (a
 no-op on the CPU); `gpu_facts` is what a profile records of a GPU; `device_slug` names it in a profile's file name.
 """
 
@@ -14,6 +14,7 @@ import subprocess
 from planner.errors import PlannerError
 
 AUTO = "auto"
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "cuda:N")
 DEVICE_HELP = "where the model runs: auto (CUDA when torch sees one, else CPU), cpu, cuda or cuda:N"
 _SPELLING = re.compile(r"(auto|cpu|cuda)(?::(\d+))?")
 
@@ -27,24 +28,24 @@ def parse_device(text) -> str:
     spec = str(text).strip().lower()  # a torch.device prints as 'cpu' or 'cuda:N'
     m = _SPELLING.fullmatch(spec)
     if not m or (m.group(2) is not None and m.group(1) != "cuda"):
-        raise DeviceError(f"unknown device {text!r}: expected auto, cpu, cuda or cuda:N")
+        raise DeviceError(f"unknown device {text!r}: expected one of {', '.join(DEVICE_CHOICES)}")
     return spec
 
 
-def resolve_device(spec="auto"):
-    """A `torch.device` that exists here for 'auto' | 'cpu' | 'cuda[:N]' (or a torch.device); DeviceError when the
-    spelling is wrong or CUDA (or that GPU) is not available."""
+def resolve_device(spec="cpu"):
+    """A `torch.device` that exists here for 'auto' | 'cpu' | 'cuda[:N]' (or a torch.device; None: the CPU);
+    DeviceError when the spelling is wrong or CUDA (or that GPU) is not available."""
     import torch
 
-    spec = parse_device(AUTO if spec is None else spec)
+    spec = parse_device("cpu" if spec is None else spec)
     cuda = torch.cuda.is_available()
     if spec == AUTO:
         return torch.device("cuda:0" if cuda else "cpu")
     if spec == "cpu":
         return torch.device("cpu")
     if not cuda:
-        raise DeviceError(f"device {spec!r} asked for, but torch {torch.__version__} sees no CUDA GPU here "
-                          "(use --device cpu or auto)")
+        raise DeviceError(f"device {spec!r} asked for, but there is no CUDA device on this machine (torch "
+                          f"{torch.__version__}): use --device cpu or auto")
     index = int(spec.split(":")[1]) if ":" in spec else 0
     count = torch.cuda.device_count()
     if index >= count:
