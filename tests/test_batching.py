@@ -216,3 +216,20 @@ def test_serve_batching_flags_are_checked_before_any_work(capsys):
                  "--batch-delay-ms", "20000"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert "batch delay" in err[-1] and len([line for line in err if "error" in line]) >= 1
+
+
+def test_a_lone_request_on_an_idle_server_does_not_wait_for_the_delay():
+    """Batches form while the server computes; a request reaching an idle server starts at once (a lone edge pays
+    no batch delay), even with a long delay configured."""
+    server = CloudServer(Echo(), port=0, token=TOKEN, batching=BatchSettings(delay_ms=2_000.0, max_inputs=8))
+    port = server.start_in_thread()
+    try:
+        with CloudClient(f"127.0.0.1:{port}", token=TOKEN, timeout=30.0) as c:
+            c.connect()
+            for k in range(3):
+                t0 = time.perf_counter()
+                reply = c.infer("echo", b"x" * (k + 1))
+                assert time.perf_counter() - t0 < 1.0 and reply.scores.tolist() == [[k + 1, ord("x")]]
+                assert reply.batch_wait_ms is not None and reply.batch_wait_ms < 500
+    finally:
+        server.stop_thread()

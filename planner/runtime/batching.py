@@ -5,7 +5,8 @@ their decoder + tail once per group of the same candidate (Triton's `dynamic_bat
 server's event loop: the first request of a batch starts the delay, the batch leaves when the delay is over or
 `max_inputs` inputs wait, and one worker thread runs it with `run_batch`. While every worker computes, a batch
 whose delay is over keeps collecting and leaves as soon as a worker is free (in the pool's queue it could not
-grow), so the batches grow with the load and an idle server adds no more than the delay. Each request keeps its own future, so
+grow), so the batches grow with the load; a request reaching an idle server (nothing computing, nothing waiting)
+starts at once, so a lone edge pays no delay. Each request keeps its own future, so
 every reply goes to its own connection with its own request id; a request that fails (bad payload, a reply too
 large) fails alone, and one whose connection gave up (compute timeout) is dropped from a batch not yet started.
 `run_batch` groups by the handler's `infer_batch` when it has one (`CloudHandler`: decoded payloads of one cut,
@@ -103,7 +104,9 @@ class Batcher:
         loop = asyncio.get_running_loop()
         item = Pending(msg, max(1, int(inputs)), received, loop.create_future())
         self._pending.append(item)
-        if sum(p.inputs for p in self._pending) >= self.settings.max_inputs:
+        if self._running == 0 and len(self._pending) == 1:
+            self._flush()  # an idle server starts a lone request at once: batches form only while it computes
+        elif sum(p.inputs for p in self._pending) >= self.settings.max_inputs:
             self._flush()
         elif self._timer is None and not self._due:
             self._timer = loop.call_later(self.settings.delay_ms / 1000.0, self._flush)
