@@ -107,8 +107,8 @@ def test_default_served_cuts_are_block_outputs(lite0):
 
 
 def test_batches_adapt_to_the_input_size():
-    from planner.config import TRAIN_BATCH_VALUES, batch_for
+    from planner.config import batch_for
 
     assert batch_for((1, 28, 28)) == 500 and batch_for((28, 28), 250) == 250
-    assert batch_for((3, 224, 224)) == 27 and batch_for((3, 224, 224), 128, TRAIN_BATCH_VALUES) == 16
+    assert batch_for((3, 224, 224)) == 27
     assert batch_for((3, 4096, 4096)) == 1
