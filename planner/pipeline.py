@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from planner.compress import codec
+from planner.compress.entropy import Books, model_for
 from planner.errors import CompressError, PartitionError
 from planner.partition import INPUT, OUTPUT, Partitioner
 from planner.tracegate import TRACE_GATE
@@ -179,11 +180,18 @@ class SplitPipeline:
             if bits is None:
                 payload = codec.encode(feature.numpy(), cut, mode=raw_dtype, lossless="none")
             elif rawquant:
-                payload = codec.encode(self.quantizer.encode(feature, cut, bits).numpy(), cut, bits, rawquant=True)
+                codes = self.quantizer.encode(feature, cut, bits).numpy()
+                payload = codec.encode(codes, cut, bits, rawquant=True,
+                                       entropy=model_for(self.quantizer, cut, codes, bits))
             else:
-                payload = codec.encode(self.ae.encode(feature, cut, bits, width).numpy(), cut, bits)
+                codes = self.ae.encode(feature, cut, bits, width).numpy()
+                payload = codec.encode(codes, cut, bits, entropy=model_for(self.ae, cut, codes, bits))
         st.encode_ms = ms_since(t0)
         return payload, st
+
+    def entropy_books(self) -> Books:
+        """The entropy models this side holds (the autoencoder's and the raw quantizer's), looked up by tag."""
+        return Books(getattr(self.ae, "entropy", None), getattr(self.quantizer, "entropy", None))
 
     def check_shape(self, dec: codec.DecodedFeature) -> None:
         if dec.cut == INPUT:
@@ -208,7 +216,7 @@ class SplitPipeline:
     # -- cloud side ----------------------------------------------------------------------------------
     def decode_payload(self, payload: bytes) -> codec.DecodedFeature:
         """Codec bytes -> the decoded feature, checked to be a candidate of this pipeline with the right shape."""
-        dec = codec.decode(payload)
+        dec = codec.decode(payload, entropy=self.entropy_books())
         if dec.cut == OUTPUT:
             raise PartitionError("a payload at the 'output' cut has nothing left to run on the cloud (edge-only)")
         self.check(dec.cut, dec.bits if dec.mode == "codes" else None, rawquant=dec.rawquant)

@@ -166,12 +166,15 @@ def distill_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: floa
 
 def settings_sandwich(widths: Sequence[int], bits: Sequence[int], n: int, rng: random.Random) -> list[tuple[int, int]]:
     """(width, bits) pairs for one step: the smallest and the largest setting plus n - 2 random others (the
-    sandwich rule over both knobs, so the extremes are trained every step)."""
+    sandwich rule over both knobs, so the extremes are trained every step); n = 2: the largest and one random
+    other (the cheap step: the largest setting every step, the others in turn)."""
     pairs = [(w, b) for w in sorted(widths) for b in sorted(bits)]
     if n >= len(pairs):
         return pairs
     if n <= 1:
         return [rng.choice(pairs)]
+    if n == 2:  # the largest (the setting the accuracy target is on) + any other one
+        return sorted({rng.choice(pairs[:-1]), pairs[-1]})
     return sorted({pairs[0], pairs[-1], *rng.sample(pairs[1:-1], min(n - 2, len(pairs) - 2))})
 
 
@@ -531,13 +534,32 @@ def train_autoencoder(loaded, data: TrainData, kind: str = "shared", *, variant:
     recalibrate_bn(ae, backbone, images, min(cfg.recal_batches, math.ceil(n / batch)), batch, cfg.seed,
                    cache=cache, device=dev)
     recal_seconds = time.perf_counter() - recal_start
-    sha = save_autoencoder(ae.cpu(), out)
+    ae.cpu().fit_entropy(entropy_features(backbone, images, cache, cfg.seed))
+    sha = save_autoencoder(ae, out)
     card = _card(loaded, data, kind, ae, config, cfg, out, sha, backbone, result, command, dev)
     card["train"].update(recalibrate_seconds=round(recal_seconds, 1), device=str(dev), feature_cache=cache_info,
                          updates_per_hour=round(3600 * result.steps_done / max(result.seconds, 1e-9)))
     card["wall_seconds"] = round(time.perf_counter() - wall, 1)
     out.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
     return card
+
+
+@torch.no_grad()
+def entropy_features(backbone: Backbone, images: torch.Tensor, cache=None, seed: int = 0,
+                     count: int = 2000) -> dict[str, torch.Tensor]:
+    """Features of `count` training images at every served cut (CPU), to fit the entropy models on (fewer where
+    they would take more than 512 MiB: each image of a large map still gives thousands of symbols per channel)."""
+    per_image = 4 * sum(math.prod(c.shape) for c in backbone.cuts)
+    count = max(16, min(count, (512 << 20) // max(1, per_image)))
+    if cache is not None:
+        window = _draw(cache.n, min(count, cache.n), torch.Generator().manual_seed(seed + 3), True)
+        return {c: cache.feature(c, window) for c in backbone.cut_ids}
+    idx = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed + 3))[:count]
+    feats: dict[str, list] = {c: [] for c in backbone.cut_ids}
+    for part in idx.split(250):
+        for c, f in backbone.features(images[part].to(backbone.device))[1].items():
+            feats[c].append(f.cpu())
+    return {c: torch.cat(v) for c, v in feats.items()}
 
 
 def default_out(model_name: str, kind: str = "shared") -> Path:

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from planner.compress import codec
+from planner.compress.entropy import Books, model_for
 from planner.errors import ProfileError
 from planner.profile.accuracy import accuracy_table
 from planner.profile.device import device_facts
@@ -149,17 +150,20 @@ class _Measurer:
         coder = self.quant if quant else self.ae
 
         def encode(x):
-            return codec.encode(coder.encode(x, c.id, b, width).numpy(), c.id, b, rawquant=quant)
+            codes = coder.encode(x, c.id, b, width).numpy()
+            return codec.encode(codes, c.id, b, rawquant=quant, entropy=model_for(coder, c.id, codes, b))
 
         sizes = [len(encode(feats[i:i + 1])) for i in range(len(feats))]
         mean, p95 = _stats(sizes)
         payload = encode(feature)
+        books = Books(getattr(coder, "entropy", None))
         acc = self.acc["cuts"][c.id]
         accuracy = (acc.get("quant", {}) if quant else acc["bits"] if width is None
                     else acc.get("widths", {}).get(str(width), {})).get(str(b))
         return {"bytes_mean": mean, "bytes_p95": p95,
                 "encode_ms": self.timed(lambda: encode(feature), on_edge=True),
-                "decode_ms": self.timed(lambda: coder.decode(codec.decode(payload).tensor(), c.id, b), on_edge=False),
+                "decode_ms": self.timed(lambda: coder.decode(codec.decode(payload, entropy=books).tensor(), c.id, b),
+                                        on_edge=False),
                 "accuracy": accuracy}
 
     def input_and_whole(self) -> tuple[dict, object]:
