@@ -20,11 +20,11 @@ import numpy as np
 import torch
 
 
-def _bytes(codes: np.ndarray, cut: str, bits: int, model, rawquant: bool) -> tuple[float, float]:
+def _bytes(codes: np.ndarray, cut: str, bits: int, model, flag: int) -> tuple[float, float]:
     from planner.compress import codec
 
-    plain = [len(codec.encode(codes[i:i + 1], cut, bits, rawquant=rawquant)) for i in range(len(codes))]
-    coded = [len(codec.encode(codes[i:i + 1], cut, bits, rawquant=rawquant, entropy=model)) for i in range(len(codes))]
+    plain = [len(codec.encode(codes[i:i + 1], cut, bits, coder_flag=flag)) for i in range(len(codes))]
+    coded = [len(codec.encode(codes[i:i + 1], cut, bits, coder_flag=flag, entropy=model)) for i in range(len(codes))]
     return float(np.mean(plain)), float(np.mean(coded))
 
 
@@ -51,8 +51,9 @@ def main() -> None:
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     torch.set_num_threads(1)
+    from planner.compress import codec
     from planner.compress.autoencoder import load_autoencoder
-    from planner.compress.rawquant import load_quantizer
+    from planner.compress.clipquant import load_quantizer
     from planner.compress.train import Backbone, entropy_features
     from planner.data import load_fashion_mnist
     from planner.modelspec import load_model
@@ -75,13 +76,13 @@ def main() -> None:
             for w in ae.widths(cut):
                 for b in ae.bits:
                     codes = ae.encode(feats[cut], cut, b, w).numpy()
-                    plain, coded = _bytes(codes, cut, b, ae.entropy_model(cut, codes, b), False)
+                    plain, coded = _bytes(codes, cut, b, ae.entropy_model(cut, codes, b), 0)
                     rows.append({"coder": "shared", "cut": cut, "width": w, "bits": b, "zlib_auto": round(plain, 1),
                                  "ans_auto": round(coded, 1), "ratio": round(coded / plain, 3)})
             if quant is not None and cut in quant.cuts:
                 for b in quant.bits:
                     codes = quant.encode(feats[cut], cut, b).numpy()
-                    plain, coded = _bytes(codes, cut, b, quant.entropy_model(cut, codes, b), True)
+                    plain, coded = _bytes(codes, cut, b, quant.entropy_model(cut, codes, b), codec.FLAG_RAWQUANT)
                     rows.append({"coder": "rawquant", "cut": cut, "width": None, "bits": b,
                                  "zlib_auto": round(plain, 1), "ans_auto": round(coded, 1),
                                  "ratio": round(coded / plain, 3)})

@@ -35,7 +35,7 @@ from _timing import median_seconds  # noqa: E402
 
 from planner.compress import codec  # noqa: E402
 from planner.datasets import fashion_mnist  # noqa: E402
-from planner.pipeline import SplitPipeline  # noqa: E402
+from planner.execution.pipeline import SplitPipeline  # noqa: E402
 from planner.profile.accuracy import accuracy_table  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,15 +95,15 @@ def _model(coder, codes: np.ndarray, fit_codes: np.ndarray, cut: str, bits: int)
     return model_for(coder, cut, codes, bits) or EntropyModel.fit(fit_codes, cut, bits)
 
 
-def _payloads(coder, feats: torch.Tensor, fit: torch.Tensor, cut: str, bits: int, width, rawquant: bool) -> dict:
+def _payloads(coder, feats: torch.Tensor, fit: torch.Tensor, cut: str, bits: int, width, flag: int) -> dict:
     """Mean codec bytes per image without an entropy model (zlib/zstd, the previous payloads) and with one (the
     codec's ANS stage when smaller: what the planner sends)."""
     with torch.inference_mode():
         codes = coder.encode(feats, cut, bits, width).numpy()
         fit_codes = coder.encode(fit, cut, bits, width).numpy()
     model = _model(coder, codes, fit_codes, cut, bits)
-    sizes = [len(codec.encode(codes[i:i + 1], cut, bits, rawquant=rawquant)) for i in range(len(codes))]
-    entropy = [len(codec.encode(codes[i:i + 1], cut, bits, rawquant=rawquant, entropy=model))
+    sizes = [len(codec.encode(codes[i:i + 1], cut, bits, coder_flag=flag)) for i in range(len(codes))]
+    entropy = [len(codec.encode(codes[i:i + 1], cut, bits, coder_flag=flag, entropy=model))
                for i in range(len(codes))]
     return {"bytes": round(float(np.mean(sizes)), 1), "bytes_entropy": round(float(np.mean(entropy)), 1)}
 
@@ -126,7 +126,8 @@ def rows_for(pipe: SplitPipeline, method: str, acc: dict, feats: dict, fit: dict
                 a = (entry["quant"] if method == "quant" else entry["bits"] if enc_width is None
                      else entry["widths"][str(w)])[str(b)]
                 row = {"cut": cut, "method": method, "width": w, "bits": b,
-                       **_payloads(coder, feats[cut], fit[cut], cut, b, enc_width, method == "quant"),
+                       **_payloads(coder, feats[cut], fit[cut], cut, b, enc_width,
+                                 codec.FLAG_RAWQUANT if method == "quant" else 0),
                        "accuracy": a,
                        "encode_ms": _ms(lambda c=cut, b=b, w=enc_width: coder.encode(one[c], c, b, w))}
                 out.append(row)

@@ -68,6 +68,11 @@ _LAZY = {
     "ConstantLink": "planner.link",
     "TraceLink": "planner.link",
     "LiveEstimate": "planner.link",
+    # objectives beyond latency (torch-free): docs/energy.md
+    "Goal": "planner.objectives",
+    "EnergyModel": "planner.energy",
+    "CloudPrice": "planner.energy",
+    "EdgePower": "planner.profile.power",
     # runtime (transport)
     "CloudServer": "planner.runtime.server",
     "CloudClient": "planner.runtime.client",
@@ -81,8 +86,8 @@ _LAZY = {
     "Result": "planner.runtime.results",
     "EdgeOptions": "planner.runtime.options",
     # ONNX export and ONNX Runtime (the [onnx] extra, imported on first use)
-    "export_pipeline": "planner.onnx_export",
-    "OnnxPipeline": "planner.onnx_runtime",
+    "export_pipeline": "planner.execution.onnx_export",
+    "OnnxPipeline": "planner.execution.onnx_runtime",
 }
 
 __all__ = [

@@ -24,7 +24,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     from planner.compress.autoencoder import load_autoencoder, save_autoencoder, weights_path
-    from planner.compress.rawquant import load_quantizer, quant_path
+    from planner.compress.clipquant import load_quantizer, quant_path
     from planner.compress.train import Backbone, entropy_features
     from planner.data import load_fashion_mnist
     from planner.errors import CompressError

@@ -7,8 +7,8 @@ import torch
 
 from planner.compress import codec
 from planner.compress.autoencoder import AEConfig, build_autoencoder, load_autoencoder_file, save_autoencoder
+from planner.compress.clipquant import RawQuantizer
 from planner.compress.entropy import Books, EntropyBook, EntropyModel, model_for
-from planner.compress.rawquant import RawQuantizer
 from planner.errors import CodecError
 
 
@@ -62,7 +62,7 @@ def test_raw_quantizer_ships_its_models(tmp_path):
     codes = q.encode(feats["a"][:1], "a", 8).numpy()
     m1, m2 = model_for(q, "a", codes, 8), model_for(again, "a", codes, 8)
     assert m1.tag == m2.tag and np.array_equal(m1.counts, m2.counts)
-    data = codec.encode(codes, "a", 8, rawquant=True, entropy=m1)
+    data = codec.encode(codes, "a", 8, coder_flag=codec.FLAG_RAWQUANT, entropy=m1)
     assert codec.read_header(data).lossless == "ans"  # skewed post-ReLU codes: ANS is the smallest
     assert np.array_equal(codec.decode(data, entropy=Books(again.entropy)).array, codes)
 

@@ -25,7 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from planner.config import DEFAULT_CLOUD, DEFAULT_MAX_LOSS
+from planner.energy import request_energy
 from planner.errors import MismatchError, PlannerError, ProfileError, SolveError
+from planner.objectives import as_goal
 from planner.profile.schema import Profile
 from planner.profile.store import find_profiles
 from planner.runtime.calibrate import Calibration, Explorer, GuardedEstimate
@@ -65,7 +67,7 @@ class EdgeClient:
     def __init__(self, model, edge_profile: Profile | str | Path | None = None,
                  cloud_profile: Profile | str | Path | None = None, *, cloud: str | CloudClient = DEFAULT_CLOUD,
                  shaper=None, options: EdgeOptions | None = None, **overrides) -> None:
-        from planner.pipeline import SplitPipeline
+        from planner.execution.pipeline import SplitPipeline
 
         o = self.options = (options or EdgeOptions()).updated(**overrides)
         from planner.modelspec import model_label
@@ -79,8 +81,8 @@ class EdgeClient:
         self.edge_profile, self.cloud_profile = _profile(edge_profile), _profile(cloud_profile)
         self.pipeline = model if isinstance(model, SplitPipeline) else pipeline_for_profile(
             model, self.edge_profile, o.autoencoder, o.quantizer)
-        if o.edge_runtime != self.pipeline.runtime or o.onnx is not None:  # ONNX Runtime: planner.onnx_runtime
-            from planner.onnx_runtime import runtime_pipeline
+        if o.edge_runtime != self.pipeline.runtime or o.onnx is not None:  # ONNX Runtime: planner.execution.onnx_runtime
+            from planner.execution.onnx_runtime import runtime_pipeline
 
             self.pipeline = runtime_pipeline(self.pipeline, o.edge_runtime, o.onnx)
         self.edge_slowdown = float(o.edge_slowdown)
@@ -88,6 +90,8 @@ class EdgeClient:
                                                 edge_slowdown=planning_slowdown(self.edge_profile, o.edge_slowdown))
         check_match(self.pipeline, self.candidates)
         self.max_loss = o.max_loss
+        self.goal = as_goal(o.objective)
+        self.power = self.goal.energy.power_of(self.edge_profile) if self.goal and self.goal.energy else None
         self.estimate = live_estimate(o.link, o.rtt, o.estimator)
         self.bandwidth = GuardedEstimate(self.estimate)
         self.start_link = self.estimate.describe()
@@ -171,7 +175,7 @@ class EdgeClient:
         calibration (when on)."""
         wait = self.queue.ms if self.load_aware else 0.0
         adjust = self.calibration.adjust(wait) if self.calibrate else Adjust(cloud_wait_ms=wait)
-        return self.candidates.solve(self.estimate, max_loss=self.max_loss, adjust=adjust)
+        return self.candidates.solve(self.estimate, max_loss=self.max_loss, adjust=adjust, goal=self.goal)
 
     def _probe_of(self, plan) -> int:
         """The best feasible candidate on the other side of the chosen one (remote vs edge-only)."""
@@ -195,10 +199,13 @@ class EdgeClient:
         """One input (a batch of one raw sample): planned (or the forced `choice`), run, measured."""
         with self._lock:
             try:
-                return self._infer(raw, index, label, choice)
+                result = self._infer(raw, index, label, choice)
             except Exception as exc:  # noqa: BLE001 - last resort: a bug must not lose the run's other results
                 return self._local(raw, index, label, time.perf_counter(), None, None,
                                    f"internal error ({type(exc).__name__}: {exc})", self.estimate.bandwidth_bps)
+            if self.power is not None and result.error is None:
+                result.energy_mj = request_energy(self.goal.energy, self.power, result, self.estimate.rtt_ms)
+            return result
 
     def _infer(self, raw, index: int, label: int | None, choice) -> Result:
         t0 = time.perf_counter()
@@ -231,8 +238,7 @@ class EdgeClient:
                                f"{self.client.last_failure}", bandwidth)
         t_edge = time.perf_counter()
         try:
-            payload, st = self._compute(self.pipeline.edge_encode, raw, cut, bits, dtype or "float32", spec.width,
-                                        kind == CandidateKind.QUANT)
+            payload, st = self._compute(self.pipeline.edge_encode, raw, spec)
         except PlannerError as exc:
             return self._error(index, label, t0, kind, cut, bits, dtype, predicted, f"edge encode failed: {exc}")
         edge_total = (time.perf_counter() - t_edge) * 1000.0  # as the caller waited (slowdown, quota included)
@@ -354,8 +360,8 @@ def pipeline_for_profile(model, edge_profile: Profile, autoencoder=None, quantiz
     """The pipeline of `model` (a zoo name, a spec string, an nn.Module or a LoadedModel; shapes default to the
     profile's input) with `autoencoder`, by default the zoo's committed one the profile was measured with, and the
     raw quantizer `quantizer` ("auto": a zoo model's committed one; a calibration file; None)."""
+    from planner.execution.pipeline import SplitPipeline
     from planner.modelspec import load_model, model_label
-    from planner.pipeline import SplitPipeline
     from planner.runtime.handlers import committed_kind
 
     name = model_label(model)
@@ -382,7 +388,7 @@ def check_match(pipeline, cs: CandidateSet) -> None:
     for spec in dict.fromkeys(cs.specs):
         if not spec.is_end:
             try:
-                pipeline.check(spec.cut, spec.bits, spec.width, spec.kind == CandidateKind.QUANT)
+                pipeline.check(spec)
             except PlannerError as exc:
                 raise ProfileError(f"profile {edge.name} lists candidate {spec.label!r} that this pipeline cannot "
                                    f"run: {exc}") from None

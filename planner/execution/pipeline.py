@@ -1,5 +1,5 @@
 """One model split at its cuts, with the shared autoencoder, the raw quantizer and the codec: how every candidate
-executes.
+executes. What crosses the link at a candidate is its coder's business (planner.execution.coders).
 
 The profiler times these stages, the cloud server runs `cloud_*`, the edge client runs `edge_*`, so that
 what is measured is what runs. Inputs are the raw samples the edge device holds (uint8 images for the
@@ -17,11 +17,14 @@ import numpy as np
 import torch
 
 from planner.compress import codec
-from planner.compress.entropy import Books, model_for
-from planner.errors import CompressError, PartitionError
+from planner.compress.entropy import Books
+from planner.errors import PartitionError
+from planner.execution.coders import Coder, coder_for, coder_of_payload
 from planner.partition import INPUT, OUTPUT, Partitioner
 from planner.tracegate import TRACE_GATE
-from planner.types import AutoencoderKind
+from planner.types import AutoencoderKind, CandidateSpec
+
+CLOUD_ONLY = CandidateSpec.cloud_only()
 
 
 @dataclass
@@ -47,7 +50,7 @@ def _identity(x):
 class SplitPipeline:
     """Heads, tails, the shared autoencoder and the training-free raw quantizer of one model, cached per cut."""
 
-    runtime = "torch"  # what runs the stages (planner.onnx_runtime.OnnxPipeline: "onnxruntime")
+    runtime = "torch"  # what runs the stages (planner.execution.onnx_runtime.OnnxPipeline: "onnxruntime")
 
     def __init__(self, model: torch.nn.Module, name: str, input_shape: tuple[int, ...], autoencoder=None,
                  preprocess: Callable | None = None, input_dtype: torch.dtype = torch.float32,
@@ -59,7 +62,7 @@ class SplitPipeline:
         self.input_dtype = input_dtype
         self.leaf_modules = tuple(leaf_modules)
         self.ae = autoencoder
-        self.quantizer = quantizer  # compress.rawquant.RawQuantizer, or None (no training-free candidates)
+        self.quantizer = quantizer  # compress.clipquant.RawQuantizer, or None (no training-free candidates)
         self.preprocess = preprocess or _identity
         if weights_sha256 is None:
             from planner.modelspec import state_sha256
@@ -79,7 +82,7 @@ class SplitPipeline:
         and a raw quantizer: 'auto' (a zoo model's committed one), None, a file from `planner calibrate-quant`,
         or a loaded one."""
         from planner.compress.autoencoder import resolve_autoencoder
-        from planner.compress.rawquant import resolve_quantizer
+        from planner.compress.clipquant import resolve_quantizer
 
         ae = resolve_autoencoder(loaded, autoencoder)
         return cls(loaded.model, loaded.name, loaded.input_shape, ae, loaded.preprocess, loaded.input_dtype,
@@ -114,25 +117,14 @@ class SplitPipeline:
             if not cut.trivial:
                 self.split(cut.id)
 
-    def check(self, cut: str, bits: int | None, width: int | None = None, rawquant: bool = False) -> None:
-        """Raise a clear error when (cut, bits, width) is not a candidate of this pipeline (`rawquant`: through
-        the training-free raw quantizer instead of the autoencoder)."""
-        self.partitioner.cut(cut)
-        if bits is None:
-            return
-        coder, what = (self.quantizer, "raw quantizer") if rawquant else (self.ae, "autoencoder")
-        if coder is None:
-            raise CompressError(f"{self.name} has no {what} loaded: only raw cuts (bits=None) are possible"
-                                if not rawquant else f"{self.name} has no raw-quantizer calibration loaded "
-                                "(make one with `planner calibrate-quant`)")
-        if cut not in coder.cuts:
-            raise CompressError(f"the {what} does not serve cut {cut!r}; it serves {', '.join(coder.cuts)}")
-        if bits not in coder.bits:
-            raise CompressError(f"the {what} was not made for {bits} bits; it serves {coder.bits}")
-        if width is not None:
-            if rawquant:
-                raise CompressError("the raw quantizer has no latent width")
-            self.ae.spec(cut).width(width)
+    def check(self, spec: CandidateSpec | str) -> CandidateSpec:
+        """Raise a clear error unless `spec` (a CandidateSpec or its name, e.g. 'relu_5@4') is a candidate of this
+        pipeline; return it as a CandidateSpec."""
+        spec = as_spec(spec)
+        self.partitioner.cut(spec.cut)
+        if spec.remote:
+            coder_for(spec).check(self, spec)
+        return spec
 
     def input_tensor(self, raw) -> torch.Tensor:
         """Raw samples (uint8 images or float tensors, batched) -> the model's input tensor."""
@@ -146,8 +138,7 @@ class SplitPipeline:
 
     def input_payload(self, raw) -> bytes:
         """The cloud-only payload of raw samples: uint8 pixels as bytes, anything else as float32."""
-        arr = raw.numpy() if isinstance(raw, torch.Tensor) else np.asarray(raw)
-        return codec.encode(arr, INPUT, mode="uint8" if arr.dtype == np.uint8 else "float32")
+        return coder_for(CLOUD_ONLY).encode(self, raw, CLOUD_ONLY)
 
     # -- edge side -----------------------------------------------------------------------------------
     def edge_local(self, raw) -> tuple[torch.Tensor, Stages]:
@@ -157,35 +148,24 @@ class SplitPipeline:
             scores = self.model(self.input_tensor(raw))
         return scores, Stages(head_ms=ms_since(t0))
 
-    def edge_encode(self, raw, cut: str, bits: int | None, raw_dtype: str = "float32", width: int | None = None,
-                    rawquant: bool = False) -> tuple[bytes, Stages]:
-        """Run the head up to `cut` and encode what crosses: the autoencoder's codes at (`bits`, `width`; None:
-        the widest), the raw quantizer's codes at `bits` (`rawquant`), or the raw feature/input."""
-        if cut == OUTPUT:
+    def edge_encode(self, raw, spec: CandidateSpec | str) -> tuple[bytes, Stages]:
+        """Run the head up to the candidate's cut and encode what crosses with the candidate's coder."""
+        spec = self.check(spec)
+        if not spec.remote:
             raise PartitionError("the 'output' cut is edge-only: use edge_local")
-        self.check(cut, bits, width, rawquant)
+        coder = coder_for(spec)
         st = Stages()
         t0 = time.perf_counter_ns()
-        if cut == INPUT:
-            arr = raw.numpy() if isinstance(raw, torch.Tensor) else np.asarray(raw)
-            mode = "uint8" if arr.dtype == np.uint8 else raw_dtype
-            payload = codec.encode(arr, INPUT, mode=mode)
+        if spec.cut == INPUT:
+            payload = coder.encode(self, raw, spec)
             st.encode_ms = ms_since(t0)
             return payload, st
-        head, _ = self.split(cut)
+        head, _ = self.split(spec.cut)
         with TRACE_GATE.running(), torch.inference_mode():
             feature = head(self.input_tensor(raw))
             st.head_ms = ms_since(t0)
             t0 = time.perf_counter_ns()
-            if bits is None:
-                payload = codec.encode(feature.numpy(), cut, mode=raw_dtype, lossless="none")
-            elif rawquant:
-                codes = self.quantizer.encode(feature, cut, bits).numpy()
-                payload = codec.encode(codes, cut, bits, rawquant=True,
-                                       entropy=model_for(self.quantizer, cut, codes, bits))
-            else:
-                codes = self.ae.encode(feature, cut, bits, width).numpy()
-                payload = codec.encode(codes, cut, bits, entropy=model_for(self.ae, cut, codes, bits))
+            payload = coder.encode(self, feature, spec)
         st.encode_ms = ms_since(t0)
         return payload, st
 
@@ -193,59 +173,36 @@ class SplitPipeline:
         """The entropy models this side holds (the autoencoder's and the raw quantizer's), looked up by tag."""
         return Books(getattr(self.ae, "entropy", None), getattr(self.quantizer, "entropy", None))
 
-    def check_shape(self, dec: codec.DecodedFeature) -> None:
-        if dec.cut == INPUT:
-            expected = self.input_shape
-            ok = int(np.prod(dec.shape[1:])) == int(np.prod(expected))
-        elif dec.mode == "codes" and dec.rawquant:
-            expected = tuple(self.quantizer.latent_shape(dec.cut))
-            ok = tuple(dec.shape[1:]) == expected
-        elif dec.mode == "codes":
-            widths = self.ae.widths(dec.cut)
-            width = dec.shape[1] if len(dec.shape) > 1 and dec.shape[1] in widths else None
-            expected = tuple(self.ae.latent_shape(dec.cut, width))
-            ok = tuple(dec.shape[1:]) == expected
-            if not ok:
-                expected = f"(W, {', '.join(map(str, expected[1:]))}) with W one of {', '.join(map(str, widths))}"
-        else:
-            expected = self.partitioner.cut(dec.cut).shape
-            ok = tuple(dec.shape[1:]) == tuple(expected)
-        if not ok or len(dec.shape) < 2:
-            raise CompressError(f"payload for cut {dec.cut!r} has shape {dec.shape}; expected (batch, *{expected})")
-
     # -- cloud side ----------------------------------------------------------------------------------
-    def decode_payload(self, payload: bytes) -> codec.DecodedFeature:
-        """Codec bytes -> the decoded feature, checked to be a candidate of this pipeline with the right shape."""
+    def decode_payload(self, payload: bytes) -> tuple[codec.DecodedFeature, Coder]:
+        """Codec bytes -> the decoded feature and the coder that made it, checked to be a candidate of this
+        pipeline with the right shape."""
         dec = codec.decode(payload, entropy=self.entropy_books())
         if dec.cut == OUTPUT:
             raise PartitionError("a payload at the 'output' cut has nothing left to run on the cloud (edge-only)")
-        self.check(dec.cut, dec.bits if dec.mode == "codes" else None, rawquant=dec.rawquant)
-        self.check_shape(dec)
-        return dec
+        self.partitioner.cut(dec.cut)
+        coder = coder_of_payload(dec)
+        coder.check_payload(self, dec)
+        return dec, coder
 
-    def payload_input(self, dec: codec.DecodedFeature) -> torch.Tensor:
-        """The model's input tensor from a decoded 'input' payload (uint8 samples or a float input)."""
-        return self.input_tensor(dec.array if dec.mode == "uint8" else dec.values())
+    def payload_spec(self, dec: codec.DecodedFeature) -> CandidateSpec:
+        """The candidate a decoded payload belongs to."""
+        return coder_of_payload(dec).spec_of(dec, self)
 
     def cloud_decode(self, payload: bytes) -> tuple[torch.Tensor, Stages, codec.DecodedFeature]:
         """Decode a payload and run the rest of the model: the server's whole job for one request."""
         st = Stages()
         t0 = time.perf_counter_ns()
-        dec = self.decode_payload(payload)
+        dec, coder = self.decode_payload(payload)
         with TRACE_GATE.running(), torch.inference_mode():
-            if dec.cut == INPUT:
-                x = self.payload_input(dec)
-                st.decode_ms = ms_since(t0)
-                t0 = time.perf_counter_ns()
-                scores = self.model(x)
-            else:
-                if dec.mode == "codes":
-                    coder = self.quantizer if dec.rawquant else self.ae
-                    feature = coder.decode(dec.tensor(), dec.cut, dec.bits)
-                else:
-                    feature = torch.from_numpy(dec.values())
-                st.decode_ms = ms_since(t0)
-                t0 = time.perf_counter_ns()
-                scores = self.split(dec.cut)[1](feature)
+            x = coder.decode(self, dec)
+            st.decode_ms = ms_since(t0)
+            t0 = time.perf_counter_ns()
+            scores = self.model(x) if dec.cut == INPUT else self.split(dec.cut)[1](x)
         st.tail_ms = ms_since(t0)
         return scores, st, dec
+
+
+def as_spec(spec: CandidateSpec | str) -> CandidateSpec:
+    """A CandidateSpec, or its name ('relu_5@4', 'pool1@raw', 'cloud-only') parsed."""
+    return spec if isinstance(spec, CandidateSpec) else CandidateSpec.parse(spec)
