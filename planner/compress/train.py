@@ -537,6 +537,7 @@ def train_autoencoder(loaded, data: TrainData, kind: str = "shared", *, variant:
     ae.cpu().fit_entropy(entropy_features(backbone, images, cache, cfg.seed))
     sha = save_autoencoder(ae, out)
     card = _card(loaded, data, kind, ae, config, cfg, out, sha, backbone, result, command, dev)
+    card["entropy_models"] = len(ae.entropy)
     card["train"].update(recalibrate_seconds=round(recal_seconds, 1), device=str(dev), feature_cache=cache_info,
                          updates_per_hour=round(3600 * result.steps_done / max(result.seconds, 1e-9)))
     card["wall_seconds"] = round(time.perf_counter() - wall, 1)
