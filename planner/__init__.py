@@ -43,7 +43,7 @@ _LAZY = {
     "load_profile": "planner.profile.schema",
     "profile_arch": "planner.profile.arch",
     "ArchSettings": "planner.profile.arch",
-    "Plan": "planner.solve",
+    "Plan": "planner.solution",
     # vocabulary, defaults, extras (torch-free)
     "Role": "planner.types",
     "AutoencoderKind": "planner.types",
@@ -52,11 +52,11 @@ _LAZY = {
     "available": "planner.extras",
     "require": "planner.extras",
     "MissingExtra": "planner.extras",
-    "Candidate": "planner.solve",
+    "Candidate": "planner.candidates",
     "plan": "planner.solve",  # planner.solve.solve (`planner.solve` is the module)
     "solve_trace": "planner.solve",
     "breakpoints": "planner.solve",
-    "parse_assume_loss": "planner.solve",
+    "parse_assume_loss": "planner.candidates",
     "find_profiles": "planner.profile.store",
     "load_pair": "planner.profile.store",
     "ProfileKey": "planner.profile.store",

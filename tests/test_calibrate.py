@@ -11,12 +11,13 @@ import time
 import numpy as np
 import pytest
 
+from planner.candidates import Adjust
 from planner.data import DEFAULT_ROOT
 from planner.errors import PlannerError
 from planner.link import LiveEstimate
 from planner.runtime.calibrate import Calibration, Explorer, GuardedEstimate, Running
 from planner.runtime.compute import Stretched
-from planner.solve import Adjust, prepare
+from planner.solve import prepare
 
 
 def test_running_ratio_tracks_a_level_and_shrugs_off_a_spike():

@@ -77,9 +77,10 @@ def goal_line(plan) -> str:
 
 
 def run(args) -> int:
+    from planner.candidates import RAW_FLOAT16, parse_assume_loss
     from planner.link import ConstantLink, TraceLink, format_bandwidth
     from planner.profile.schema import Profile
-    from planner.solve import RAW_FLOAT16, parse_assume_loss, prepare
+    from planner.solve import prepare
 
     if args.top < 1:
         raise PlannerError(f"--top must be >= 1, got {args.top}")

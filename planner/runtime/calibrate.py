@@ -4,7 +4,7 @@ Profiles go stale (other load, thermal limits, another machine of the same name,
 edge measures its own compute, the server reports its decode + tail, and the exchange's network time is the
 wall time less the server's. `Calibration` keeps, per stage class, a robust running ratio measured / profiled
 (edge compute, cloud compute) and an additive local overhead (planning and bookkeeping around the stages), and
-the solver plans every candidate on the calibrated figures (`solve.Adjust`). The link is learned apart (the
+the solver plans every candidate on the calibrated figures (`candidates.Adjust`). The link is learned apart (the
 bandwidth estimate), from the network time less the RTT and the profiled per-exchange overhead; a sample that
 says the link became far slower than believed is held back until a second one confirms it, so that one server
 stall does not read as a collapsed link.
@@ -19,9 +19,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from planner.candidates import Adjust
 from planner.errors import PlannerError
 from planner.link import LiveEstimate
-from planner.solve import Adjust
 
 RATIO_RANGE = (0.05, 50.0)  # a single sample cannot move a ratio outside this
 

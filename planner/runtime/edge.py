@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from planner.candidates import Adjust
 from planner.config import DEFAULT_CLOUD, DEFAULT_MAX_LOSS
 from planner.energy import request_energy
 from planner.errors import MismatchError, PlannerError, ProfileError, SolveError
@@ -37,7 +38,7 @@ from planner.runtime.compute import QuotaThread, Stretched, inline
 from planner.runtime.estimates import QueueEstimate, live_estimate
 from planner.runtime.options import EdgeOptions
 from planner.runtime.results import Result, RunReport
-from planner.solve import Adjust, CandidateSet, prepare
+from planner.solve import CandidateSet, prepare
 from planner.types import OUTPUT_CUT, CandidateKind, CandidateSpec
 
 __all__ = ["EdgeClient", "EdgeOptions", "Result", "RunReport", "run"]
