@@ -34,7 +34,8 @@ def main() -> None:
     ap.add_argument("--recipes", default=None, help="comma-separated indices into RECIPES (default all)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    from planner.compress.autoencoder import AEConfig, build_autoencoder
+    from planner.compress.aeconfig import AEConfig
+    from planner.compress.autoencoder import build_autoencoder
     from planner.compress.featcache import open_or_build
     from planner.compress.train import (
         Backbone,

@@ -37,7 +37,7 @@ _LAZY = {
     # compress
     "DecodedFeature": "planner.compress.codec",
     "SharedAutoencoder": "planner.compress.autoencoder",
-    "load_autoencoder": "planner.compress.autoencoder",
+    "load_autoencoder": "planner.compress.zoo",
     # profiles, links, solver (torch-free)
     "Profile": "planner.profile.schema",
     "load_profile": "planner.profile.schema",

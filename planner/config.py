@@ -1,7 +1,7 @@
 """Defaults that more than one layer relies on, each defined once with what it means.
 
 Torch-free. The dataclass configs of each part keep their own documented defaults (`compress.train.TrainConfig`
-for the training recipe, `compress.autoencoder.AEConfig` for the autoencoder's shape, `runtime.options.EdgeOptions`
+for the training recipe, `compress.aeconfig.AEConfig` for the autoencoder's shape, `runtime.options.EdgeOptions`
 for the edge client, `profile.measure.ProfileSettings` for the profiler); the values they share live here.
 """
 

@@ -5,16 +5,10 @@ import pytest
 import torch
 
 from planner import CompressError, load_autoencoder
-from planner.compress.autoencoder import (
-    AEConfig,
-    IndependentAutoencoders,
-    SharedAutoencoder,
-    build_autoencoder,
-    load_autoencoder_file,
-    plan_cut,
-    save_autoencoder,
-    select_cuts,
-)
+from planner.compress.aeconfig import AEConfig, plan_cut
+from planner.compress.aefile import load_autoencoder_file, save_autoencoder
+from planner.compress.autoencoder import IndependentAutoencoders, SharedAutoencoder, build_autoencoder
+from planner.compress.cutselect import select_cuts
 from planner.partition import cuts as list_cuts
 from planner.zoo import build
 

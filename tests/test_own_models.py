@@ -11,7 +11,9 @@ import user_models as um
 from PIL import Image
 
 from planner import DataError, MismatchError
-from planner.compress.autoencoder import AEConfig, SharedAutoencoder, load_autoencoder_file, save_autoencoder
+from planner.compress.aeconfig import AEConfig
+from planner.compress.aefile import load_autoencoder_file, save_autoencoder
+from planner.compress.autoencoder import SharedAutoencoder
 from planner.compress.train import TrainConfig, default_cuts, split_data, train_autoencoder
 from planner.datasets import load_data
 from planner.evaluate import score

@@ -17,8 +17,11 @@ import pytest
 import torch
 from torch import nn
 
-from planner.compress.autoencoder import AEConfig, build_autoencoder, load_autoencoder, select_cuts
+from planner.compress.aeconfig import AEConfig
+from planner.compress.autoencoder import build_autoencoder
 from planner.compress.clipquant import RawQuantizer
+from planner.compress.cutselect import select_cuts
+from planner.compress.zoo import load_autoencoder
 from planner.data import normalize
 from planner.errors import CompressError, ProfileError
 from planner.execution.pipeline import SplitPipeline

@@ -5,7 +5,9 @@ import pytest
 import torch
 from torch import nn
 
-from planner.compress.autoencoder import AEConfig, build_autoencoder, load_autoencoder_file
+from planner.compress.aeconfig import AEConfig
+from planner.compress.aefile import load_autoencoder_file
+from planner.compress.autoencoder import build_autoencoder
 from planner.compress.train import (
     Backbone,
     TrainConfig,

@@ -195,7 +195,7 @@ def format_results(rows: list[dict]) -> str:
 def run(args) -> int:
     from planner import zoo
     from planner.cli import cuts as cuts_cmd
-    from planner.compress.autoencoder import load_autoencoder
+    from planner.compress.zoo import load_autoencoder
 
     if args.n < 1 or args.baseline_n < 1:
         raise PlannerError("--n and --baseline-n must be >= 1")

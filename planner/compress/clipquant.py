@@ -20,9 +20,11 @@ from pathlib import Path
 
 import torch
 
-from planner.compress.autoencoder import WEIGHTS_DIR, feature_kind, from_map, to_map
+from planner.compress.cutselect import feature_kind
 from planner.compress.entropy import EntropyBook, fit_book
 from planner.compress.quantize import from_codes, levels
+from planner.compress.shapes import from_map, to_map
+from planner.compress.zoo import WEIGHTS_DIR
 from planner.config import DEFAULT_BITS, batch_for
 from planner.errors import CodecError, CompressError
 from planner.types import check_bits

@@ -31,16 +31,12 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from planner.compress.autoencoder import (
-    FEATURE_KINDS,
-    AEConfig,
-    Autoencoder,
-    build_autoencoder,
-    save_autoencoder,
-    select_cuts,
-    weights_path,
-)
+from planner.compress.aeconfig import AEConfig
+from planner.compress.aefile import save_autoencoder
+from planner.compress.autoencoder import Autoencoder, build_autoencoder
+from planner.compress.cutselect import FEATURE_KINDS, select_cuts
 from planner.compress.quantize import fake_quantize
+from planner.compress.zoo import weights_path
 from planner.config import DEFAULT_BITS, DEFAULT_LATENT, DEFAULT_WIDTHS, batch_for
 from planner.errors import CompressError
 from planner.partition import Partitioner
@@ -605,7 +601,7 @@ def _teacher_labels(backbone: Backbone, x: torch.Tensor) -> torch.Tensor:
 def _card(loaded, data: TrainData, kind, ae, config, cfg, out: Path, sha, backbone, result, command,
           device="cpu") -> dict:
     """The weights card: what was trained for which model, weights and data, by which recipe, how well."""
-    from planner.compress.autoencoder import load_autoencoder_file
+    from planner.compress.aefile import load_autoencoder_file
 
     vy = data.val_y if data.val_y is not None else _teacher_labels(backbone, data.val_x)
     metric = "accuracy" if data.val_y is not None else "agreement"

@@ -82,8 +82,8 @@ class SplitPipeline:
         'independent' (the zoo's committed ones), a file written by `planner train-ae --out`, or a loaded one;
         and a raw quantizer: 'auto' (a zoo model's committed one), None, a file from `planner calibrate-quant`,
         or a loaded one."""
-        from planner.compress.autoencoder import resolve_autoencoder
         from planner.compress.clipquant import resolve_quantizer
+        from planner.compress.zoo import resolve_autoencoder
 
         ae = resolve_autoencoder(loaded, autoencoder)
         return cls(loaded.model, loaded.name, loaded.input_shape, ae, loaded.preprocess, loaded.input_dtype,

@@ -114,7 +114,7 @@ def declared_batch(payload: bytes) -> int:
 
 def committed_kind(model: str, ae_id: str | None) -> AutoencoderKind | None:
     """Which committed autoencoder of a zoo model has this id (None for None): the one a profile was measured with."""
-    from planner.compress.autoencoder import committed_id
+    from planner.compress.zoo import committed_id
 
     if ae_id is None:
         return None
