@@ -31,7 +31,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from planner.compress.aeconfig import AEConfig
     from planner.compress.autoencoder import build_autoencoder
-    from planner.compress.train import Backbone, TrainConfig, calibrate_scales, train
+    from planner.compress.backbone import Backbone, calibrate_scales
+    from planner.compress.train import TrainConfig, train
     from planner.data import load_fashion_mnist
     from planner.modelspec import load_model
 

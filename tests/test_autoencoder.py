@@ -229,7 +229,7 @@ def test_committed_weights_load_by_name(name):
 
 def test_committed_weights_reproduce_the_rate_table():
     """The committed shared autoencoder scores what the rate table says (full test set) on 2,000 images (+-2 pp)."""
-    from planner.compress.train import Backbone, evaluate
+    from planner.compress.backbone import Backbone, evaluate
     from planner.data import DEFAULT_ROOT, load_fashion_mnist
     from planner.zoo import load
 

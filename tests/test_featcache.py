@@ -4,8 +4,9 @@ import torch
 from torch import nn
 
 from planner.compress import featcache
+from planner.compress.backbone import Backbone, calibrate_scales
 from planner.compress.featcache import adapt_batch, choose_rows, open_or_build
-from planner.compress.train import Backbone, TrainConfig, calibrate_scales, train
+from planner.compress.train import TrainConfig, train
 from planner.devices import DeviceError, resolve_device
 
 

@@ -14,7 +14,9 @@ from planner import DataError, MismatchError
 from planner.compress.aeconfig import AEConfig
 from planner.compress.aefile import load_autoencoder_file, save_autoencoder
 from planner.compress.autoencoder import SharedAutoencoder
-from planner.compress.train import TrainConfig, default_cuts, split_data, train_autoencoder
+from planner.compress.backbone import default_cuts
+from planner.compress.train import TrainConfig
+from planner.compress.trainjob import split_data, train_autoencoder
 from planner.datasets import load_data
 from planner.evaluate import score
 from planner.execution.pipeline import SplitPipeline

@@ -8,16 +8,8 @@ from torch import nn
 from planner.compress.aeconfig import AEConfig
 from planner.compress.aefile import load_autoencoder_file
 from planner.compress.autoencoder import build_autoencoder
-from planner.compress.train import (
-    Backbone,
-    TrainConfig,
-    calibrate_scales,
-    evaluate,
-    recalibrate_bn,
-    settings_sandwich,
-    step_loss,
-    train,
-)
+from planner.compress.backbone import Backbone, calibrate_scales, evaluate, recalibrate_bn
+from planner.compress.train import TrainConfig, settings_sandwich, step_loss, train
 
 
 class Toy(nn.Module):

@@ -63,13 +63,8 @@ def run(args) -> int:
     from dataclasses import replace
 
     from planner.compress.quantize import parse_bits
-    from planner.compress.train import (
-        TrainConfig,
-        default_out,
-        split_data,
-        train_autoencoder,
-        train_zoo_autoencoder,
-    )
+    from planner.compress.train import TrainConfig
+    from planner.compress.trainjob import default_out, split_data, train_autoencoder, train_zoo_autoencoder
 
     cfg = TrainConfig(seed=args.seed)
     overrides = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
