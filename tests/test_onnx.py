@@ -131,6 +131,7 @@ def test_manifest_records_what_was_exported(vgg):
     m = load_manifest(out)
     assert m["model"] == "vgg-fmnist" and m["opset"] == 17 and m["autoencoder"] == pipe.ae_id
     assert m["weights_sha256"] == state_sha256(pipe.model) and m["autoencoder_sha256"] == state_sha256(pipe.ae)
+    assert m["weights_sha256"] == pipe.weights_sha256  # one digest, one definition
     assert m["input"]["shape"] == [1, 28, 28] and m["input"]["batch"] == "dynamic"
     assert list(m["cuts"]) == VGG_CUTS and m["bits"] == VGG_BITS
     entry = m["cuts"]["pool2"]

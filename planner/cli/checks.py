@@ -126,3 +126,29 @@ def join_negative_values(argv: list[str]) -> list[str]:
         else:
             out.append(token)
     return out
+
+
+def option(cls, name: str, read: Callable[[str], object] | None = None) -> Callable[[str], object]:
+    """The argparse type of the flag for field `name` of the options dataclass `cls` (EdgeOptions, ServerOptions,
+    ProfileSettings): the field's own rule, so the flag and the Python keyword refuse the same values with the
+    same message. `read` turns the text into the value first (e.g. '64MiB' -> bytes; a PlannerError refuses)."""
+    from planner.rules import rule_of
+
+    r = rule_of(cls, name)
+
+    def parse(text: str):
+        try:
+            return r.check(name, (read or r.parse)(text))
+        except PlannerError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = name
+    parse.option = (cls, name)  # the tests walk the flags that carry an option's rule
+    return parse
+
+
+def default(cls, name: str):
+    """The default of field `name` of the options dataclass `cls` (one place for a flag's default)."""
+    from dataclasses import fields
+
+    return next(f.default for f in fields(cls) if f.name == name)

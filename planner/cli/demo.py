@@ -70,21 +70,20 @@ def _quota(requested: float, slowdown: float = 1.0) -> tuple[float | None, str]:
 
 def _profiles(args, quota: float | None):
     """(edge, cloud) Profiles: this machine's, measured now, or the committed ones (--fast)."""
+    from planner.execution.factory import assemble, edge_pipeline
     from planner.profile.measure import ProfileSettings, profile_pipeline
     from planner.profile.schema import Profile
     from planner.profile.store import find_profiles
-    from planner.runtime.edge import pipeline_for_profile
 
     if args.fast:
         e, c = find_profiles(args.model, quota=quota)
         print(f"committed profiles: {e.name}, {c.name}")
         return Profile.load(e), Profile.load(c)
     from planner.cli.profile import summary
-    from planner.execution.pipeline import SplitPipeline
     from planner.profile.store import ProfileKey
 
     out = Path(args.profiles_dir or tempfile.mkdtemp(prefix="planner-demo-"))
-    pipeline = SplitPipeline.from_zoo(args.model, AutoencoderKind.SHARED)
+    pipeline = assemble(args.model, AutoencoderKind.SHARED)
     profiles = []
     for role, threads, q in (("edge", 1, quota), ("cloud", None, None)):
         t0 = time.perf_counter()
@@ -94,7 +93,7 @@ def _profiles(args, quota: float | None):
         print(summary(prof))
         print(f"wrote {path} in {time.perf_counter() - t0:.0f} s\n")
         profiles.append(Profile.load(path))  # named by its file
-    pipeline_for_profile(args.model, profiles[0])  # the profile's autoencoder is the one loaded
+    edge_pipeline(args.model, profiles[0])  # the profile's autoencoder is the one loaded
     return tuple(profiles)
 
 
@@ -118,15 +117,16 @@ def run_links(args, edge, cloud, quota, links) -> list[dict]:
 
     from planner.cli.plan import format_table
     from planner.data import load_arrays
+    from planner.execution.factory import edge_pipeline
     from planner.link import LiveEstimate, parse_bandwidth, parse_duration
-    from planner.runtime.edge import EdgeClient, pipeline_for_profile
+    from planner.runtime.edge import EdgeClient
     from planner.runtime.local import ServerProcess
     from planner.runtime.shaper import Shaper
 
     torch.set_num_threads(1)
     images, labels = load_arrays("test")
     x, y = images[:args.n], labels[:args.n]
-    pipeline = pipeline_for_profile(args.model, edge)
+    pipeline = edge_pipeline(args.model, edge)
     rows = []
     with ServerProcess(args.model, AutoencoderKind.SHARED, threads=1) as server:
         print(f"local cloud server on {server.address} (pid {server.proc.pid})")

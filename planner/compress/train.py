@@ -37,9 +37,9 @@ from planner.compress.autoencoder import (
     build_autoencoder,
     save_autoencoder,
     select_cuts,
-    weights_path,
 )
 from planner.compress.quantize import fake_quantize
+from planner.compress.shipped import training_output
 from planner.config import DEFAULT_BITS, DEFAULT_LATENT, DEFAULT_WIDTHS
 from planner.errors import CompressError
 from planner.partition import Partitioner
@@ -63,6 +63,18 @@ class TrainConfig:
     recal_batch_size: int = 250
     seed: int = 0
     checkpoint_every: int = 250
+
+    def __post_init__(self) -> None:
+        """Counts and sizes are at least 1, rates positive, weights >= 0: refused before any work."""
+        from planner.rules import COUNT, SHARE, Number
+
+        for name in ("steps", "batch_size", "bits_per_step", "recal_batches", "recal_batch_size", "checkpoint_every"):
+            COUNT.check(name, getattr(self, name))
+        for name in ("lr", "temperature"):
+            Number(0, open_low=True).check(name, getattr(self, name))
+        for name in ("weight_decay", "kd_weight", "mse_weight", "ce_weight"):
+            Number(0).check(name, getattr(self, name))
+        SHARE.check("warmup", self.warmup)
 
 
 @dataclass
@@ -342,7 +354,7 @@ class TrainData:
 def train_zoo_autoencoder(model_name: str, kind: str = "shared", *, limit: int | None = None, val_limit: int = 2000,
                           **kw) -> dict:
     """Train a zoo model's autoencoder on Fashion-MNIST (train split; card scored on the validation split);
-    by default it writes the committed weights path. See `train_autoencoder` for the options."""
+    by default it writes a new file (the committed weights only with `overwrite_shipped`). See `train_autoencoder` for the options."""
     from planner.data import load_fashion_mnist
     from planner.modelspec import load_model
 
@@ -378,9 +390,10 @@ def train_autoencoder(loaded, data: TrainData, kind: str = "shared", *, variant:
                       cut_ids: Sequence[str] | None = None, cfg: TrainConfig | None = None,
                       threads: int | None = None, out: str | Path | None = None, checkpoint: str | Path | None = None,
                       resume: bool = False, progress: bool = True, command: str = "",
-                      stop_after: int | None = None) -> dict:
+                      stop_after: int | None = None, overwrite_shipped: bool = False) -> dict:
     """Train the autoencoder of any model (a LoadedModel), recalibrate BN, score it on `data.val_*`, and write
-    `<out>` (zoo default: the committed weights path) plus a JSON card beside it. Returns the card (only
+    `<out>` (zoo default: a new file, `planner.compress.shipped.training_output`; the committed weights only with
+    `overwrite_shipped`) plus a JSON card beside it. Returns the card (only
     {"stopped_at": step, "checkpoint": path} when `stop_after` ended the session early)."""
     cfg = cfg or TrainConfig()
     if data.y is None:
@@ -399,11 +412,8 @@ def train_autoencoder(loaded, data: TrainData, kind: str = "shared", *, variant:
     ae = build_autoencoder(config, kind)
     images, labels = data.x, data.y if data.y is not None else _teacher_labels(backbone, data.x)
     calibrate_scales(ae, backbone, images, seed=cfg.seed)
-    if out is None:
-        if not loaded.zoo:
-            raise CompressError("give --out FILE for the autoencoder of your own model")
-        out = weights_path(loaded.name, kind)
-    out = Path(out)
+    out = training_output(loaded.name, kind, out, zoo=loaded.zoo, overwrite_shipped=overwrite_shipped)
+    out.parent.mkdir(parents=True, exist_ok=True)
     ckpt = Path(checkpoint) if checkpoint else Path("runs") / "ae" / f"{out.stem}.ckpt"
     result = train(ae, backbone, images, labels, cfg, checkpoint=ckpt, resume=resume, progress=progress,
                    stop_after=stop_after)

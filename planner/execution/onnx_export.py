@@ -24,6 +24,9 @@ from torch import nn
 
 from planner.compress.quantize import check_bits, levels
 from planner.errors import ExportError
+from planner.modelspec import state_sha256
+
+__all__ = ["export_pipeline", "load_manifest", "check_manifest", "module_sha256", "state_sha256"]
 
 FORMAT_VERSION = 1
 DEFAULT_OPSET = 17
@@ -31,16 +34,9 @@ MANIFEST = "manifest.json"
 CUT_CHOICES = ("all", "served")
 
 
-def state_sha256(module: nn.Module | None) -> str | None:
-    """sha256 over a module's state_dict (names, dtypes, shapes, bytes): which weights a graph was made from."""
-    if module is None:
-        return None
-    h = hashlib.sha256()
-    for name, t in sorted(module.state_dict().items()):
-        t = t.detach().cpu().contiguous().reshape(-1)
-        h.update(f"{name}|{t.dtype}|{t.numel()}|".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
+def module_sha256(module: nn.Module | None) -> str | None:
+    """The one weights digest (`planner.modelspec.state_sha256`) of a module, None for None."""
+    return None if module is None else state_sha256(module)
 
 
 def file_sha256(path: Path) -> str:
@@ -140,8 +136,8 @@ def export_pipeline(pipeline, out: str | Path, *, cuts="all", bits=None, opset: 
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.onnx"))
     manifest = {
         "format": FORMAT_VERSION, "model": pipeline.name, "model_spec": spec or {"model": pipeline.name},
-        "weights_sha256": state_sha256(pipeline.model), "autoencoder": pipeline.ae_id,
-        "autoencoder_sha256": state_sha256(pipeline.ae),
+        "weights_sha256": pipeline.weights_sha256, "autoencoder": pipeline.ae_id,
+        "autoencoder_sha256": module_sha256(pipeline.ae),
         "input": {"name": "x", "shape": list(pipeline.input_shape), "dtype": "float32", "batch": "dynamic",
                   "preprocess": getattr(pipeline.preprocess, "__name__", "custom")},
         "opset": opset, "torch": torch.__version__, "bits": bit_list, "model_graph": "model.onnx",
@@ -201,9 +197,9 @@ def check_manifest(manifest: dict, pipeline, folder: str | Path, verify_files: b
     if list(manifest.get("input", {}).get("shape", [])) != list(pipeline.input_shape):
         raise ExportError(f"{where} takes inputs of shape {manifest.get('input', {}).get('shape')}, the model "
                           f"{list(pipeline.input_shape)}")
-    if manifest.get("weights_sha256") != state_sha256(pipeline.model):
+    if manifest.get("weights_sha256") != pipeline.weights_sha256:
         raise ExportError(f"{where} was made from other weights of {pipeline.name}; re-export with the weights you run")
-    if manifest.get("autoencoder_sha256") != state_sha256(pipeline.ae):
+    if manifest.get("autoencoder_sha256") != module_sha256(pipeline.ae):
         raise ExportError(f"{where} was made with autoencoder {manifest.get('autoencoder')!r}, but this runs "
                           f"{pipeline.ae_id!r}; re-export with the autoencoder you deploy")
     if verify_files:

@@ -103,6 +103,12 @@ class SplitPipeline:
     def quant_id(self) -> str | None:
         return getattr(self.quantizer, "id", None)
 
+    def identity(self) -> dict[str, str | None]:
+        """What this pipeline runs, as every backend announces it in WELCOME and the edge checks it
+        (`runtime.protocol.IDENTITY_KEYS`): the model's weights digest (`modelspec.state_sha256`), the autoencoder
+        id and the raw-quantizer id (None: none loaded)."""
+        return {"weights_sha256": self.weights_sha256, "autoencoder": self.ae_id, "quantizer": self.quant_id}
+
     def split(self, cut: str) -> tuple[torch.nn.Module, torch.nn.Module]:
         """(head, tail) at `cut`, split once and cached (threads may ask at once)."""
         with self._split_lock:

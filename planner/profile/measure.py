@@ -8,40 +8,21 @@ on a fixed thread count, optionally under a CPU quota that emulates a weak edge 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
 import torch
 
 from planner.compress import codec
-from planner.errors import ProfileError
 from planner.execution.coders import coded_settings, coder_for, get, put
 from planner.profile.accuracy import accuracy_table
 from planner.profile.device import device_facts
 from planner.profile.exchange import measure_exchange
 from planner.profile.quota import cpu_quota
 from planner.profile.schema import SCHEMA_VERSION
+from planner.profile.settings import ProfileSettings
 from planner.profile.timing import measure
 from planner.types import CandidateSpec, Role
-
-ROLES = tuple(r.value for r in Role)
-
-
-@dataclass
-class ProfileSettings:
-    """How a profile is measured; defaults suit a 2-core machine in a few minutes."""
-
-    role: str = "both"
-    threads: int | None = None  # default: 1 for an edge profile, all cores otherwise
-    batch: int = 1
-    repeats: int = 7  # minimum timed repeats per stage (more until the spread is small or max_seconds)
-    max_seconds: float = 0.25  # time cap per stage
-    device: str = "cpu"
-    cpu_quota: float | None = None  # fraction of one core for the edge side (needs root)
-    payload_samples: int = 200  # real test images for payload byte statistics
-    accuracy_limit: int | None = None  # test images for accuracy (None = all 10,000; cached)
-    float16: bool = False  # also profile the float16 raw feature (a candidate with ~0 accuracy loss)
 
 
 def _t(fn, s: ProfileSettings) -> dict:
@@ -75,10 +56,6 @@ class _Measurer:
     def __init__(self, pipeline, s: ProfileSettings, data, progress: bool) -> None:
         from planner.datasets import fashion_mnist
 
-        if s.role not in ROLES:
-            raise ProfileError(f"role must be one of {', '.join(ROLES)}, got {s.role!r}")
-        if s.cpu_quota is not None and s.role != Role.EDGE:
-            raise ProfileError("--cpu-quota emulates a weak edge device: use it with --role edge")
         self.pipeline, self.s, self.progress = pipeline, s, progress
         self.edge, self.cloud = Role(s.role).covers(Role.EDGE), Role(s.role).covers(Role.CLOUD)
         self.threads = s.threads or (1 if s.role == Role.EDGE else torch.get_num_threads() or 1)

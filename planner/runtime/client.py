@@ -24,18 +24,24 @@ from pathlib import Path
 
 import numpy as np
 
+from planner import config
 from planner.config import DEFAULT_BACKOFF_MAX_S, DEFAULT_BACKOFF_S
 from planner.errors import PlannerError, RuntimeErrorReply
 from planner.runtime import protocol as P
 from planner.runtime.shaper import ShapedSocket, Shaper
-from planner.runtime.tls import client_context, is_loopback
+from planner.runtime.tls import PLAIN_TCP_REASONS, client_context, is_loopback, speaks_tls
 
-DEFAULT_MAX_REPLY = 16 * 1024 * 1024
+DEFAULT_MAX_REPLY = config.DEFAULT_MAX_REPLY
 _UNAVAILABLE_CODES = {P.ErrorCode.BUSY, P.ErrorCode.SHUTTING_DOWN, P.ErrorCode.TIMEOUT}
 
 
 class CloudUnavailable(PlannerError):
     """The cloud cannot answer now (refused, reset, timed out, busy): compute on the edge and retry later."""
+
+
+class TLSMismatch(CloudUnavailable):
+    """One side speaks TLS and the other plain TCP: a configuration error, not an outage (the message names the
+    flag to add or drop)."""
 
 
 class BadReply(CloudUnavailable):
@@ -238,6 +244,10 @@ class CloudClient:
         for attempt in range(2):
             try:
                 out = fn(deadline)
+            except TLSMismatch as exc:
+                self._drop()
+                self._back_off(str(exc))
+                raise
             except ServerError as exc:
                 self._drop()
                 if exc.code in _UNAVAILABLE_CODES:
@@ -317,14 +327,24 @@ class CloudClient:
         if self.tls is not None:
             try:
                 sock = self.tls.wrap_socket(sock, server_hostname=self.host)
-            except BaseException:
+            except BaseException as exc:
                 sock.close()
+                if isinstance(exc, ssl.SSLError) and exc.reason in PLAIN_TCP_REASONS:
+                    raise TLSMismatch(f"the cloud at {self.address} speaks plain TCP, not TLS: drop --tls/--tls-ca "
+                                      "(tls= in Python), or start the server with --tls-cert/--tls-key") from None
                 raise
         self._conn = self.shaper.wrap(sock) if self.shaper else _PlainSocket(sock)
         if self.shaper:
             time.sleep(min(self.shaper.connect_delay_s(), max(0.0, deadline - time.monotonic())))
         self._send(P.Hello(self.token), deadline)
-        reply, _ = self._read(deadline)
+        try:
+            reply, _ = self._read(deadline)
+        except (_Closed, ConnectionResetError):
+            if self.tls is None and speaks_tls(self.host, self.port, max(0.5, deadline - time.monotonic())):
+                raise TLSMismatch(f"the cloud at {self.address} serves TLS but this client speaks plain TCP: add "
+                                  "--tls-ca FILE (its certificate or CA) or --tls (the system CA store); tls= in "
+                                  "Python") from None
+            raise
         if not isinstance(reply, P.Welcome):
             raise P.ProtocolError(f"expected WELCOME, got {type(reply).__name__}")
         self.server_info = reply.info

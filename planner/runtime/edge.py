@@ -16,7 +16,6 @@ prediction, or an explicit `error`). Its options, with their defaults, are `Edge
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 import warnings
@@ -25,11 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from planner.config import DEFAULT_CLOUD, DEFAULT_MAX_LOSS
-from planner.errors import MismatchError, PlannerError, ProfileError, SolveError
+from planner.errors import MismatchError, PlannerError, ProfileError
 from planner.profile.schema import Profile
-from planner.profile.store import find_profiles
 from planner.runtime.calibrate import Calibration, Explorer, GuardedEstimate
-from planner.runtime.client import CloudClient, CloudUnavailable, ServerError
+from planner.runtime.client import CloudClient, CloudUnavailable, ServerError, TLSMismatch
 from planner.runtime.compute import QuotaThread, Stretched, inline
 from planner.runtime.estimates import QueueEstimate, live_estimate
 from planner.runtime.options import EdgeOptions
@@ -47,10 +45,6 @@ class StaleProfileWarning(UserWarning):
     """The edge profile's figures are far from what this device measures now."""
 
 
-def _profile(p: Profile | str | Path) -> Profile:
-    return p if isinstance(p, Profile) else Profile.load(p)
-
-
 def planning_slowdown(edge_profile: Profile, edge_slowdown: float) -> float:
     """The factor to scale the edge profile by for a run stretched `edge_slowdown` times, less the slowdown the
     profile was already made for (`planner profile --edge-slowdown K` records it in its settings)."""
@@ -65,24 +59,13 @@ class EdgeClient:
     def __init__(self, model, edge_profile: Profile | str | Path | None = None,
                  cloud_profile: Profile | str | Path | None = None, *, cloud: str | CloudClient = DEFAULT_CLOUD,
                  shaper=None, options: EdgeOptions | None = None, **overrides) -> None:
-        from planner.execution.pipeline import SplitPipeline
-
-        o = self.options = (options or EdgeOptions()).updated(**overrides)
+        from planner.execution.factory import edge_pipeline, profiles
         from planner.modelspec import model_label
 
-        name = model_label(model)
-        if o.max_loss is not None and not (isinstance(o.max_loss, int | float) and math.isfinite(o.max_loss)):
-            raise SolveError(f"max_loss must be a finite number of percentage points (or None), got {o.max_loss!r}")
-        if edge_profile is None or cloud_profile is None:
-            e, c = find_profiles(name, quota=o.edge_cpu_quota)
-            edge_profile, cloud_profile = edge_profile or e, cloud_profile or c
-        self.edge_profile, self.cloud_profile = _profile(edge_profile), _profile(cloud_profile)
-        self.pipeline = model if isinstance(model, SplitPipeline) else pipeline_for_profile(
-            model, self.edge_profile, o.autoencoder, o.quantizer)
-        if o.edge_runtime != self.pipeline.runtime or o.onnx is not None:  # ONNX Runtime: planner.execution.onnx_runtime
-            from planner.execution.onnx_runtime import runtime_pipeline
-
-            self.pipeline = runtime_pipeline(self.pipeline, o.edge_runtime, o.onnx)
+        o = self.options = (options or EdgeOptions()).updated(**overrides)  # checked before anything loads
+        self.edge_profile, self.cloud_profile = profiles(model_label(model), edge_profile, cloud_profile,
+                                                         o.edge_cpu_quota)
+        self.pipeline = edge_pipeline(model, self.edge_profile, o)
         self.edge_slowdown = float(o.edge_slowdown)
         self.candidates: CandidateSet = prepare(self.edge_profile, self.cloud_profile, payload=o.payload,
                                                 edge_slowdown=planning_slowdown(self.edge_profile, o.edge_slowdown))
@@ -152,18 +135,28 @@ class EdgeClient:
         return self.freshness
 
     def check_cloud(self) -> dict | None:
-        """Connect and check the server runs this model, these weights and this autoencoder (MismatchError if
-        not); None when the cloud cannot be reached (requests then fall back to the edge)."""
+        """Connect and check the server runs this model with the identity this edge has (weights digest,
+        autoencoder, raw quantizer): a MismatchError when it differs or (unless `strict_identity` is off) when the
+        server does not announce one this edge has; a TLSMismatch when one side speaks TLS and the other not.
+        None when the cloud cannot be reached (requests then fall back to the edge)."""
         try:
             info = self.client.connect()
+        except TLSMismatch:
+            raise
         except (CloudUnavailable, ServerError):
             return None
-        mine = {"model": self.pipeline.name, "weights": self.pipeline.weights_sha256,
-                "autoencoder": self.pipeline.ae_id, "quantizer": self.pipeline.quant_id}
+        mine = {"model": self.pipeline.name, **self.pipeline.identity()}
+        same = "start both sides with the same --model/--weights/--autoencoder/--quantizer"
         for key, value in mine.items():
-            if key in info and value is not None and info[key] != value:
+            if value is None:
+                continue
+            if key not in info:
+                if self.options.strict_identity:
+                    raise MismatchError(f"the cloud at {self.client.address} does not announce its {key} (this edge "
+                                        f"has {value!r}): {same}, or pass strict_identity=False (--no-strict-identity)")
+            elif info[key] != value:
                 raise MismatchError(f"the cloud at {self.client.address} runs {key} {info[key]!r} but this edge has "
-                                    f"{value!r}: start both sides with the same --model/--weights/--autoencoder/--quantizer")
+                                    f"{value!r}: {same}")
         return info
 
     def plan(self):
@@ -312,7 +305,11 @@ class EdgeClient:
                       predicted_ms=predicted, measured_ms=(time.perf_counter() - t0) * 1000.0, error=message)
 
     def run(self, inputs, labels=None, *, choice=None, progress: bool = False, start_index: int = 0) -> RunReport:
-        """Every input in order, one request each; a RunReport of all results."""
+        """Every input in order, one request each (pinned to `choice`, else to the `plan` option, when given); a
+        RunReport of all results."""
+        choice = choice if choice is not None else self.options.plan
+        if choice is not None:
+            choice = self.candidates.specs[self.index_of(choice)]  # not a candidate: refused before any request
         samples = _samples(inputs)
         labels = None if labels is None else [None if y is None else int(y) for y in labels]
         if labels is not None and len(labels) != len(samples):
@@ -348,24 +345,6 @@ class EdgeClient:
 
 
 # ------------------------------------------------------------------------------------------------ helpers
-
-def pipeline_for_profile(model, edge_profile: Profile, autoencoder=None, quantizer="auto"):
-    """The pipeline of `model` (a zoo name, a spec string, an nn.Module or a LoadedModel; shapes default to the
-    profile's input) with `autoencoder`, by default the zoo's committed one the profile was measured with, and the
-    raw quantizer `quantizer` ("auto": a zoo model's committed one; a calibration file; None)."""
-    from planner.execution.pipeline import SplitPipeline
-    from planner.modelspec import load_model, model_label
-    from planner.runtime.handlers import committed_kind
-
-    name = model_label(model)
-    if edge_profile.model != name:
-        raise ProfileError(f"profile {edge_profile.name} is of model {edge_profile.model!r}, not {name!r}")
-    shape = None if isinstance(model, str) and ":" not in model else tuple(edge_profile.input.shape)
-    loaded = load_model(model, input_shape=shape)
-    if autoencoder is None and loaded.zoo:
-        autoencoder = committed_kind(name, edge_profile.autoencoder)
-    return SplitPipeline.from_model(loaded, autoencoder, quantizer)
-
 
 def check_match(pipeline, cs: CandidateSet) -> None:
     """The profiles must describe this pipeline: same model, same autoencoder weights, known cuts and bits."""
