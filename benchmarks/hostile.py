@@ -249,10 +249,9 @@ def run_threads(server: Server, model: str, images: np.ndarray, threads: int = 1
 
 
 def run_broken(model: str, images: np.ndarray) -> list[dict]:
+    from planner.execution.factory import edge_pipeline, profiles
     from planner.runtime.broken import KINDS, BrokenServer
     from planner.runtime.edge import EdgeClient
-
-    from planner.execution.factory import edge_pipeline, profiles
 
     rows, pipeline = [], edge_pipeline(model, profiles(model)[0])
     for kind in KINDS:
