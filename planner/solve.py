@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
@@ -386,12 +386,15 @@ class CandidateSet:
     def solve(self, link: Link, *, max_loss: float | None = DEFAULT_MAX_LOSS, start_ms: float = 0.0,
               cloud_wait_ms: float = 0.0, adjust: Adjust = NO_ADJUST) -> Plan:
         """The fastest feasible candidate for a request starting at `start_ms` (matters on a trace), when a
-        request waits `cloud_wait_ms` in the cloud's queue, with `adjust`'s calibration applied."""
-        if adjust != NO_ADJUST:
-            edge, cloud = self.adjusted(adjust)
-            cloud = cloud + np.where(self.remote, self.cloud_with_wait(cloud_wait_ms) - self.cloud_ms, 0.0)
-        else:
-            edge, cloud = self.edge_ms, self.cloud_with_wait(cloud_wait_ms)
+        request waits `cloud_wait_ms` in the cloud's queue, with `adjust`'s calibration applied. The wait reaches
+        the solver once: as `cloud_wait_ms` or as `adjust.cloud_wait_ms`, not both."""
+        if cloud_wait_ms:
+            self.cloud_with_wait(cloud_wait_ms)  # checks it
+            if adjust.cloud_wait_ms:
+                raise SolveError("the cloud's queueing delay reaches the solver once: give cloud_wait_ms or "
+                                 "adjust.cloud_wait_ms, not both")
+            adjust = replace(adjust, cloud_wait_ms=float(cloud_wait_ms))
+        edge, cloud = self.adjusted(adjust)
         transfer = self.transfer_ms(link, np.array([start_ms]), cloud, edge)[:, 0]
         return self._plan(link, transfer, max_loss, "latency", cloud=cloud, edge=edge)
 

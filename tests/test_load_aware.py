@@ -91,3 +91,15 @@ def test_a_reported_queue_moves_the_edge_client_off_the_cloud(setup, load_aware)
         time.sleep(0.6)  # twelve half-lives: the estimate fades and the edge tries the cloud again
         third = edge.infer(raw)
         assert third.kind != "edge-only" and not third.fallback
+
+
+def test_the_queue_wait_reaches_the_solver_once():
+    from planner.solve import Adjust
+
+    cs = prepare(*synthetic_pair(0, edge_ms=50.0, cloud_ms=1.0))
+    link = ConstantLink(10e6, 5.0)
+    by_arg = cs.solve(link, cloud_wait_ms=3.0)
+    by_adjust = cs.solve(link, adjust=Adjust(cloud_wait_ms=3.0))
+    assert by_arg.predicted_ms == pytest.approx(by_adjust.predicted_ms)
+    with pytest.raises(SolveError, match="reaches the solver once"):
+        cs.solve(link, cloud_wait_ms=3.0, adjust=Adjust(cloud_wait_ms=3.0))

@@ -60,11 +60,13 @@ class ServerError(RuntimeErrorReply):
 
 @dataclass
 class Reply:
-    """One answered INFER: scores, server timings and what the edge measured (all times in ms).
+    """The one record of an answered INFER: scores, server timings and what the edge measured (all times in ms).
 
     `wall_ms` runs from the first request byte handed to the link to the last reply byte received
-    (connection set-up excluded, it is `connect_ms`); `network_ms = wall_ms - server_ms` is the part
-    a link model predicts (request transfer + reply transfer + round trip).
+    (connection set-up excluded, it is `connect_ms`); `network_ms = wall_ms - server_ms` is the wire time, the
+    part a link model predicts (request transfer + reply transfer + round trip): its one definition, which the
+    bandwidth estimate, the calibration and `Result.transfer_ms` all read. Made by `Reply.of`, which bounds the
+    server's figures by what the edge waited.
     """
 
     request_id: int
@@ -78,9 +80,34 @@ class Reply:
     request_bytes: int
     reply_bytes: int
 
+    bounded: bool = False  # the server reported a time outside [0, wall_ms] (clamped: broken or hostile)
+
+    @classmethod
+    def of(cls, result: P.Scores, wall_ms: float, connect_ms: float, request_bytes: int, reply_bytes: int) -> Reply:
+        """The record of one exchange. A server cannot have spent longer than the edge waited for it: each of its
+        timings is clamped into [0, wall_ms] (a reply saying its queue wait was 1e300 s enters no estimate as
+        such), and `server_ms` is at least its parts."""
+        raw = {k: float(getattr(result, k)) for k in P.TIMING_FIELDS}
+        times = {k: min(max(v, 0.0), wall_ms) for k, v in raw.items()}
+        parts = times["queue_wait_ms"] + times["decode_ms"] + times["tail_ms"]
+        times["server_ms"] = min(max(times["server_ms"], parts), wall_ms)
+        return cls(result.request_id, result.scores, wall_ms, connect_ms, **times, request_bytes=request_bytes,
+                   reply_bytes=reply_bytes, bounded=times != raw)
+
     @property
     def network_ms(self) -> float:
+        """The wire time: the exchange's wall time less the server's."""
         return max(0.0, self.wall_ms - self.server_ms)
+
+    @property
+    def compute_ms(self) -> float:
+        """The server's compute: decode + tail."""
+        return self.decode_ms + self.tail_ms
+
+    @property
+    def held_ms(self) -> float:
+        """The server's time beyond its compute: the queue wait and its own handling."""
+        return max(0.0, self.server_ms - self.compute_ms)
 
     def timings(self) -> dict[str, float | int]:
         """Everything but the scores, JSON-ready."""
@@ -222,8 +249,7 @@ class CloudClient:
         with self._lock:
             result, wall_ms, connect_ms, reply_len = self._call(exchange)
             self.answers += 1
-        return Reply(rid, result.scores, wall_ms, connect_ms, result.queue_wait_ms, result.decode_ms,
-                     result.tail_ms, result.server_ms, frame_len, reply_len)
+        return Reply.of(result, wall_ms, connect_ms, frame_len, reply_len)
 
     def close(self) -> None:
         with self._lock:

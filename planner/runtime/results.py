@@ -51,6 +51,12 @@ class Result:
     width: int | None = None  # the autoencoder's latent width sent (None: its widest, or not an autoencoder request)
     scores: np.ndarray | None = field(default=None, repr=False, compare=False)
 
+    @classmethod
+    def of(cls, spec: CandidateSpec, **fields) -> Result:
+        """The result of running `spec` (its kind, cut, bits, dtype and width recorded as the flat fields the
+        JSON has always had)."""
+        return cls(cut=spec.cut, bits=spec.bits, kind=spec.kind.value, dtype=spec.dtype, width=spec.width, **fields)
+
     @property
     def spec(self) -> CandidateSpec:
         """What was executed, as a CandidateSpec."""
