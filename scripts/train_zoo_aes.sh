@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Train a zoo model's committed autoencoders, the shared one then the independent baseline, on one thread each,
+# Train (and replace: --overwrite-shipped) a zoo model's committed autoencoders, the shared one then the independent baseline, on one thread each,
 # checkpointed every 250 steps and resumable (rerun after an interruption: --resume picks up the checkpoint).
 #   bash scripts/train_zoo_aes.sh resnet-fmnist & bash scripts/train_zoo_aes.sh vgg-fmnist &   # both, 2 cores
 set -uo pipefail
@@ -9,6 +9,6 @@ mkdir -p runs/ae
 for kind in shared independent; do
   flag=""; [ "$kind" = independent ] && flag="--independent"
   .venv/bin/planner train-ae --model "$m" $flag --threads 1 --checkpoint "runs/ae/$m-$kind.ckpt" --resume \
-    --no-progress > "runs/ae/$m-$kind.log" 2>&1
+    --out "planner/compress/weights/$m-$kind.pt" --overwrite-shipped --no-progress > "runs/ae/$m-$kind.log" 2>&1
   echo "$m $kind rc=$? $(date)" >> runs/ae/chain.log
 done
