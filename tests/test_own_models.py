@@ -119,7 +119,7 @@ def test_whole_chain(tmp_path, name, data_kind, labelled):
     port = server.start_in_thread()
     try:
         with EdgeClient(pipeline, profile, profile, cloud=f"127.0.0.1:{port}", link="1mbit") as client:
-            assert client.check_cloud()["weights"] == loaded.weights_sha256
+            assert client.check_cloud()["weights_sha256"] == loaded.weights_sha256
             raw = data.raw[:6]
             pinned = client.run(raw, choice=(deepest, 8))
             planned = client.run(raw)

@@ -84,6 +84,13 @@ class Coder:
         """The codec bytes of what this coder's model produced (codes, or the raw array) at `spec`."""
         raise NotImplementedError
 
+    def export_graphs(self, pipeline, cut: str, stem: str, halves: tuple, examples: tuple, bits: list[int],
+                      write) -> dict:
+        """Export this coder's fused graphs at `cut` (`halves`: the head and tail modules, `examples`: an input
+        batch and its feature) with `write(module, args, inputs, outputs, rel_path, what, batched)`; their
+        manifest entries. None by default: the head/tail graphs run around the coder."""
+        return {}
+
     def check_payload(self, pipeline, dec: codec.DecodedFeature) -> None:
         """Raise CompressError unless the payload is a candidate of `pipeline` with the right shape."""
         self.check(pipeline, self.spec_of(dec, pipeline))
@@ -245,6 +252,31 @@ class AutoencoderCoder(CodesCoder):
 
     def fused(self, pipeline, spec: CandidateSpec) -> bool:
         return spec.width is None or spec.width == pipeline.ae.widths(spec.cut)[-1]
+
+    def export_graphs(self, pipeline, cut: str, stem: str, halves: tuple, examples: tuple, bits: list[int],
+                      write) -> dict:
+        """`edge` (input, levels -> codes: head + encoder + quantizer, every bitwidth) and one `cloud` graph per
+        bitwidth (codes -> scores: dequantize + decoder + tail) where the autoencoder serves the cut."""
+        import torch
+
+        from planner.compress.quantize import levels
+        from planner.execution.onnx_export import CloudGraph, EdgeGraph
+
+        ae = pipeline.ae
+        if ae is None or cut not in ae.cuts or not bits:
+            return {}
+        (head, tail), (x, feature) = halves, examples
+        where = f"of {pipeline.name} at {cut}"
+        lv = torch.tensor([float(levels(bits[-1]))])
+        entry = {"latent_shape": list(ae.latent_shape(cut)),
+                 "edge": write(EdgeGraph(head, ae, cut), (x, lv), ["x", "levels"], ["codes"], f"edge/{stem}.onnx",
+                               f"the edge graph {where}", ("x", "codes")), "cloud": {}}
+        with torch.no_grad():
+            codes = ae.encode(feature, cut, bits[-1])
+        for b in bits:
+            entry["cloud"][str(b)] = write(CloudGraph(tail, ae, cut, b), (codes,), ["codes"], ["scores"],
+                                           f"cloud/{stem}_{b}b.onnx", f"the cloud graph {where}, {b} bits")
+        return entry
 
 
 class QuantizerCoder(CodesCoder):
