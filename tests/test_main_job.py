@@ -43,6 +43,7 @@ def test_demo_fast_plans_and_runs_both_links(tmp_path, capsys):
                      "--json", str(out)]) == 0
     text = capsys.readouterr().out
     assert "local cloud server stopped" in text and "speed-up vs best end" in text
+    assert text.count("mJ per request on LTE") == 2  # the energy of each plan next to its latency
     import json
 
     rows = json.loads(out.read_text())["links"]

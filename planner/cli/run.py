@@ -8,6 +8,7 @@ import sys
 
 from planner.cli import checks as check
 from planner.cli._model import add_data_args, add_model_args, add_quantizer_arg, model_from_args
+from planner.cli.goal import add_goal_args, goal_from_args
 from planner.config import DEFAULT_CLOUD, DEFAULT_RTT
 from planner.errors import PlannerError
 from planner.link import parse_bandwidth, parse_duration
@@ -59,6 +60,7 @@ def register(sub) -> None:
                    help="share of requests that probe the other side's best candidate (default 0.05; 0: never)")
     p.add_argument("--max-loss", **_edge("max_loss"),
                    help=f"accuracy budget in percentage points (default {check.default(EdgeOptions, 'max_loss')})")
+    add_goal_args(p, objectives=("mean", "energy", "cost"))
     p.add_argument("--estimator", choices=ESTIMATORS, default=check.default(EdgeOptions, "estimator"),
                    help="live bandwidth estimate (default harmonic mean of the last 5 transfers)")
     p.add_argument("--no-replan", action="store_true", help="plan once on the starting estimate (static baseline)")
@@ -114,7 +116,7 @@ def _options(args) -> EdgeOptions:
                        tls=client_context(args.tls_ca or args.tls or None), edge_slowdown=args.edge_slowdown,
                        calibrate=not args.no_calibrate, explore=args.explore, edge_runtime=args.edge_runtime,
                        onnx=args.onnx, plan=args.plan, autoencoder=args.autoencoder, quantizer=args.quantizer,
-                       strict_identity=not args.no_strict_identity)
+                       strict_identity=not args.no_strict_identity, objective=goal_from_args(args) or "mean")
 
 
 def run(args) -> int:
@@ -162,9 +164,7 @@ def _print(args, report, metric: str, shaper, trace) -> None:
         link["shaper"] = {"trace": trace.name} if trace else {"bandwidth_bps": parse_bandwidth(args.bandwidth)}
         link["shaper"]["rtt_ms"] = shaper.delay_s * 2000.0
     if args.results:
-        with open(args.results, "w") as f:
-            for r in report.results:
-                f.write(json.dumps(r.to_dict()) + "\n")
+        _write_results(args.results, report)
     summary = report.to_dict()
     if metric == "agreement":  # no labels: the figure is top-1 agreement with the unsplit model
         summary["agreement"], summary["accuracy"] = summary["accuracy"], None
@@ -175,6 +175,13 @@ def _print(args, report, metric: str, shaper, trace) -> None:
         print(text.replace("accuracy", "agreement") if metric == "agreement" else text)
         if args.results:
             print(f"wrote {args.results}", file=sys.stderr)
+
+
+def _write_results(path: str, report) -> None:
+    """Every request as one JSON line (with `energy_mj` when planning for energy)."""
+    with open(path, "w") as f:
+        for r in report.results:
+            f.write(json.dumps(r.to_dict()) + "\n")
 
 
 def _samples(args, loaded, pipeline):

@@ -25,7 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from planner.config import DEFAULT_CLOUD, DEFAULT_MAX_LOSS
+from planner.energy import request_energy
 from planner.errors import MismatchError, PlannerError, ProfileError
+from planner.objectives import as_goal
 from planner.profile.schema import Profile
 from planner.runtime.calibrate import Calibration, Explorer, GuardedEstimate
 from planner.runtime.client import CloudClient, CloudUnavailable, ServerError, TLSMismatch
@@ -88,6 +90,8 @@ class EdgeClient:
                                                 edge_slowdown=planning_slowdown(self.edge_profile, o.edge_slowdown))
         check_match(self.pipeline, self.candidates)
         self.max_loss = o.max_loss
+        self.goal = as_goal(o.objective)
+        self.power = self.goal.energy.power_of(self.edge_profile) if self.goal and self.goal.energy else None
         self.estimate = live_estimate(o.link, o.rtt, o.estimator)
         self.bandwidth = GuardedEstimate(self.estimate)
         self.start_link = self.estimate.describe()
@@ -182,7 +186,7 @@ class EdgeClient:
         calibration (when on)."""
         wait = self.queue.ms if self.load_aware else 0.0
         adjust = self.calibration.adjust(wait) if self.calibrate else Adjust(cloud_wait_ms=wait)
-        return self.candidates.solve(self.estimate, max_loss=self.max_loss, adjust=adjust)
+        return self.candidates.solve(self.estimate, max_loss=self.max_loss, adjust=adjust, goal=self.goal)
 
     def _probe_of(self, plan) -> int:
         """The best feasible candidate on the other side of the chosen one (remote vs edge-only)."""
@@ -207,9 +211,12 @@ class EdgeClient:
         with self._lock:
             req = _Request(raw, index, label, time.perf_counter(), self.estimate.bandwidth_bps)
             try:
-                return self.step(req, choice)
+                result = self.step(req, choice)
             except Exception as exc:  # noqa: BLE001 - last resort: a bug must not lose the run's other results
                 return self._local(req, None, None, f"internal error ({type(exc).__name__}: {exc})")
+            if self.power is not None and result.error is None:
+                result.energy_mj = request_energy(self.goal.energy, self.power, result, self.estimate.rtt_ms)
+            return result
 
     def step(self, req: _Request, choice=None) -> Result:
         """One request, top to bottom: plan it (or take the forced choice; now and then probe the other side),

@@ -52,11 +52,14 @@ class EdgeOptions:
     quantizer: object = "auto"  # the raw quantizer: 'auto' (a zoo model's committed one), a calibration file, None
     edge_runtime: str = field(default="torch", metadata=rule(Choice(RUNTIMES)))  # what runs head + encoder
     onnx: str | None = None  # the `planner export` folder the onnxruntime edge runs
+    objective: object = "mean"  # what each plan minimises: 'mean' (latency), 'energy' (LTE radio model, the edge
+    # profile's power), or a planner.objectives.Goal (energy / cost, a latency limit); results then carry energy_mj
     plan: object = None  # pin every request to this candidate ('relu_3@4', a CandidateSpec; None: plan each)
     strict_identity: bool = True  # refuse a server that does not announce an identity this edge has
 
     def __post_init__(self) -> None:
         from planner.link import parse_bandwidth, parse_duration
+        from planner.objectives import as_goal
         from planner.types import CandidateSpec
 
         check_fields(self)
@@ -70,6 +73,7 @@ class EdgeOptions:
             Number(0, unit="ms").check("rtt", self.rtt)
         if self.plan is not None and not isinstance(self.plan, CandidateSpec):
             object.__setattr__(self, "plan", CandidateSpec.parse(self.plan))
+        as_goal(self.objective)  # an unknown objective is refused before anything loads
         if self.edge_runtime == "onnxruntime" and self.onnx is None:
             raise OptionError("edge_runtime 'onnxruntime' needs onnx: the export folder (--onnx DIR from `planner "
                               "export`)")
