@@ -284,3 +284,14 @@ def test_profile_times_from_onnxruntime(tmp_path):
             assert 0.0 <= e["encode_ms"]["p10"] <= e["encode_ms"]["median"] and e["decode_ms"]["median"] >= 0.0
     profile = Profile.from_dict(d)
     assert len(prepare(profile, profile)) == len(prepare(Profile.from_dict(torch_profile), Profile.from_dict(torch_profile)))
+
+
+def test_onnx_runtime_announces_the_same_identity(vgg):
+    """The ONNX Runtime backend's WELCOME carries what the torch one does (weights digest, autoencoder, quantizer)."""
+    from planner.runtime.handlers import CloudHandler
+    from planner.runtime.server import CloudServer
+
+    pipe, onnx, _ = vgg
+    assert onnx.identity() == pipe.identity() and pipe.identity()["weights_sha256"] == pipe.weights_sha256
+    welcome = CloudServer(CloudHandler(onnx, warm=False), port=0).welcome()
+    assert {k: welcome[k] for k in pipe.identity()} == pipe.identity()

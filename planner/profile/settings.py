@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from planner.errors import ProfileError
-from planner.rules import COUNT, SECONDS, Choice, Number, check_fields, rule
+from planner.rules import COUNT, Choice, Number, check_fields, rule
 from planner.types import Role
 
 ROLES = tuple(r.value for r in Role)
@@ -21,7 +21,8 @@ class ProfileSettings:
     batch: int = field(default=1, metadata=rule(COUNT))
     repeats: int = field(default=7, metadata=rule(COUNT))  # minimum timed repeats per stage (more until the
     # spread is small or max_seconds)
-    max_seconds: float = field(default=0.25, metadata=rule(SECONDS))  # time cap per stage
+    max_seconds: float = field(default=0.25, metadata=rule(Number(0, unit="seconds")))  # time cap per stage
+    # (0: the minimum repeats only)
     device: str = "cpu"
     cpu_quota: float | None = field(default=None, metadata=rule(Number(0, 1, open_low=True, none=True)))
     # ^ fraction of one core for the edge side (needs root)
