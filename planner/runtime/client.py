@@ -28,6 +28,7 @@ from planner import config
 from planner.config import DEFAULT_BACKOFF_MAX_S, DEFAULT_BACKOFF_S
 from planner.errors import PlannerError, RuntimeErrorReply
 from planner.runtime import protocol as P
+from planner.runtime.options import EdgeOptions
 from planner.runtime.shaper import ShapedSocket, Shaper
 from planner.runtime.tls import PLAIN_TCP_REASONS, client_context, is_loopback, speaks_tls
 
@@ -175,9 +176,7 @@ class CloudClient:
     def __init__(self, address: str, token: str | None = None, timeout: float = 5.0, shaper: Shaper | None = None,
                  *, connect_timeout: float | None = None, backoff_s: float = DEFAULT_BACKOFF_S, backoff_max_s: float = DEFAULT_BACKOFF_MAX_S,
                  max_reply: int = DEFAULT_MAX_REPLY, tls: bool | str | Path | ssl.SSLContext | None = None) -> None:
-        if not all(math.isfinite(v) for v in (timeout, backoff_s, backoff_max_s)) or not (
-                timeout > 0 and backoff_s > 0 and backoff_max_s >= backoff_s):
-            raise PlannerError("timeout and backoff must be finite and positive (and backoff_max_s >= backoff_s)")
+        EdgeOptions(timeout=timeout, backoff_s=backoff_s, backoff_max_s=backoff_max_s)  # the edge's own rules
         self.address = address
         self.host, self.port = parse_address(address)
         self.token = token or ""
