@@ -12,25 +12,22 @@ torch. Field reference, with an example, in docs/profile-format.md; in short (sc
     settings         {batch, repeats, device, ...}: how it was measured; extra keys allowed
     scaled           null, or {"compute": factor} when every compute time was multiplied (what-if)
     backbone_accuracy percent, or null = unknown
-    bits             [2, 3, 4, 6, 8]: bitwidths the autoencoder was profiled at
-    widths           [4, 8, 16, 32]: the autoencoder's latent widths (the union over cuts), or [] (one width)
+    bits, widths     [2, 3, 4, 6, 8] bitwidths profiled; [4, 8, 16, 32] latent widths (union over cuts) or []
     quantizer        the training-free raw quantizer's id, or null; quant_bits: its bitwidths
     input            {shape, raw_bytes, compressed_bytes, encode_ms, decode_ms}: the cloud-only payload
     whole_model_ms   timing of the whole model on this device (edge-only on the edge, cloud-only on the cloud)
     reply_bytes      size of the result message the cloud sends back
-    cuts             [ {id, index, shape, float32_bytes, head_ms, tail_ms,
+    cuts             the non-trivial cuts in execution order: [ {id, index, shape, float32_bytes, head_ms, tail_ms,
                         raw:  {"float32": {bytes, serialize_ms, deserialize_ms},
                                "float16": {bytes, serialize_ms, deserialize_ms, accuracy}}   (float16 optional)
                         bits: {"<b>": {bytes_mean, bytes_p95, encode_ms, decode_ms, accuracy}}   (widest width)
                         widest: the widest latent width of this cut (or null),
                         widths: {"<w>": {"<b>": {...}}}   (the narrower widths, same entries)
                         quant:  {"<b>": {...}}   (the raw quantizer, same entries) } ... ]
-                     non-trivial cuts in execution order
     created          optional ISO time stamp; notes: optional free text
 
-A timing is {"median": ms, "iqr": ms, "n": repeats} (optionally "p10", "p90"), or null where this role did
-not measure it: an edge profile leaves tail/decode/deserialize null, a cloud profile head/encode/serialize.
-Accuracy is a percentage on the evaluation set, or null when unknown (architecture-only profiles).
+A timing is {"median": ms, "iqr": ms, "n": repeats} (optionally "p10", "p90"), or null where this role did not
+measure it (edge: tail/decode/deserialize; cloud: head/encode/serialize). Accuracy: percent, or null (unknown).
 """
 
 from __future__ import annotations
