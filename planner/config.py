@@ -30,6 +30,8 @@ DEFAULT_IDLE_TIMEOUT_S: float = 300.0  # seconds an idle connection is kept
 DEFAULT_COMPUTE_TIMEOUT_S: float = 30.0  # seconds from a request's arrival to its answer
 DEFAULT_MAX_CONNECTIONS: int = 256  # open connections a server keeps at most
 DEFAULT_MAX_UNAUTHENTICATED: int = 32  # connections still in their TLS handshake or waiting for HELLO, at most
+DEFAULT_BATCH_DELAY_MS: float = 2.0  # the cloud server's dynamic batching: wait this long for more requests (0: off)
+DEFAULT_BATCH_MAX: int = 64  # most inputs in one dynamic batch (a request carrying more runs alone)
 # the edge's power when a profile neither measured (RAPL) nor declared it (`planner profile --edge-power-w`):
 # a phone-class SoC running one big core (active) and waiting with the screen off (idle); an assumption, marked so
 DEFAULT_EDGE_ACTIVE_W: float = 2.0

@@ -9,6 +9,8 @@ import sys
 
 from planner.cli import checks as check
 from planner.cli._model import add_model_args, add_quantizer_arg
+from planner.config import DEFAULT_BATCH_DELAY_MS, DEFAULT_BATCH_MAX
+from planner.devices import DEVICE_HELP
 from planner.errors import PlannerError
 from planner.runtime.options import RUNTIMES, ServerOptions
 
@@ -62,6 +64,12 @@ def register(sub) -> None:
                                                       "handshake or waiting for their HELLO at most; the oldest is "
                                                       "dropped (%(default)s)"))
     p.add_argument("--workers", **_server("workers", help="compute threads (default: CPU cores)"))
+    p.add_argument("--batch-delay-ms", type=check.non_negative_number, default=DEFAULT_BATCH_DELAY_MS,
+                   help="dynamic batching: requests arriving within this many ms of a batch's first one run their "
+                        f"decoder + tail together, per cut and bitwidth (0: off; default {DEFAULT_BATCH_DELAY_MS:g}; "
+                        "with --backend ray in each replica, through @serve.batch)")
+    p.add_argument("--batch-max", type=check.int_at_least(1), default=DEFAULT_BATCH_MAX,
+                   help=f"most inputs in one dynamic batch (default {DEFAULT_BATCH_MAX})")
     p.add_argument("--token", default=os.environ.get("PLANNER_TOKEN"),
                    help="shared token every client must present (default: $PLANNER_TOKEN)")
     p.add_argument("--tls-cert", type=check.readable_file, default=None, metavar="FILE",
@@ -78,6 +86,7 @@ def register(sub) -> None:
     p.add_argument("--runtime", choices=RUNTIMES, default="torch",
                    help="what runs decoder + tails: PyTorch eager (default) or ONNX Runtime on the graphs of --onnx")
     p.add_argument("--onnx", default=None, metavar="DIR", help="export folder from `planner export`")
+    p.add_argument("--device", type=check.device, default="auto", help=DEVICE_HELP + " (the asyncio backend)")
     p.add_argument("--backend", choices=("asyncio", "ray"), default="asyncio",
                    help="compute in this process (asyncio, default) or on Ray Serve replicas (needs planner[ray])")
     scale = p.add_mutually_exclusive_group()
@@ -107,8 +116,19 @@ def run(args) -> int:
         raise PlannerError("--tls-cert and --tls-key go together")
     if args.backend == "ray" and (args.runtime != "torch" or args.onnx):
         raise PlannerError("--runtime onnxruntime runs in this process: use it with --backend asyncio")
+    from planner.devices import resolve_device
 
+    device = resolve_device(args.device)  # before the model loads: a missing GPU is one line
+    cpu_only = "--backend ray" if args.backend == "ray" else "--runtime onnxruntime" if args.runtime != "torch" else None
+    if cpu_only and device.type != "cpu":
+        if args.device != "auto":
+            raise PlannerError(f"{cpu_only} runs on the CPU: use --device cpu (or auto)")
+        device = resolve_device("cpu")
+
+    from planner.runtime.batching import BatchSettings
     from planner.runtime.server import CloudServer, check_bindable
+
+    batching = BatchSettings(args.batch_delay_ms, args.batch_max)  # Ray: in each replica (@serve.batch), not the front
     from planner.runtime.tls import is_loopback, server_context
 
     options = _options(args)
@@ -142,15 +162,17 @@ def run(args) -> int:
 
         backend = RayBackend(args.model, autoencoder, replicas=1 if args.replicas is None else args.replicas, address=args.address,
                              autoscale=parse_autoscale(args.autoscale) if args.autoscale else None,
-                             replica_cpus=args.replica_cpus)
+                             replica_cpus=args.replica_cpus, batching=batching)
         options = options.updated(workers=options.workers or RAY_FRONT_WORKERS)  # the front's threads only wait
         where = (f"Ray Serve, autoscale {args.autoscale}" if args.autoscale else
                  f"Ray Serve, {backend.replicas} replicas")
     try:
         handler = backend.start() if backend else make_cloud_handler(loaded, autoencoder, runtime=args.runtime,
-                                                                           onnx=args.onnx, quantizer=args.quantizer)
-        server = CloudServer(handler, options=options, ssl=tls)
-        where = f"{where or f'{server.workers} workers'}, {args.runtime}"
+                                                                           onnx=args.onnx, quantizer=args.quantizer,
+                                                                           device=device)
+        server = CloudServer(handler, options=options, ssl=tls, batching=None if backend else batching)
+        where = f"{where or f'{server.workers} workers'}, {args.runtime} on {device}" + (
+            f", batching {batching.delay_ms:g} ms / {batching.max_inputs}" if batching.enabled else "")
         server.serve_forever(on_ready=lambda port: print(
             f"planner serve: {args.model} on {args.host}:{port} ({where}{', TLS' if tls else ''})", flush=True))
     finally:

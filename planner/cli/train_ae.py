@@ -43,10 +43,19 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=count, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--limit", type=count, default=None, help="train on the first N training images (smoke runs)")
-    p.add_argument("--out", default=None, help="weights file (+ a .json card beside it); zoo models default to a new "
-                                               "file, autoencoders/MODEL-KIND.pt")
+    p.add_argument("--out", default=None, help="weights file (+ a .json card beside it); zoo models default to "
+                                               "runs/ae/MODEL-KIND.pt")
     p.add_argument("--overwrite-shipped", action="store_true",
                    help="allow --out to replace the weights shipped in the package (planner/compress/weights/)")
+    p.add_argument("--device", default="cpu", help="where to train: cpu, cuda, cuda:N or auto (default cpu)")
+    p.add_argument("--feature-cache", default=None, metavar="DIR",
+                   help="folder of the cached backbone features (default runs/featcache or $PLANNER_FEATURE_CACHE; "
+                        "'none': run the backbone on every step)")
+    p.add_argument("--cache-gb", type=check.positive_number, default=None,
+                   help="most disk the cached features may take (default 4); beyond it a seeded subset of the "
+                        "training images is cached and trained on")
+    p.add_argument("--memory-mb", type=count, default=None,
+                   help="activation memory of one step (default 2048): the batch shrinks at cuts that need more")
     p.add_argument("--checkpoint", default=None, help="checkpoint file (default: runs/ae/<name>.ckpt)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint if it exists")
     p.add_argument("--no-progress", action="store_true")
@@ -66,7 +75,7 @@ def run(args) -> int:
     cfg = TrainConfig(seed=args.seed)
     overrides = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
                  "bits_per_step": args.bits_per_step, "ce_weight": args.ce_weight,
-                 "recal_batches": args.recal_batches}
+                 "recal_batches": args.recal_batches, "memory_mb": args.memory_mb}
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     kind = AutoencoderKind.INDEPENDENT if args.independent else AutoencoderKind.SHARED
     cut_ids = [c for c in args.cuts.split(",") if c] if args.cuts else None
@@ -76,7 +85,9 @@ def run(args) -> int:
                    decoder_width=args.decoder_width, bits=parse_bits(args.bits), cut_ids=cut_ids, cfg=cfg,
                    threads=args.threads, out=out, checkpoint=args.checkpoint, resume=args.resume,
                    progress=not args.no_progress, stop_after=args.stop_after,
-                   command="planner " + shlex.join(sys.argv[1:]), overwrite_shipped=args.overwrite_shipped)
+                   command="planner " + shlex.join(sys.argv[1:]), overwrite_shipped=args.overwrite_shipped,
+                   device=args.device, feature_cache=args.feature_cache,
+                   cache_bytes=None if args.cache_gb is None else int(args.cache_gb * 2**30))
     loaded = model_from_args(args)
     if loaded.zoo and not args.data:
         card = train_zoo_autoencoder(loaded.name, kind, limit=args.limit, val_limit=args.val_limit, **options)
@@ -91,7 +102,8 @@ def run(args) -> int:
     accs = card[f"val_{metric}"].values()
     print(f"{card['id']}: {card['params']['total']} params, trained in {t['train_seconds'] / 60:.1f} min; "
           f"validation {metric} {min(accs):.2f}..{max(accs):.2f}% over {len(accs)} (cut, width, bits) settings "
-          f"(backbone {card[f'val_backbone_{metric}']:.2f}%); served cuts {', '.join(card['served_cuts'])}")
+          f"(backbone {card[f'val_backbone_{metric}']:.2f}%); served cuts {', '.join(card['served_cuts'])}; "
+          f"wrote {out}")
     return 0
 
 

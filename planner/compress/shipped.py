@@ -7,7 +7,7 @@ from pathlib import Path
 
 from planner.errors import CompressError
 
-TRAINED_DIR = Path("autoencoders")  # where `planner train-ae` writes a zoo model's autoencoder by default
+TRAINED_DIR = Path("runs") / "ae"  # where `planner train-ae` writes a zoo model's autoencoder by default
 
 
 def shipped_dir() -> Path:
@@ -27,8 +27,8 @@ def is_shipped(path: str | Path) -> bool:
 
 def training_output(model_name: str, kind: str, out: str | Path | None = None, *, zoo: bool = True,
                     overwrite_shipped: bool = False) -> Path:
-    """The file a training run writes: `out`, else (zoo models) `autoencoders/MODEL-KIND.pt` in the working
-    directory; a path among the shipped weights only with `overwrite_shipped`."""
+    """The file a training run writes: `out`, else (zoo models) `runs/ae/MODEL-KIND.pt` in the working directory; a
+    path among the shipped weights only with `overwrite_shipped`."""
     if out is None:
         if not zoo:
             raise CompressError("give --out FILE for the autoencoder of your own model")

@@ -63,6 +63,7 @@ class TrainConfig:
     recal_batch_size: int = 250
     seed: int = 0
     checkpoint_every: int = 250
+    memory_mb: int = 2048  # activations of one training step: the batch shrinks at cuts whose tail needs more
 
     def __post_init__(self) -> None:
         """Counts and sizes are at least 1, rates positive, weights >= 0: refused before any work."""
@@ -75,6 +76,7 @@ class TrainConfig:
         for name in ("weight_decay", "kd_weight", "mse_weight", "ce_weight"):
             Number(0).check(name, getattr(self, name))
         SHARE.check("warmup", self.warmup)
+        Number(16, integer=True, unit="MB").check("memory_mb", self.memory_mb)
 
 
 @dataclass
@@ -107,7 +109,18 @@ class Backbone:
             self.cuts = select_cuts(self.part.cuts, None, ("vector",))  # a model without maps or token sequences
         self.cut_ids = [c.id for c in self.cuts]
         self._tails: dict[str, nn.Module] = {}
+        self.device = torch.device("cpu")
         self._tap = self._build_tap()
+
+    def to(self, device: torch.device | str) -> Backbone:
+        """Move the frozen model (and the tails made so far and later) to `device`."""
+        self.device = torch.device(device)
+        self.model.to(self.device)
+        if self.part.gm is not None:
+            self.part.gm.to(self.device)
+        for t in self._tails.values():
+            t.to(self.device)
+        return self
 
     def _build_tap(self) -> Callable:
         gm = self.part.gm
@@ -146,7 +159,7 @@ class Backbone:
 
     def tail(self, cut_id: str) -> nn.Module:
         if cut_id not in self._tails:
-            self._tails[cut_id] = self.part.split(cut_id)[1].eval()
+            self._tails[cut_id] = self.part.split(cut_id)[1].eval().to(self.device)
         return self._tails[cut_id]
 
 
@@ -170,25 +183,44 @@ def settings_sandwich(widths: Sequence[int], bits: Sequence[int], n: int, rng: r
 
 def step_loss(ae: Autoencoder, backbone: Backbone, x: torch.Tensor, y: torch.Tensor, cut: str,
               settings: Sequence[tuple[int, int]], cfg: TrainConfig) -> torch.Tensor:
-    """The training loss on one batch at one cut, averaged over the (width, bits) `settings` (one encoder pass
-    at the widest width, whose leading channels are every narrower width; one decoder and tail pass each)."""
+    """The training loss on one batch of images at one cut, averaged over the (width, bits) `settings` (runs the
+    backbone for the teacher and the feature; training itself reads them from a FeatureCache)."""
     teacher, feats = backbone.features(x)
-    feature = feats[cut]
-    tail = backbone.tail(cut)
-    z = ae.latent(feature, cut)
+    z = ae.latent(feats[cut], cut)
+    terms = [setting_loss(ae, backbone.tail(cut), teacher, feats[cut], y, z, cut, s, cfg) for s in settings]
+    return sum(terms, torch.zeros(())) / len(settings)
+
+
+def setting_loss(ae: Autoencoder, tail: nn.Module, teacher: torch.Tensor, feature: torch.Tensor,
+                 y: torch.Tensor, z: torch.Tensor, cut: str, setting: tuple[int, int], cfg: TrainConfig) -> torch.Tensor:
+    """The loss of one (width, bits) setting given the widest latent `z` of `feature`: the decoder and the tail
+    run once (the encoder's pass is shared by every setting of the step)."""
+    w, b = setting
     scale = ae.input_scale(cut)
-    loss = torch.zeros(())
-    for w, b in settings:
-        rec = ae.reconstruct(fake_quantize(z[:, :w], b), cut, b)
-        term = cfg.mse_weight * F.mse_loss(rec / scale, feature / scale)
-        if cfg.kd_weight or cfg.ce_weight:
-            logits = tail(rec)
-            if cfg.kd_weight:
-                term = term + cfg.kd_weight * distill_loss(logits, teacher, cfg.temperature)
-            if cfg.ce_weight:
-                term = term + cfg.ce_weight * F.cross_entropy(logits, y)
-        loss = loss + term / len(settings)
-    return loss
+    rec = ae.reconstruct(fake_quantize(z[:, :w], b), cut, b)
+    term = cfg.mse_weight * F.mse_loss(rec / scale, feature / scale)
+    if cfg.kd_weight or cfg.ce_weight:
+        logits = tail(rec)
+        if cfg.kd_weight:
+            term = term + cfg.kd_weight * distill_loss(logits, teacher, cfg.temperature)
+        if cfg.ce_weight:
+            term = term + cfg.ce_weight * F.cross_entropy(logits, y)
+    return term
+
+
+def step_backward(ae: Autoencoder, tail: nn.Module, teacher: torch.Tensor, feature: torch.Tensor, y: torch.Tensor,
+                  cut: str, settings: Sequence[tuple[int, int]], cfg: TrainConfig) -> float:
+    """Accumulate the gradients of the step's loss (the mean over `settings`) and return its value. Each setting
+    is back-propagated on its own (the encoder once, at the end), so only one setting's graph is alive at a time."""
+    z = ae.latent(feature, cut)
+    zd = z.detach().requires_grad_(True)
+    total = 0.0
+    for setting in settings:
+        term = setting_loss(ae, tail, teacher, feature, y, zd, cut, setting, cfg) / len(settings)
+        term.backward()
+        total += float(term.detach())
+    z.backward(zd.grad)
+    return total
 
 
 def _lr_lambda(steps: int, warmup: float) -> Callable[[int], float]:
@@ -213,11 +245,50 @@ def _cut_order(n_cuts: int, steps: int, seed: int) -> list[int]:
     return order[:steps]
 
 
+class _Batches:
+    """Where a step's (teacher logits, feature, labels) come from: the FeatureCache's rows when there is one (no
+    backbone pass), else a live backbone pass over the images. Batch sizes follow `batch_size(cut)`."""
+
+    def __init__(self, backbone: Backbone, images: torch.Tensor, labels: torch.Tensor, cache=None,
+                 device: torch.device | str = "cpu", cfg: TrainConfig | None = None, ae: Autoencoder | None = None):
+        self.backbone, self.images, self.cache, self.device = backbone, images, cache, torch.device(device)
+        self.labels = labels if cache is None else labels[torch.from_numpy(cache.rows)]
+        self.n = len(self.labels)
+        self._sizes: dict[str, int] = {}
+        self.cfg, self.ae = cfg or TrainConfig(), ae
+
+    def batch_size(self, cut: str) -> int:
+        """The recipe's batch, lowered where the tail's activations (4 bytes x 3: forward, saved, gradient) and
+        the decoder's would pass `cfg.memory_mb`."""
+        if cut not in self._sizes:
+            from planner.compress.featcache import adapt_batch, per_sample_activation_values
+
+            vals = per_sample_activation_values(self.backbone, cut)
+            if self.ae is not None:
+                spec = self.ae.spec(cut)
+                vals += 4 * self.ae.config.decoder_width * math.prod(spec.mid_size) + 2 * math.prod(spec.shape)
+            self._sizes[cut] = adapt_batch(self.cfg.batch_size, 12 * vals, self.cfg.memory_mb << 20)
+        return self._sizes[cut]
+
+    def draw(self, size: int, gen: torch.Generator) -> torch.Tensor | slice:
+        """A batch of `size` rows: random indices (live), or a random window of the cache's shuffled rows."""
+        return _draw(self.n, size, gen, self.cache is not None)
+
+    def get(self, cut: str, idx: torch.Tensor | slice) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        y = self.labels[idx].to(self.device)
+        if self.cache is not None:
+            return self.cache.teacher(idx, self.device), self.cache.feature(cut, idx, self.device), y
+        teacher, feats = self.backbone.features(self.images[idx].to(self.device))
+        return teacher, feats[cut], y
+
+
 def train(ae: Autoencoder, backbone: Backbone, images: torch.Tensor, labels: torch.Tensor,
           cfg: TrainConfig, checkpoint: str | Path | None = None, resume: bool = False,
-          progress: bool = True, stop_after: int | None = None) -> TrainResult:
+          progress: bool = True, stop_after: int | None = None, cache=None,
+          device: torch.device | str = "cpu") -> TrainResult:
     """Train `ae` in place on the frozen `backbone` for `cfg.steps` steps; resumable from `checkpoint`.
-    `stop_after` ends this session after that many steps (a checkpoint is written), to resume later."""
+    `stop_after` ends this session after that many steps (a checkpoint is written), to resume later. With a
+    `cache` (a FeatureCache of these images), steps read features and teacher logits from it."""
     from tqdm.auto import tqdm
 
     torch.manual_seed(cfg.seed)
@@ -226,19 +297,8 @@ def train(ae: Autoencoder, backbone: Backbone, images: torch.Tensor, labels: tor
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg.steps, cfg.warmup))
     order = _cut_order(len(ae.cuts), cfg.steps, cfg.seed)
-    start_step, history, elapsed = 0, [], 0.0
-    ckpt = Path(checkpoint) if checkpoint else None
-    if ckpt and resume and ckpt.exists():
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)
-        if state["steps"] != cfg.steps:
-            raise CompressError(f"checkpoint {ckpt} was made for {state['steps']} steps, not {cfg.steps}; "
-                                "resume with the same --steps or start afresh")
-        ae.load_state_dict(state["ae"])
-        opt.load_state_dict(state["opt"])
-        sched.load_state_dict(state["sched"])
-        gen.set_state(state["gen"])
-        start_step, history, elapsed = state["step"], state["history"], state["elapsed"]
-    n = len(labels)
+    start_step, history, elapsed = _resume(checkpoint, resume, cfg, ae, opt, sched, gen)
+    batches = _Batches(backbone, images, labels, cache, device, cfg, ae)
     cuts = ae.cuts
     ae.train()
     t0 = time.perf_counter() - elapsed
@@ -249,50 +309,68 @@ def train(ae: Autoencoder, backbone: Backbone, images: torch.Tensor, labels: tor
     for step in bar:
         if step >= end:
             break
-        idx = torch.randint(0, n, (cfg.batch_size,), generator=gen)
-        x, y = images[idx], labels[idx]
         cut = cuts[order[step]]
+        teacher, feature, y = batches.get(cut, batches.draw(batches.batch_size(cut), gen))
         chosen = settings_sandwich(ae.widths(cut), ae.bits, cfg.bits_per_step,
                                    random.Random(cfg.seed * 1_000_003 + step))
-        loss = step_loss(ae, backbone, x, y, cut, chosen, cfg)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        value = step_backward(ae, backbone.tail(cut), teacher, feature, y, cut, chosen, cfg)
         opt.step()
         sched.step()
-        value = float(loss.detach())
         running = value if running is None else 0.98 * running + 0.02 * value
         if step % 10 == 0:
             bar.set_postfix(loss=f"{running:.4f}", cut=cut)
         if (step + 1) % 50 == 0 or step + 1 == cfg.steps:
             history.append({"step": step + 1, "loss": round(running, 5),
                             "elapsed_s": round(time.perf_counter() - t0, 1)})
-        if ckpt and ((step + 1) % cfg.checkpoint_every == 0 or step + 1 in (cfg.steps, end)):
-            ckpt.parent.mkdir(parents=True, exist_ok=True)
-            torch.save({"ae": ae.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                        "gen": gen.get_state(), "step": step + 1, "steps": cfg.steps, "history": history,
-                        "elapsed": time.perf_counter() - t0}, ckpt)
+        if checkpoint and ((step + 1) % cfg.checkpoint_every == 0 or step + 1 in (cfg.steps, end)):
+            _save_checkpoint(Path(checkpoint), ae, opt, sched, gen, step + 1, cfg, history, time.perf_counter() - t0)
     bar.close()
     ae.eval()
     return TrainResult(ae, history, time.perf_counter() - t0, end)
 
 
+def _resume(checkpoint, resume: bool, cfg: TrainConfig, ae, opt, sched, gen) -> tuple[int, list, float]:
+    """(start step, history, elapsed seconds) from the checkpoint when resuming, else a fresh start."""
+    ckpt = Path(checkpoint) if checkpoint else None
+    if not (ckpt and resume and ckpt.exists()):
+        return 0, [], 0.0
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    if state["steps"] != cfg.steps:
+        raise CompressError(f"checkpoint {ckpt} was made for {state['steps']} steps, not {cfg.steps}; "
+                            "resume with the same --steps or start afresh")
+    ae.load_state_dict(state["ae"])
+    opt.load_state_dict(state["opt"])
+    sched.load_state_dict(state["sched"])
+    gen.set_state(state["gen"])
+    return state["step"], state["history"], state["elapsed"]
+
+
+def _save_checkpoint(ckpt: Path, ae, opt, sched, gen, step: int, cfg: TrainConfig, history, elapsed) -> None:
+    ckpt.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"ae": ae.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                "gen": gen.get_state(), "step": step, "steps": cfg.steps, "history": history,
+                "elapsed": elapsed}, ckpt)
+
+
 @torch.no_grad()
 def recalibrate_bn(ae: Autoencoder, backbone: Backbone, images: torch.Tensor, batches: int = 20,
-                   batch_size: int = 250, seed: int = 0) -> None:
+                   batch_size: int = 250, seed: int = 0, cache=None, device: torch.device | str = "cpu") -> None:
     """Recompute every BatchNorm's running statistics per cut (encoder) and per cut and bitwidth (decoder) as
-    exact averages over `batches` batches of `images`."""
+    exact averages over `batches` batches of `images` (of the cache's rows when a FeatureCache is given)."""
     from planner.compress.quantize import fake_quantize
 
     gen = torch.Generator().manual_seed(seed + 1)
+    n = len(images) if cache is None else cache.n
     ae.reset_bn_stats()
     ae.set_bn_cumulative(True)
     ae.train()
     try:
         for _ in range(batches):
-            x = images[torch.randint(0, len(images), (batch_size,), generator=gen)]
-            _, feats = backbone.features(x)
+            idx = _draw(n, batch_size, gen, cache is not None)
+            live = None if cache is not None else backbone.features(images[idx].to(device))[1]
             for cut in ae.cuts:
-                z = ae.latent(feats[cut], cut)
+                z = ae.latent(cache.feature(cut, idx, device) if live is None else live[cut], cut)
                 for w in ae.widths(cut):
                     for b in ae.bits:
                         ae.reconstruct(fake_quantize(z[:, :w], b), cut, b)
@@ -301,26 +379,45 @@ def recalibrate_bn(ae: Autoencoder, backbone: Backbone, images: torch.Tensor, ba
         ae.eval()
 
 
+def _draw(n: int, size: int, gen: torch.Generator, window: bool) -> torch.Tensor | slice:
+    """`size` random rows of `n`: indices, or a random window of a FeatureCache's shuffled rows."""
+    if not window:
+        return torch.randint(0, n, (size,), generator=gen)
+    start = int(torch.randint(0, n - min(size, n) + 1, (1,), generator=gen))
+    return slice(start, start + min(size, n))
+
+
 @torch.no_grad()
 def calibrate_scales(ae: Autoencoder, backbone: Backbone, images: torch.Tensor, count: int = 1024,
-                     seed: int = 0) -> None:
-    """Measure each cut's input scale (99.9th percentile) and sign on `count` training images."""
+                     seed: int = 0, cache=None, device: torch.device | str = "cpu") -> None:
+    """Measure each cut's input scale (99.9th percentile) and sign on `count` training images (cached rows when
+    a FeatureCache is given)."""
     gen = torch.Generator().manual_seed(seed + 2)
-    x = images[torch.randint(0, len(images), (min(count, len(images)),), generator=gen)]
+    n = len(images) if cache is None else cache.n
+    idx = _draw(n, min(count, n), gen, cache is not None)
+    if cache is not None:
+        ae.calibrate({c: cache.feature(c, idx) for c in ae.cuts})
+        return
     feats: dict[str, list] = {c: [] for c in ae.cuts}
-    for chunk in x.split(256):
-        for c, f in backbone.features(chunk)[1].items():
-            feats[c].append(f)
+    for chunk in images[idx].split(256):
+        for c, f in backbone.features(chunk.to(device))[1].items():
+            if c in feats:
+                feats[c].append(f.cpu())
     ae.calibrate({c: torch.cat(v) for c, v in feats.items()})
 
 
 @torch.no_grad()
 def evaluate(ae: Autoencoder | None, backbone: Backbone, images: torch.Tensor, labels: torch.Tensor,
              cuts: Sequence[str] | None = None, bits: Sequence[int] | None = None,
-             batch_size: int = 500, widths: Sequence[int] | None = None) -> dict:
+             batch_size: int = 500, widths: Sequence[int] | None = None, device: torch.device | str = "cpu",
+             memory_mb: int = 1024) -> dict:
     """Accuracy (percent) of the backbone and, per (cut, width, bits), of head -> encode -> decode -> tail using
     the integer deployment path (`widths` None: every width each cut serves). Returns {"backbone": acc, "rows":
-    {(cut, width, bits): acc}}."""
+    {(cut, width, bits): acc}}. The batch shrinks below `batch_size` where the model's activations would pass
+    `memory_mb`."""
+    from planner.compress.featcache import adapt_batch, per_sample_activation_values
+
+    batch_size = adapt_batch(batch_size, 8 * per_sample_activation_values(backbone), memory_mb << 20)
     cuts = list(cuts or (ae.cuts if ae is not None else []))
     bits = list(bits or (ae.bits if ae is not None else []))
     keys = [(c, w, b) for c in cuts for w in ae.widths(c) if widths is None or w in widths for b in bits] \
@@ -329,6 +426,7 @@ def evaluate(ae: Autoencoder | None, backbone: Backbone, images: torch.Tensor, l
     base = 0
     with torch.inference_mode():
         for xb, yb in zip(images.split(batch_size), labels.split(batch_size), strict=True):
+            xb, yb = xb.to(device), yb.to(device)
             logits, feats = backbone.features(xb)
             base += int((logits.argmax(1) == yb).sum())
             for c, w, b in keys:
@@ -385,38 +483,45 @@ def default_cuts(loaded, partitioner: Partitioner | None = None) -> list:
 
 
 def train_autoencoder(loaded, data: TrainData, kind: str = "shared", *, variant: str = "slim",
-                      latent: float = DEFAULT_LATENT, width: int = 32, decoder_width: int = 48, bits: Sequence[int] = DEFAULT_BITS,
-                      widths: Sequence[int] = DEFAULT_WIDTHS,
+                      latent: float = DEFAULT_LATENT, width: int = 32, decoder_width: int = 48,
+                      bits: Sequence[int] = DEFAULT_BITS, widths: Sequence[int] = DEFAULT_WIDTHS,
                       cut_ids: Sequence[str] | None = None, cfg: TrainConfig | None = None,
                       threads: int | None = None, out: str | Path | None = None, checkpoint: str | Path | None = None,
                       resume: bool = False, progress: bool = True, command: str = "",
-                      stop_after: int | None = None, overwrite_shipped: bool = False) -> dict:
+                      stop_after: int | None = None, device: str | torch.device = "cpu",
+                      feature_cache: str | Path | bool | None = None,
+                      cache_bytes: int | None = None, overwrite_shipped: bool = False) -> dict:
     """Train the autoencoder of any model (a LoadedModel), recalibrate BN, score it on `data.val_*`, and write
-    `<out>` (zoo default: a new file, `planner.compress.shipped.training_output`; the committed weights only with
-    `overwrite_shipped`) plus a JSON card beside it. Returns the card (only
-    {"stopped_at": step, "checkpoint": path} when `stop_after` ended the session early)."""
+    `<out>` plus a JSON card beside it (zoo default: runs/ae/<model>-<kind>.pt; the shipped weights only with
+    `overwrite_shipped`, see `planner.compress.shipped.training_output`). `feature_cache`: a folder for the FeatureCache (None: the default, False or "none": run the
+    backbone every step). Returns the card (only {"stopped_at": step, "checkpoint": path} when `stop_after`
+    ended the session early)."""
+    from planner.devices import resolve_device
+
     cfg = cfg or TrainConfig()
     if data.y is None:
         cfg = replace(cfg, ce_weight=0.0)  # no labels: distillation (and reconstruction) only
     if threads:
         torch.set_num_threads(threads)
+    dev = resolve_device(device)
+    out = training_output(loaded.name, kind, out, zoo=loaded.zoo, overwrite_shipped=overwrite_shipped)
+    out.parent.mkdir(parents=True, exist_ok=True)
     wall = time.perf_counter()
     part = Partitioner(loaded.model, loaded.example(), loaded.leaf_modules)
     backbone = Backbone(loaded.model, loaded.example(), cut_ids, part,
-                        kinds=("map",) if loaded.zoo else FEATURE_KINDS)
+                        kinds=("map",) if loaded.zoo else FEATURE_KINDS).to(dev)
     config = AEConfig.for_cuts(backbone.cuts, latent=latent, widths=tuple(widths), bits=tuple(bits), variant=variant,
-                               width=width,
-                               decoder_width=decoder_width,
+                               width=width, decoder_width=decoder_width,
                                extra={"model": loaded.name, "weights_sha256": loaded.weights_sha256})
     torch.manual_seed(cfg.seed)
     ae = build_autoencoder(config, kind)
     images, labels = data.x, data.y if data.y is not None else _teacher_labels(backbone, data.x)
-    calibrate_scales(ae, backbone, images, seed=cfg.seed)
-    out = training_output(loaded.name, kind, out, zoo=loaded.zoo, overwrite_shipped=overwrite_shipped)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    cache, cache_info = _open_cache(backbone, images, feature_cache, cache_bytes, cfg.seed, dev, progress)
+    calibrate_scales(ae, backbone, images, seed=cfg.seed, cache=cache, device=dev)
+    ae.to(dev)
     ckpt = Path(checkpoint) if checkpoint else Path("runs") / "ae" / f"{out.stem}.ckpt"
     result = train(ae, backbone, images, labels, cfg, checkpoint=ckpt, resume=resume, progress=progress,
-                   stop_after=stop_after)
+                   stop_after=stop_after, cache=cache, device=dev)
     if result.steps_done < cfg.steps:
         return {"stopped_at": result.steps_done, "checkpoint": str(ckpt)}
     recal_start = time.perf_counter()
@@ -424,30 +529,56 @@ def train_autoencoder(loaded, data: TrainData, kind: str = "shared", *, variant:
     with torch.no_grad():
         for p in ae.parameters():
             p.copy_(p.half().float())
-    batch = min(cfg.recal_batch_size, len(images))  # a small data set is averaged over about once, not 20 times
-    recalibrate_bn(ae, backbone, images, min(cfg.recal_batches, math.ceil(len(images) / batch)), batch, cfg.seed)
+    n = len(images) if cache is None else cache.n
+    batch = min(cfg.recal_batch_size, n)  # a small data set is averaged over about once, not 20 times
+    recalibrate_bn(ae, backbone, images, min(cfg.recal_batches, math.ceil(n / batch)), batch, cfg.seed,
+                   cache=cache, device=dev)
     recal_seconds = time.perf_counter() - recal_start
-    sha = save_autoencoder(ae, out)
-    card = _card(loaded, data, kind, ae, config, cfg, out, sha, backbone, result, command)
-    card["train"]["recalibrate_seconds"] = round(recal_seconds, 1)
+    sha = save_autoencoder(ae.cpu(), out)
+    card = _card(loaded, data, kind, ae, config, cfg, out, sha, backbone, result, command, dev)
+    card["train"].update(recalibrate_seconds=round(recal_seconds, 1), device=str(dev), feature_cache=cache_info,
+                         updates_per_hour=round(3600 * result.steps_done / max(result.seconds, 1e-9)))
     card["wall_seconds"] = round(time.perf_counter() - wall, 1)
     out.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
     return card
 
 
+def default_out(model_name: str, kind: str = "shared") -> Path:
+    """Where `train-ae` writes a zoo model's autoencoder by default: beside the runs, not over the shipped file."""
+    return training_output(model_name, kind)
+
+
+def _open_cache(backbone: Backbone, images: torch.Tensor, where, cache_bytes: int | None, seed: int, device,
+                progress: bool) -> tuple[object | None, dict | None]:
+    """The FeatureCache to train from (None when disabled) and what the card says about it."""
+    from planner.compress.featcache import DEFAULT_CACHE_BYTES, open_or_build
+
+    if where is False or (isinstance(where, str) and where.lower() == "none"):
+        return None, None
+    start = time.perf_counter()
+    cache = open_or_build(backbone, images, None if where in (None, True) else where,
+                          max_bytes=cache_bytes or DEFAULT_CACHE_BYTES, seed=seed, device=device, progress=progress)
+    return cache, {"key": cache.key, "rows": cache.n, "of": int(len(images)), "gib": round(cache.nbytes() / 2**30, 3),
+                   "open_or_build_seconds": round(time.perf_counter() - start, 1)}
+
+
 def _teacher_labels(backbone: Backbone, x: torch.Tensor) -> torch.Tensor:
     """The unsplit model's top-1 predictions: the targets of agreement (and of CE, which is off without labels)."""
+    from planner.compress.featcache import adapt_batch, per_sample_activation_values
+
+    chunk = adapt_batch(500, 8 * per_sample_activation_values(backbone), 1 << 30, floor=1)
     with torch.inference_mode():
-        return torch.cat([backbone.features(chunk)[0].argmax(1) for chunk in x.split(500)])
+        return torch.cat([backbone.features(part.to(backbone.device))[0].argmax(1).cpu() for part in x.split(chunk)])
 
 
-def _card(loaded, data: TrainData, kind, ae, config, cfg, out: Path, sha, backbone, result, command) -> dict:
+def _card(loaded, data: TrainData, kind, ae, config, cfg, out: Path, sha, backbone, result, command,
+          device="cpu") -> dict:
     """The weights card: what was trained for which model, weights and data, by which recipe, how well."""
     from planner.compress.autoencoder import load_autoencoder_file
 
     vy = data.val_y if data.val_y is not None else _teacher_labels(backbone, data.val_x)
     metric = "accuracy" if data.val_y is not None else "agreement"
-    scores = evaluate(load_autoencoder_file(out), backbone, data.val_x, vy)
+    scores = evaluate(load_autoencoder_file(out).to(device), backbone, data.val_x, vy.cpu(), device=device)
     flag = " --independent" if kind == "independent" else ""
     return {
         "model": loaded.name, "kind": kind, "id": f"{loaded.name}/{kind}@{sha[:8]}", "file": out.name,

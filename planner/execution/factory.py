@@ -26,9 +26,20 @@ def assemble(model, autoencoder=None, quantizer="auto", *, weights=None, input_s
 
 
 def cloud_pipeline(model, autoencoder=AutoencoderKind.SHARED, weights=None, *, quantizer="auto",
-                   runtime: str = "torch", onnx=None):
-    """What a cloud server runs for `model` (see `assemble`)."""
-    return assemble(model, autoencoder, quantizer, weights=weights, runtime=runtime, onnx=onnx)
+                   runtime: str = "torch", onnx=None, device="cpu"):
+    """What a cloud server runs for `model` (see `assemble`), on `device` ('auto', 'cpu', 'cuda[:N]'; ONNX Runtime
+    runs on the CPU)."""
+    from planner.devices import DeviceError, resolve_device
+
+    device = resolve_device(device)
+    if runtime != "torch" and device.type != "cpu":
+        raise DeviceError(f"the {runtime} runtime runs on the CPU here: use --device cpu (or --runtime torch)")
+    pipeline = assemble(model, autoencoder, quantizer, weights=weights)
+    if device.type != "cpu":
+        pipeline.to(device)
+    from planner.execution.onnx_runtime import runtime_pipeline
+
+    return runtime_pipeline(pipeline, runtime, onnx)
 
 
 def edge_pipeline(model, edge_profile, options=None):

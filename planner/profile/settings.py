@@ -30,8 +30,11 @@ class ProfileSettings:
     accuracy_limit: int | None = field(default=None, metadata=rule(Number(1, integer=True, none=True)))
     # ^ test images for accuracy (None = all 10,000; cached)
     float16: bool = False  # also profile the float16 raw feature (a candidate with ~0 accuracy loss)
+    batch_sizes: tuple[int, ...] = ()  # cloud: also time decoder + tail at these batch sizes (dynamic batching)
 
     def __post_init__(self) -> None:
         check_fields(self)
+        for size in self.batch_sizes:
+            COUNT.check("batch_sizes", size)
         if self.cpu_quota is not None and self.role != Role.EDGE:
             raise ProfileError("--cpu-quota emulates a weak edge device: use it with --role edge")

@@ -28,6 +28,7 @@ from planner.config import DEFAULT_CLOUD, DEFAULT_MAX_LOSS
 from planner.energy import request_energy
 from planner.errors import MismatchError, PlannerError, ProfileError
 from planner.objectives import as_goal
+from planner.profile.batching import BatchCurve
 from planner.profile.schema import Profile
 from planner.runtime.calibrate import Calibration, Explorer, GuardedEstimate
 from planner.runtime.client import CloudClient, CloudUnavailable, ServerError, TLSMismatch
@@ -101,6 +102,7 @@ class EdgeClient:
         self.freshness: dict | None = None
         self.replan, self.load_aware = o.replan, o.load_aware
         self.queue = QueueEstimate(o.queue_alpha, o.queue_half_life_s)
+        self.batch_curve = BatchCurve.of(self.cloud_profile)  # a batching cloud's compute per batch size, or None
         self.timeout = float(o.timeout)
         self.min_sample_ms = float(o.min_sample_ms)
         self.client = cloud if isinstance(cloud, CloudClient) else CloudClient(
@@ -283,9 +285,13 @@ class EdgeClient:
         bounded by what the edge waited, see `Reply.of`): its wire time into the bandwidth estimate, its queue
         wait into the queue estimate, its stages into the calibration."""
         self._observe(reply)
-        self.queue.observe(reply.queue_wait_ms)
+        # a request that shared a dynamic batch paid the batch's compute: beyond its own, that is load, like the queue
+        # (bounded by the server's own time, as every figure of the reply)
+        batched = min(self.batch_curve.excess_ms(cs.specs[i].cut, reply.batch_size), reply.server_ms) \
+            if self.batch_curve else 0.0
+        self.queue.observe(reply.queue_wait_ms + batched)
         self.calibration.observe(edge_ms=edge_total_ms, profiled_edge_ms=float(cs.edge_ms[i]), measured_ms=measured_ms,
-                                 server_ms=reply.compute_ms, profiled_cloud_ms=float(cs.compute_cloud_ms[i]),
+                                 server_ms=reply.compute_ms, profiled_cloud_ms=float(cs.compute_cloud_ms[i]) + batched,
                                  network_ms=reply.network_ms, queue_ms=reply.held_ms, connect_ms=reply.connect_ms,
                                  edge_compute=not cs.specs[i].is_end)
 
