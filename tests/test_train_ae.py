@@ -185,7 +185,7 @@ def test_train_ae_refuses_the_shipped_file_unless_told(tmp_path):
     with pytest.raises(CompressError, match="shipped with planner.*--overwrite-shipped"):
         training_output("resnet-fmnist", "shared", shipped)
     assert training_output("resnet-fmnist", "shared", shipped, overwrite_shipped=True) == shipped
-    assert training_output("resnet-fmnist", "shared").as_posix() == "autoencoders/resnet-fmnist-shared.pt"
+    assert training_output("resnet-fmnist", "shared").as_posix() == "runs/ae/resnet-fmnist-shared.pt"
     r = _cli("--model", "resnet-fmnist", "--out", str(shipped), "--steps", "1", cwd=tmp_path)
     assert r.returncode == 2 and "--overwrite-shipped" in r.stderr and r.stderr.count("\n") == 1
 
@@ -204,5 +204,5 @@ def test_default_train_ae_run_leaves_the_shipped_weights_untouched(tmp_path):
              "--recal-batches", "1", "--threads", "1", "--no-progress", "--cuts", "relu_5", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     assert digests() == before
-    assert (tmp_path / "autoencoders" / "resnet-fmnist-shared.pt").is_file()
-    assert (tmp_path / "autoencoders" / "resnet-fmnist-shared.json").is_file()
+    assert (tmp_path / "runs" / "ae" / "resnet-fmnist-shared.pt").is_file()
+    assert (tmp_path / "runs" / "ae" / "resnet-fmnist-shared.json").is_file()
