@@ -36,3 +36,15 @@ DEFAULT_BATCH_MAX: int = 64  # most inputs in one dynamic batch (a request carry
 # a phone-class SoC running one big core (active) and waiting with the screen off (idle); an assumption, marked so
 DEFAULT_EDGE_ACTIVE_W: float = 2.0
 DEFAULT_EDGE_IDLE_W: float = 0.3
+CONFIDENT_P: float = 0.5  # without labels, agreement is scored on the samples whose unsplit top-1 probability is
+# at least this (the others are coin flips any perturbation moves); plain agreement and top-5 containment beside it
+BATCH_VALUES: int = 1 << 22  # input values in one inference batch (evaluate, accuracy, reference labels, BN
+# recalibration): 500 Fashion-MNIST images, 27 crops of 3x224x224 (about 16 MB of float32 input)
+
+
+def batch_for(input_shape, cap: int = 500, values: int = BATCH_VALUES) -> int:
+    """A batch size that adapts to the per-sample input size: at most `cap`, at most `values` input values."""
+    n = 1
+    for d in input_shape:
+        n *= int(d)
+    return max(1, min(int(cap), values // max(n, 1)))

@@ -65,6 +65,12 @@ def register(sub) -> None:
                    help="autoencoder file from `planner train-ae --out`, a zoo model's committed shared/independent "
                         "one, or none (raw cuts only); default: shared for the zoo, none for your own model")
     p.add_argument("--float16", action="store_true", help="also profile the float16 raw feature")
+    p.add_argument("--remeasure-accuracy", action="store_true",
+                   help="measure the accuracy table again instead of reusing the cache or the autoencoder's card")
+    p.add_argument("--save-accuracy", action="store_true",
+                   help="write the measured accuracy table into the autoencoder's card (it travels with the weights)")
+    p.add_argument("--all-cuts", action="store_true",
+                   help="also profile the cuts that only repeat their neighbour (padding, dropout, identity)")
     p.add_argument("--edge-power-w", type=check.checked(parse_power), default=None, metavar="ACTIVE[,IDLE]",
                    help="declare the edge's power in watts (recorded as declared); default: measured with RAPL "
                         "(Linux powercap) where readable, else none recorded and plans assume "
@@ -129,7 +135,9 @@ def run(args) -> int:
     settings = ProfileSettings(role=args.role, threads=args.threads, batch=args.batch, repeats=args.repeats,
                                max_seconds=args.max_seconds, device=args.device, cpu_quota=args.cpu_quota,
                                payload_samples=args.payload_samples, accuracy_limit=args.accuracy_limit,
-                               float16=args.float16, batch_sizes=tuple(args.batch_sizes or ()))
+                               float16=args.float16, all_cuts=args.all_cuts,
+                               remeasure_accuracy=args.remeasure_accuracy, save_accuracy=args.save_accuracy,
+                               batch_sizes=tuple(args.batch_sizes or ()))
     loaded = model_from_args(args)
     autoencoder = args.autoencoder or ("shared" if loaded.zoo else "none")
     data = data_from_args(args, loaded, split="test")

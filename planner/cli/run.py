@@ -171,8 +171,7 @@ def _print(args, report, metric: str, shaper, trace) -> None:
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        text = report.format()
-        print(text.replace("accuracy", "agreement") if metric == "agreement" else text)
+        print(report.format(metric))
         if args.results:
             print(f"wrote {args.results}", file=sys.stderr)
 

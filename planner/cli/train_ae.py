@@ -30,7 +30,8 @@ def register(sub) -> None:
     p.add_argument("--width", type=count, default=32, help=argparse.SUPPRESS)
     p.add_argument("--decoder-width", type=count, default=48, help="decoder trunk width (runs in the cloud)")
     p.add_argument("--steps", type=count, default=None, help="optimizer steps (default: the recipe's)")
-    p.add_argument("--batch-size", type=count, default=None)
+    p.add_argument("--batch-size", type=count, default=None,
+                   help="training batch (default 128; smaller per cut where a step's activations would pass --memory-mb)")
     p.add_argument("--lr", type=check.positive_number, default=None)
     p.add_argument("--bits-per-step", type=count, default=None,
                    help="(width, bits) settings per step: smallest + largest + random")
@@ -79,8 +80,8 @@ def run(args) -> int:
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     kind = AutoencoderKind.INDEPENDENT if args.independent else AutoencoderKind.SHARED
     cut_ids = [c for c in args.cuts.split(",") if c] if args.cuts else None
-    zoo = args.model in zoo_names()
-    out = training_output(args.model, kind, args.out, zoo=zoo, overwrite_shipped=args.overwrite_shipped)
+    is_zoo = args.model in zoo_names()
+    out = training_output(args.model, kind, args.out, zoo=is_zoo, overwrite_shipped=args.overwrite_shipped)
     options = dict(variant=args.variant, latent=args.latent, widths=_widths(args.widths), width=args.width,
                    decoder_width=args.decoder_width, bits=parse_bits(args.bits), cut_ids=cut_ids, cfg=cfg,
                    threads=args.threads, out=out, checkpoint=args.checkpoint, resume=args.resume,
@@ -89,7 +90,9 @@ def run(args) -> int:
                    device=args.device, feature_cache=args.feature_cache,
                    cache_bytes=None if args.cache_gb is None else int(args.cache_gb * 2**30))
     loaded = model_from_args(args)
-    if loaded.zoo and not args.data:
+    from planner import zoo
+
+    if loaded.zoo and not args.data and zoo.default_data(loaded.name) == "fashion-mnist":
         card = train_zoo_autoencoder(loaded.name, kind, limit=args.limit, val_limit=args.val_limit, **options)
     else:
         data = data_from_args(args, loaded, split="train").take(args.limit)

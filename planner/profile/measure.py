@@ -66,7 +66,7 @@ class _Measurer:
     """The steps of one profile: per cut (head, tail, raw formats, each bitwidth), the input, the whole model."""
 
     def __init__(self, pipeline, s: ProfileSettings, data, progress: bool) -> None:
-        from planner.datasets import fashion_mnist
+        from planner.datasets import zoo_default
 
         s.device = str(resolve_device(s.device))
         if s.device != "cpu" and s.role != Role.CLOUD:
@@ -80,13 +80,15 @@ class _Measurer:
         self.bits = list(ae.bits) if ae is not None else []
         self.served = set(ae.cuts) if ae is not None else set()
         self.load_before = _load_avg()
-        data = data if data is not None else fashion_mnist("test")
+        data = data if data is not None else zoo_default(pipeline.name)
         images = data.raw
         self.raw_batch = images[: s.batch]
         self.x = pipeline.input_tensor(self.raw_batch)
         self.samples = images[: s.payload_samples]
         self.xs = pipeline.input_tensor(self.samples)
-        self.acc = accuracy_table(pipeline, self.bits, limit=s.accuracy_limit, progress=progress, data=data)
+        self.acc = accuracy_table(pipeline, self.bits, limit=s.accuracy_limit, progress=progress, data=data,
+                                  all_cuts=s.all_cuts, use_cache=not s.remeasure_accuracy,
+                                  save_to_card=s.save_accuracy)
         self.data = data
 
     def move(self) -> None:
@@ -99,7 +101,7 @@ class _Measurer:
         return t.to(self.s.device)
 
     def iterate_cuts(self):
-        inner = [c for c in self.pipeline.cuts if not c.trivial]
+        inner = [c for c in self.pipeline.cuts if not c.trivial and (self.s.all_cuts or not c.duplicate)]
         if not self.progress:
             return inner
         from tqdm.auto import tqdm
@@ -160,7 +162,8 @@ class _Measurer:
         payload = coder.encode(p, feature, spec)
         return {"bytes_mean": mean, "bytes_p95": p95,
                 "encode_ms": self.timed(lambda: coder.encode(p, feature, spec), on_edge=True),
-                "decode_ms": self.timed(lambda: self.on_device(coder.decode(p, codec.decode(payload))), on_edge=False),
+                "decode_ms": self.timed(lambda: self.on_device(coder.decode(p, codec.decode(payload, entropy=p.entropy_books()))),
+                                        on_edge=False),
                 "accuracy": get(self.acc["cuts"][spec.cut], coder.accuracy_key(spec))}
 
     def input_and_whole(self) -> tuple[dict, object]:
@@ -190,6 +193,7 @@ class _Measurer:
                          "threads": self.threads, "payload_samples": s.payload_samples,
                          "accuracy_images": acc.get("n"), "weights_sha256": p.weights_sha256,
                          "data": acc.get("data"), "metric": acc.get("metric", "accuracy"),
+                         "confident_threshold": acc.get("confident_threshold"), "accuracy_images_all": acc.get("n_all"),
                          "load_avg": {"before": self.load_before, "after": _load_avg()}},
             "scaled": None, "backbone_accuracy": acc.get("backbone"), "bits": self.bits, "input": inp,
             "widths": sorted({w for c in self.served for w in self.ae.widths(c)}) if self.ae is not None else [],

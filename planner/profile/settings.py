@@ -30,6 +30,9 @@ class ProfileSettings:
     accuracy_limit: int | None = field(default=None, metadata=rule(Number(1, integer=True, none=True)))
     # ^ test images for accuracy (None = all 10,000; cached)
     float16: bool = False  # also profile the float16 raw feature (a candidate with ~0 accuracy loss)
+    all_cuts: bool = False  # also the cuts that only repeat their neighbour (padding, dropout, identity, reshape)
+    remeasure_accuracy: bool = False  # measure accuracy again (not from the cache or the autoencoder's card)
+    save_accuracy: bool = False  # write the measured accuracy table into the autoencoder's card
     batch_sizes: tuple[int, ...] = ()  # cloud: also time decoder + tail at these batch sizes (dynamic batching)
 
     def __post_init__(self) -> None:
