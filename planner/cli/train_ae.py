@@ -28,7 +28,8 @@ def register(sub) -> None:
     p.add_argument("--width", type=int, default=32, help=argparse.SUPPRESS)
     p.add_argument("--decoder-width", type=int, default=48, help="decoder trunk width (runs in the cloud)")
     p.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the recipe's)")
-    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="training batch (default 128; smaller per cut where a step's activations would pass --memory-mb)")
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--bits-per-step", type=int, default=None, help="(width, bits) settings per step: smallest + largest + random")
     p.add_argument("--ce-weight", type=float, default=None, help="weight of the label cross-entropy (default 0.5)")
@@ -84,7 +85,9 @@ def run(args) -> int:
                    feature_cache=args.feature_cache,
                    cache_bytes=None if args.cache_gb is None else int(args.cache_gb * 2**30))
     loaded = model_from_args(args)
-    if loaded.zoo and not args.data:
+    from planner import zoo
+
+    if loaded.zoo and not args.data and zoo.default_data(loaded.name) == "fashion-mnist":
         card = train_zoo_autoencoder(loaded.name, kind, limit=args.limit, val_limit=args.val_limit, **options)
     else:
         data = data_from_args(args, loaded, split="train").take(args.limit)

@@ -23,7 +23,7 @@ import torch
 from planner.compress.autoencoder import WEIGHTS_DIR, feature_kind, from_map, to_map
 from planner.compress.entropy import EntropyBook, fit_book
 from planner.compress.quantize import from_codes, levels
-from planner.config import DEFAULT_BITS
+from planner.config import DEFAULT_BITS, batch_for
 from planner.errors import CodecError, CompressError
 from planner.types import check_bits
 
@@ -220,17 +220,21 @@ def resolve_quantizer(loaded, spec="auto") -> RawQuantizer | None:
 
 
 def calibrate_model(loaded, inputs: torch.Tensor, cut_ids: Sequence[str] | None = None,
-                    bits: Sequence[int] = DEFAULT_BITS, batch_size: int = 256) -> RawQuantizer:
-    """A model's raw quantizer: clip ranges at its autoencoder-served cuts (or `cut_ids`) from model inputs."""
+                    bits: Sequence[int] = DEFAULT_BITS, batch_size: int | None = None, device="cpu") -> RawQuantizer:
+    """A model's raw quantizer: clip ranges at its autoencoder-served cuts (or `cut_ids`) from model inputs; the
+    features are computed on `device` ('auto', 'cpu', 'cuda[:N]'; the model is moved there), the ranges on the CPU."""
     from planner.compress.train import Backbone, default_cuts
+    from planner.devices import resolve_device
 
     ids = list(cut_ids) if cut_ids else [c.id for c in default_cuts(loaded)]
+    device = resolve_device(device)
     backbone = Backbone(loaded.model, loaded.example(), ids, None, kinds=("map", "tokens", "vector"))
+    loaded.model.to(device)
     feats: dict[str, list[torch.Tensor]] = {c: [] for c in backbone.cut_ids}
     with torch.inference_mode():
-        for chunk in inputs.split(batch_size):
-            for c, f in backbone.features(chunk)[1].items():
-                feats[c].append(f)
+        for chunk in inputs.split(batch_size or batch_for(inputs.shape[1:], 256)):
+            for c, f in backbone.features(chunk.to(device))[1].items():
+                feats[c].append(f.cpu())
     features = {c: torch.cat(v) for c, v in feats.items()}
     q = RawQuantizer.calibrate(features, bits, {"model": loaded.name, "weights_sha256": loaded.weights_sha256,
                                                 "samples": int(len(inputs))})

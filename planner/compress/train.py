@@ -41,7 +41,7 @@ from planner.compress.autoencoder import (
     weights_path,
 )
 from planner.compress.quantize import fake_quantize
-from planner.config import DEFAULT_BITS, DEFAULT_LATENT, DEFAULT_WIDTHS
+from planner.config import DEFAULT_BITS, DEFAULT_LATENT, DEFAULT_WIDTHS, batch_for
 from planner.errors import CompressError
 from planner.partition import Partitioner
 
@@ -64,7 +64,7 @@ class TrainConfig:
     ce_weight: float = 0.5
     temperature: float = 2.0
     recal_batches: int = 20
-    recal_batch_size: int = 250
+    recal_batch_size: int = 250  # at most; fewer for large inputs (`planner.config.batch_for`)
     seed: int = 0
     checkpoint_every: int = 250
     memory_mb: int = 2048  # activations of one training step: the batch shrinks at cuts whose tail needs more
@@ -395,12 +395,13 @@ def calibrate_scales(ae: Autoencoder, backbone: Backbone, images: torch.Tensor, 
     a FeatureCache is given)."""
     gen = torch.Generator().manual_seed(seed + 2)
     n = len(images) if cache is None else cache.n
+    count = batch_for(images.shape[1:], count, 1 << 26)  # 1024 small images; about 450 crops of 3x224x224
     idx = _draw(n, min(count, n), gen, cache is not None)
     if cache is not None:
         ae.calibrate({c: cache.feature(c, idx) for c in ae.cuts})
         return
     feats: dict[str, list] = {c: [] for c in ae.cuts}
-    for chunk in images[idx].split(256):
+    for chunk in images[idx].split(batch_for(images.shape[1:], 256)):
         for c, f in backbone.features(chunk.to(device))[1].items():
             if c in feats:
                 feats[c].append(f.cpu())
@@ -425,6 +426,7 @@ def evaluate(ae: Autoencoder | None, backbone: Backbone, images: torch.Tensor, l
         if ae is not None else []
     correct = dict.fromkeys(keys, 0)
     base = 0
+    batch_size = batch_size or batch_for(images.shape[1:])
     with torch.inference_mode():
         for xb, yb in zip(images.split(batch_size), labels.split(batch_size), strict=True):
             xb, yb = xb.to(device), yb.to(device)
@@ -519,7 +521,9 @@ def train_autoencoder(loaded, data: TrainData, kind: str = "shared", *, variant:
                                extra={"model": loaded.name, "weights_sha256": loaded.weights_sha256})
     torch.manual_seed(cfg.seed)
     ae = build_autoencoder(config, kind)
-    images, labels = data.x, data.y if data.y is not None else _teacher_labels(backbone, data.x)
+    images = data.x
+    # without labels the loss has no cross-entropy term (ce_weight 0): no backbone pass for labels it never reads
+    labels = data.y if data.y is not None else torch.zeros(len(images), dtype=torch.long)
     cache, cache_info = _open_cache(backbone, images, feature_cache, cache_bytes, cfg.seed, dev, progress)
     calibrate_scales(ae, backbone, images, seed=cfg.seed, cache=cache, device=dev)
     ae.to(dev)
@@ -534,8 +538,11 @@ def train_autoencoder(loaded, data: TrainData, kind: str = "shared", *, variant:
         for p in ae.parameters():
             p.copy_(p.half().float())
     n = len(images) if cache is None else cache.n
-    batch = min(cfg.recal_batch_size, n)  # a small data set is averaged over about once, not 20 times
-    recalibrate_bn(ae, backbone, images, min(cfg.recal_batches, math.ceil(n / batch)), batch, cfg.seed,
+    # the batch adapts to the input size (as many samples in more batches); a small data set is averaged over
+    # about once, not 20 times
+    batch = min(batch_for(images.shape[1:], cfg.recal_batch_size), n)
+    batches = math.ceil(cfg.recal_batches * cfg.recal_batch_size / batch)
+    recalibrate_bn(ae, backbone, images, min(batches, math.ceil(n / batch)), batch, cfg.seed,
                    cache=cache, device=dev)
     recal_seconds = time.perf_counter() - recal_start
     ae.cpu().fit_entropy(entropy_features(backbone, images, cache, cfg.seed))

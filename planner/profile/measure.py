@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from planner.compress import codec
+from planner.devices import resolve_device, synchronize
 from planner.errors import ProfileError
 from planner.execution.coders import coded_settings, coder_for, get, put
 from planner.profile.accuracy import accuracy_table
@@ -42,10 +43,19 @@ class ProfileSettings:
     payload_samples: int = 200  # real test images for payload byte statistics
     accuracy_limit: int | None = None  # test images for accuracy (None = all 10,000; cached)
     float16: bool = False  # also profile the float16 raw feature (a candidate with ~0 accuracy loss)
+    all_cuts: bool = False  # also the cuts that only repeat their neighbour (padding, dropout, identity, reshape)
+    remeasure_accuracy: bool = False  # measure accuracy again (not from the cache or the autoencoder's card)
+    save_accuracy: bool = False  # write the measured accuracy table into the autoencoder's card
+    batch_sizes: tuple[int, ...] = ()  # cloud: also time decoder + tail at these batch sizes (dynamic batching)
 
 
 def _t(fn, s: ProfileSettings) -> dict:
-    return measure(fn, min_repeats=s.repeats, max_seconds=s.max_seconds).to_dict()
+    """`fn` timed; on a GPU each call waits for its kernels (warm-up calls included)."""
+    def run():
+        fn()
+        synchronize(s.device)
+
+    return measure(run, min_repeats=s.repeats, max_seconds=s.max_seconds).to_dict()
 
 
 def _stats(sizes: list[int]) -> tuple[float, float]:
@@ -57,28 +67,37 @@ def profile_pipeline(pipeline, settings: ProfileSettings | None = None, progress
     """Measure `pipeline` (a SplitPipeline) on this device and return the profile as a dict (see schema).
     `data` (a planner.datasets.DataSet, default the Fashion-MNIST test set) gives the samples for payloads and
     accuracy (agreement without labels)."""
-    m = _Measurer(pipeline, settings or ProfileSettings(), data, progress)
+    m = _Measurer(pipeline, settings or ProfileSettings(), data, progress)  # accuracy: on the CPU, cached
+    m.move()
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(m.threads)
     try:
         with torch.inference_mode():
             cuts = [m.cut(c) for c in m.iterate_cuts()]
             inp, whole = m.input_and_whole()
+            batched = batch_times(m) if m.s.batch_sizes and m.cloud else None
     finally:
         torch.set_num_threads(previous_threads)
-    return m.document(cuts, inp, whole)
+    doc = m.document(cuts, inp, whole)
+    if batched is not None:
+        doc["batch_ms"] = batched
+    return doc
 
 
 class _Measurer:
     """The steps of one profile: per cut (head, tail, raw formats, each bitwidth), the input, the whole model."""
 
     def __init__(self, pipeline, s: ProfileSettings, data, progress: bool) -> None:
-        from planner.datasets import fashion_mnist
+        from planner.datasets import zoo_default
 
         if s.role not in ROLES:
             raise ProfileError(f"role must be one of {', '.join(ROLES)}, got {s.role!r}")
         if s.cpu_quota is not None and s.role != Role.EDGE:
             raise ProfileError("--cpu-quota emulates a weak edge device: use it with --role edge")
+        s.device = str(resolve_device(s.device))
+        if s.device != "cpu" and s.role != Role.CLOUD:
+            raise ProfileError(f"--device {s.device} profiles the cloud side: use it with --role cloud (an edge "
+                               "profile runs on the edge's CPU)")
         self.pipeline, self.s, self.progress = pipeline, s, progress
         self.edge, self.cloud = Role(s.role).covers(Role.EDGE), Role(s.role).covers(Role.CLOUD)
         self.threads = s.threads or (1 if s.role == Role.EDGE else torch.get_num_threads() or 1)
@@ -87,16 +106,28 @@ class _Measurer:
         self.bits = list(ae.bits) if ae is not None else []
         self.served = set(ae.cuts) if ae is not None else set()
         self.load_before = _load_avg()
-        data = data if data is not None else fashion_mnist("test")
+        data = data if data is not None else zoo_default(pipeline.name)
         images = data.raw
         self.raw_batch = images[: s.batch]
         self.x = pipeline.input_tensor(self.raw_batch)
         self.samples = images[: s.payload_samples]
         self.xs = pipeline.input_tensor(self.samples)
-        self.acc = accuracy_table(pipeline, self.bits, limit=s.accuracy_limit, progress=progress, data=data)
+        self.acc = accuracy_table(pipeline, self.bits, limit=s.accuracy_limit, progress=progress, data=data,
+                                  all_cuts=s.all_cuts, use_cache=not s.remeasure_accuracy,
+                                  save_to_card=s.save_accuracy)
+        self.data = data
+
+    def move(self) -> None:
+        """The cloud side to the profiled device (after the accuracy pass, which ran on the CPU)."""
+        if self.s.device != "cpu":
+            self.pipeline.to(self.s.device)
+            self.x, self.xs = self.x.to(self.s.device), self.xs.to(self.s.device)
+
+    def on_device(self, t):
+        return t.to(self.s.device)
 
     def iterate_cuts(self):
-        inner = [c for c in self.pipeline.cuts if not c.trivial]
+        inner = [c for c in self.pipeline.cuts if not c.trivial and (self.s.all_cuts or not c.duplicate)]
         if not self.progress:
             return inner
         from tqdm.auto import tqdm
@@ -137,24 +168,27 @@ class _Measurer:
     def raw_format(self, c, feature, mode: str) -> dict:
         spec = CandidateSpec.raw(c.id, mode)
         coder = coder_for(spec)
+        feature = feature.cpu()  # the edge's side of a cloud profile on a GPU runs on the CPU
         payload = coder.encode(self.pipeline, feature, spec)
         r = {"bytes": len(payload),
              "serialize_ms": self.timed(lambda: coder.encode(self.pipeline, feature, spec), on_edge=True),
-             "deserialize_ms": self.timed(lambda: codec.decode(payload).tensor(), on_edge=False)}
+             "deserialize_ms": self.timed(lambda: self.on_device(codec.decode(payload).tensor()), on_edge=False)}
         if mode == "float16":
             r["accuracy"] = get(self.acc["cuts"][c.id], coder.accuracy_key(spec))
         return r
 
     def coded_entry(self, coder, spec, feature, feats) -> dict:
         """One coded candidate (the autoencoder at (bits, width), the raw quantizer at bits, ...): its coder's
-        payload sizes over the samples, encode and decode times, accuracy."""
+        payload sizes over the samples, encode and decode times, accuracy. Coders run on the CPU; on a GPU their
+        decode time includes the crossing to it."""
         p = self.pipeline
+        feature, feats = feature.cpu(), feats.cpu()
         sizes = [len(coder.encode(p, feats[i:i + 1], spec)) for i in range(len(feats))]
         mean, p95 = _stats(sizes)
         payload = coder.encode(p, feature, spec)
         return {"bytes_mean": mean, "bytes_p95": p95,
                 "encode_ms": self.timed(lambda: coder.encode(p, feature, spec), on_edge=True),
-                "decode_ms": self.timed(lambda: coder.decode(p, codec.decode(payload, entropy=p.entropy_books())),
+                "decode_ms": self.timed(lambda: self.on_device(coder.decode(p, codec.decode(payload, entropy=p.entropy_books()))),
                                         on_edge=False),
                 "accuracy": get(self.acc["cuts"][spec.cut], coder.accuracy_key(spec))}
 
@@ -169,7 +203,8 @@ class _Measurer:
         inp = {"shape": list(p.input_shape), "raw_bytes": int(np.asarray(raw_batch[:1]).nbytes),
                "compressed_bytes": _stats(input_sizes)[0],
                "encode_ms": self.timed(lambda: coder.encode(p, raw_batch, spec), on_edge=True),
-               "decode_ms": self.timed(lambda: coder.decode(p, codec.decode(in_payload)), on_edge=False)}
+               "decode_ms": self.timed(lambda: self.on_device(coder.decode(p, codec.decode(in_payload))),
+                                       on_edge=False)}
         whole = self.timed(lambda: p.model(p.input_tensor(raw_batch)), on_edge=True)
         cloud_whole = self.timed(lambda: p.model(self.x), on_edge=False)
         return inp, whole or cloud_whole
@@ -184,15 +219,42 @@ class _Measurer:
                          "threads": self.threads, "payload_samples": s.payload_samples,
                          "accuracy_images": acc.get("n"), "weights_sha256": p.weights_sha256,
                          "data": acc.get("data"), "metric": acc.get("metric", "accuracy"),
+                         "confident_threshold": acc.get("confident_threshold"), "accuracy_images_all": acc.get("n_all"),
                          "load_avg": {"before": self.load_before, "after": _load_avg()}},
             "scaled": None, "backbone_accuracy": acc.get("backbone"), "bits": self.bits, "input": inp,
             "widths": sorted({w for c in self.served for w in self.ae.widths(c)}) if self.ae is not None else [],
             "quantizer": p.quant_id, "quant_bits": list(self.quant.bits) if self.quant is not None else [],
             "whole_model_ms": whole,
-            "reply_bytes": len(codec.encode(scores.detach().numpy(), "output", mode="float32", lossless="none")),
+            "reply_bytes": len(codec.encode(scores.detach().cpu().numpy(), "output", mode="float32", lossless="none")),
             "cuts": cuts, "created": datetime.now(UTC).isoformat(timespec="seconds"), "notes": None,
             "exchange_ms": measure_exchange().to_dict(),
         }
+
+
+def batch_times(m: _Measurer) -> dict:
+    """What a dynamically batching cloud runs per group, at each of `batch_sizes` inputs at once (median ms): the
+    whole model (cloud-only), and per cut the tail and the decoder (widest width, highest bitwidth; on the CPU,
+    its output crossing to the device)."""
+    p, s = m.pipeline, m.s
+    sizes = sorted(set(s.batch_sizes))
+    out: dict = {"sizes": sizes, "whole": {}, "cuts": {}}
+    for n in sizes:
+        x = m.on_device(p.input_tensor(m.data.raw[np.arange(n) % len(m.data.raw)]))
+        out["whole"][str(n)] = _median(lambda x=x: p.model(x), s)
+        for c in (c for c in p.cuts if not c.trivial):
+            head, tail = p.split(c.id)
+            feature = head(x)
+            entry = out["cuts"].setdefault(c.id, {"tail": {}, "decode": {}})
+            entry["tail"][str(n)] = _median(lambda t=tail, f=feature: t(f), s)
+            if c.id in m.served:
+                b = max(m.bits)
+                codes = m.ae.encode(feature.cpu(), c.id, b)
+                entry["decode"][str(n)] = _median(lambda k=codes, cut=c.id, b=b: m.on_device(m.ae.decode(k, cut, b)), s)
+    return out
+
+
+def _median(fn, s: ProfileSettings) -> float:
+    return round(_t(fn, s)["median"], 6)
 
 
 def _load_avg() -> list[float]:
