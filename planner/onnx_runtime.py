@@ -184,9 +184,9 @@ class OnnxPipeline(SplitPipeline):
         return torch.from_numpy(scores), Stages(head_ms=ms_since(t0))
 
     def edge_encode(self, raw, cut: str, bits: int | None, raw_dtype: str = "float32", width: int | None = None,
-                    rawquant: bool = False) -> tuple[bytes, Stages]:
-        if cut in (INPUT, OUTPUT) or (bits is not None and not self.exported(cut, width, rawquant)):
-            return super().edge_encode(raw, cut, bits, raw_dtype, width, rawquant)
+                    rawquant: bool = False, fmt: str | None = None) -> tuple[bytes, Stages]:
+        if cut in (INPUT, OUTPUT) or fmt is not None or (bits is not None and not self.exported(cut, width, rawquant)):
+            return super().edge_encode(raw, cut, bits, raw_dtype, width, rawquant, fmt)
         self.check(cut, bits)
         st = Stages()
         t0 = time.perf_counter_ns()

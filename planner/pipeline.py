@@ -20,7 +20,7 @@ from planner.compress import codec
 from planner.errors import CompressError, PartitionError
 from planner.partition import INPUT, OUTPUT, Partitioner
 from planner.tracegate import TRACE_GATE
-from planner.types import AutoencoderKind
+from planner.types import AutoencoderKind, split_input_format
 
 
 @dataclass
@@ -143,10 +143,25 @@ class SplitPipeline:
             return raw
         return self.preprocess(np.asarray(raw))
 
-    def input_payload(self, raw) -> bytes:
-        """The cloud-only payload of raw samples: uint8 pixels as bytes, anything else as float32."""
+    def input_payload(self, raw, fmt: str | None = None, raw_dtype: str = "float32") -> bytes:
+        """The cloud-only payload of raw samples: uint8 pixels as bytes (losslessly, or as JPEG/WebP files when
+        `fmt` names a format such as 'jpeg90'), anything else as `raw_dtype`."""
         arr = raw.numpy() if isinstance(raw, torch.Tensor) else np.asarray(raw)
-        return codec.encode(arr, INPUT, mode="uint8" if arr.dtype == np.uint8 else "float32")
+        if fmt is not None:
+            codec_name, quality = split_input_format(fmt, CompressError)
+            return codec.encode(arr, INPUT, mode="uint8", lossless=codec_name, level=quality)
+        return codec.encode(arr, INPUT, mode="uint8" if arr.dtype == np.uint8 else raw_dtype)
+
+    def input_formats(self, formats) -> tuple[str, ...]:
+        """The lossy input formats among `formats` ('jpeg90', ...) this model's raw samples can be sent as: all
+        of them for uint8 images of 1 or 3 channels with the codec built into Pillow here, else none."""
+        from planner.compress import imagecoding
+
+        if not self.input_dtype.is_floating_point or len(self.input_shape) not in (2, 3):
+            return ()
+        if len(self.input_shape) == 3 and self.input_shape[0] not in (1, 3):
+            return ()
+        return tuple(f for f in formats if imagecoding.supported(split_input_format(f, CompressError)[0]))
 
     # -- edge side -----------------------------------------------------------------------------------
     def edge_local(self, raw) -> tuple[torch.Tensor, Stages]:
@@ -157,20 +172,21 @@ class SplitPipeline:
         return scores, Stages(head_ms=ms_since(t0))
 
     def edge_encode(self, raw, cut: str, bits: int | None, raw_dtype: str = "float32", width: int | None = None,
-                    rawquant: bool = False) -> tuple[bytes, Stages]:
+                    rawquant: bool = False, fmt: str | None = None) -> tuple[bytes, Stages]:
         """Run the head up to `cut` and encode what crosses: the autoencoder's codes at (`bits`, `width`; None:
-        the widest), the raw quantizer's codes at `bits` (`rawquant`), or the raw feature/input."""
+        the widest), the raw quantizer's codes at `bits` (`rawquant`), or the raw feature/input (at the input cut:
+        as JPEG/WebP files when `fmt` names a format such as 'jpeg90')."""
         if cut == OUTPUT:
             raise PartitionError("the 'output' cut is edge-only: use edge_local")
         self.check(cut, bits, width, rawquant)
         st = Stages()
         t0 = time.perf_counter_ns()
         if cut == INPUT:
-            arr = raw.numpy() if isinstance(raw, torch.Tensor) else np.asarray(raw)
-            mode = "uint8" if arr.dtype == np.uint8 else raw_dtype
-            payload = codec.encode(arr, INPUT, mode=mode)
+            payload = self.input_payload(raw, fmt, raw_dtype)
             st.encode_ms = ms_since(t0)
             return payload, st
+        if fmt is not None:
+            raise CompressError(f"an input format ({fmt}) applies to the input cut (cloud-only), not to {cut!r}")
         head, _ = self.split(cut)
         with TRACE_GATE.running(), torch.inference_mode():
             feature = head(self.input_tensor(raw))

@@ -126,3 +126,18 @@ def join_negative_values(argv: list[str]) -> list[str]:
         else:
             out.append(token)
     return out
+
+
+def input_formats(text: str) -> tuple[str, ...]:
+    """'jpeg50,jpeg90,webp75' -> the lossy input formats, each checked (quality 1..100); 'none' -> ()."""
+    from planner.types import parse_input_format
+
+    if text.strip().lower() == "none":
+        return ()
+    items = [s for s in (t.strip() for t in text.split(",")) if s]
+    if not items:
+        raise argparse.ArgumentTypeError("give formats such as jpeg50,jpeg90,webp75, or none")
+    try:
+        return tuple(dict.fromkeys(parse_input_format(s) for s in items))
+    except PlannerError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

@@ -6,6 +6,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from planner.cli import checks
 from planner.cli._model import (
     add_data_args,
     add_model_args,
@@ -13,7 +14,7 @@ from planner.cli._model import (
     data_from_args,
     model_from_args,
 )
-from planner.config import ARCH_LATENT
+from planner.config import ARCH_LATENT, DEFAULT_INPUT_FORMATS
 from planner.profile.store import ProfileKey
 from planner.types import AutoencoderKind, Role
 
@@ -51,6 +52,9 @@ def register(sub) -> None:
                    help="autoencoder file from `planner train-ae --out`, a zoo model's committed shared/independent "
                         "one, or none (raw cuts only); default: shared for the zoo, none for your own model")
     p.add_argument("--float16", action="store_true", help="also profile the float16 raw feature")
+    p.add_argument("--input-formats", type=checks.input_formats, default=DEFAULT_INPUT_FORMATS, metavar="LIST",
+                   help="cloud-only also sends the image input as these lossy files, each a candidate (uint8 "
+                        f"images only; default {','.join(DEFAULT_INPUT_FORMATS)}; none: lossless only)")
     p.add_argument("--payload-samples", type=int, default=200, help="test images for payload statistics")
     p.add_argument("--accuracy-limit", type=int, default=None, help="test images for accuracy (default: all)")
     p.add_argument("--edge-runtime", choices=("torch", "onnxruntime"), default="torch",
@@ -77,6 +81,10 @@ def summary(profile) -> str:
     metric = profile.settings.get("metric") or "accuracy"
     out.append(f"input: {inp.raw_bytes} B raw, {inp.compressed_bytes:.0f} B compressed; whole model "
                f"{profile.whole_model_ms.median:.3f} ms; backbone {metric} {acc}")
+    if inp.formats:
+        out.append("input as a lossy file: " + ", ".join(
+            f"{f} {e.bytes_mean:.0f} B ({'-' if e.accuracy is None else f'{e.accuracy:g}%'})"
+            for f, e in inp.formats.items()))
     return "\n".join(out)
 
 
@@ -113,7 +121,7 @@ def run(args) -> int:
     settings = ProfileSettings(role=args.role, threads=args.threads, batch=args.batch, repeats=args.repeats,
                                max_seconds=args.max_seconds, device=args.device, cpu_quota=args.cpu_quota,
                                payload_samples=args.payload_samples, accuracy_limit=args.accuracy_limit,
-                               float16=args.float16)
+                               float16=args.float16, input_formats=args.input_formats)
     onnx, on_edge, on_cloud = onnx_sides(pipeline, args)
     measured = profile_pipeline(pipeline, settings, data=data)
     if onnx is not None:

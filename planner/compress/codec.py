@@ -2,7 +2,9 @@
 
 `encode(x, cut, bits)` packs the autoencoder's quantized latent (b-bit codes, b in 1..8), or ships a raw
 feature (`float32`, `float16`) or the model input (`uint8`) for the uncompressed candidates; a lossless
-stage (zlib, or zstd with the extra) is kept only when it makes the payload smaller. `decode(data)` checks
+stage (zlib, or zstd with the extra) is kept only when it makes the payload smaller. The model input can
+instead go through a lossy image stage (`jpeg`, `webp`: compress.imagecoding, the quality in the bits byte),
+as a real client sends a photo. `decode(data)` checks
 every header field against the bytes it was given and against a size cap before allocating, inflates
 with a bound, never unpickles, and raises only `planner.CodecError`. Byte layout: docs/codec.md.
 """
@@ -43,7 +45,8 @@ FLAG_RAWQUANT = 0x04  # the codes are the training-free raw quantizer's (compres
 _KNOWN_FLAGS = FLAG_SCALE | FLAG_ZERO_POINT | FLAG_RAWQUANT
 
 MODES = ("codes", "float32", "float16", "uint8")
-LOSSLESS = ("none", "zlib", "zstd")
+LOSSLESS = ("none", "zlib", "zstd", "jpeg", "webp")  # the header's stage byte (jpeg, webp: uint8 images, lossy)
+IMAGE_STAGES = ("jpeg", "webp")
 _RAW_DTYPES = {"float32": np.dtype("<f4"), "float16": np.dtype("<f2"), "uint8": np.dtype("u1")}
 _NATIVE = {"codes": np.dtype(np.uint8), "float32": np.dtype(np.float32), "float16": np.dtype(np.float16),
            "uint8": np.dtype(np.uint8)}
@@ -65,6 +68,7 @@ class FeatureHeader:
     stored_len: int
     header_len: int
     rawquant: bool = False
+    quality: int | None = None  # the image stage's quality (jpeg, webp), else None
 
     @property
     def count(self) -> int:
@@ -84,6 +88,7 @@ class DecodedFeature:
     zero_point: float | None = None
     lossless: str = "none"
     rawquant: bool = False  # codes of the training-free raw quantizer (FLAG_RAWQUANT), not of the autoencoder
+    quality: int | None = None  # the image stage's quality (lossless "jpeg" / "webp"), else None
 
     def tensor(self):
         """The array as a torch tensor (shares memory; torch is imported only here)."""
@@ -128,8 +133,9 @@ def encode(x: Any, cut: str, bits: int | None = None, *, mode: str | None = None
     """Frame a feature as bytes. With `bits`, `x` holds integer codes in [0, 2**bits - 1] (mode "codes");
     without, `x` is a raw feature: "float32" (any float, cast), "float16" or "uint8" (the model input),
     inferred from the dtype unless `mode` says. `lossless`: "auto" (smallest of zlib/zstd if smaller than
-    plain), "none", "zlib" or "zstd"; `level` goes to the compressor(s) (default zlib 6, zstd 3). `rawquant`
-    flags codes as the raw quantizer's (FLAG_RAWQUANT)."""
+    plain), "none", "zlib" or "zstd"; `level` goes to the compressor(s) (default zlib 6, zstd 3). For uint8
+    images (mode "uint8"), `lossless` "jpeg" or "webp" sends them as lossy image files at quality `level`
+    (1..100). `rawquant` flags codes as the raw quantizer's (FLAG_RAWQUANT)."""
     arr = _as_array(x)
     mode = _resolve_mode(arr, bits, mode)
     cut_b = _cut_bytes(cut)
@@ -156,10 +162,18 @@ def encode(x: Any, cut: str, bits: int | None = None, *, mode: str | None = None
         if not np.issubdtype(arr.dtype, np.floating):
             raise CodecError(f"mode {mode!r} needs a floating-point feature, got dtype {arr.dtype}")
         raw = np.ascontiguousarray(arr, dtype=_RAW_DTYPES[mode]).tobytes()
-    method, stored = _compress(raw, lossless, level)
+    bits_byte = bits or 0
+    if lossless in IMAGE_STAGES:
+        from planner.compress import imagecoding
+
+        if mode != "uint8":
+            raise CodecError(f"the {lossless} stage sends uint8 images (mode 'uint8'), not mode {mode!r}")
+        method, stored, bits_byte = lossless, imagecoding.encode(_as_codes(arr, 8), lossless, level), level
+    else:
+        method, stored = _compress(raw, lossless, level)
     if len(raw) > MAX_U32 or len(stored) > MAX_U32:
         raise CodecError(f"feature of {len(raw)} bytes does not fit the format's 32-bit lengths")
-    fixed = _FIXED.pack(MAGIC, VERSION, MODES.index(mode), bits or 0, LOSSLESS.index(method), flags,
+    fixed = _FIXED.pack(MAGIC, VERSION, MODES.index(mode), bits_byte, LOSSLESS.index(method), flags,
                         len(shape), len(cut_b), 0, 0, len(raw), len(stored))
     head = bytearray(fixed + struct.pack(f"<{len(shape)}I", *shape) + cut_b + opt)
     crc = zlib.crc32(stored, zlib.crc32(head[CRC_OFFSET + 4:], zlib.crc32(head[:CRC_OFFSET])))
@@ -285,10 +299,14 @@ def _compress(raw: bytes, lossless: str, level: int | None) -> tuple[str, bytes]
     raise CodecError(f"unknown lossless stage {lossless!r}; expected auto, none, zlib or zstd")
 
 
-def _inflate(stored: memoryview, lossless: str, raw_len: int) -> bytes | memoryview:
+def _inflate(stored: memoryview, lossless: str, raw_len: int, shape: tuple[int, ...] = ()) -> bytes | memoryview:
     """The raw payload, never inflating more than raw_len (+1 to detect overflow) bytes."""
     if lossless == "none":
         return stored
+    if lossless in IMAGE_STAGES:
+        from planner.compress import imagecoding
+
+        return imagecoding.decode(stored, lossless, shape, raw_len)
     if lossless == "zlib":
         inflater = zlib.decompressobj()
         try:
@@ -354,7 +372,11 @@ def read_header(data: bytes | bytearray | memoryview, *,
         raise CodecError(f"reserved header bits set (flags 0x{flags:02x}, reserved byte {reserved})")
     if mode == "codes" and not 1 <= bits <= 8:
         raise CodecError(f"mode 'codes' with bits {bits}, expected 1..8")
-    if mode != "codes" and (bits or flags):
+    image = LOSSLESS[lossless_id] in IMAGE_STAGES
+    if image and (mode != "uint8" or not 1 <= bits <= 100 or flags):
+        raise CodecError(f"the {LOSSLESS[lossless_id]} stage needs mode 'uint8', a quality 1..100 in the bits byte "
+                         f"and no flags; got mode {mode!r}, bits {bits}, flags 0x{flags:02x}")
+    if mode != "codes" and not image and (bits or flags):
         raise CodecError(f"raw mode {mode!r} with bits {bits} / flags 0x{flags:02x}; both must be 0")
     if not 1 <= ndim <= MAX_DIMS:
         raise CodecError(f"declared {ndim} dims, expected 1..{MAX_DIMS}")
@@ -399,17 +421,18 @@ def read_header(data: bytes | bytearray | memoryview, *,
             opt[name] = _check_float(name, _F32.unpack_from(view, at)[0])
             at += 4
     return FeatureHeader(version, mode, bits if mode == "codes" else None, lossless, cut, tuple(shape),
-                         opt["scale"], opt["zero_point"], raw_len, stored_len, header_len, bool(flags & FLAG_RAWQUANT))
+                         opt["scale"], opt["zero_point"], raw_len, stored_len, header_len, bool(flags & FLAG_RAWQUANT),
+                         bits if image else None)
 
 
 def decode(data: bytes | bytearray | memoryview, *,
            max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES) -> DecodedFeature:
     """Bytes from `encode` back to the array and its metadata; anything else raises CodecError."""
     head = read_header(data, max_decoded_bytes=max_decoded_bytes)
-    raw = _inflate(_view(data)[head.header_len:], head.lossless, head.raw_len)
+    raw = _inflate(_view(data)[head.header_len:], head.lossless, head.raw_len, head.shape)
     if head.mode == "codes":
         array = unpack(raw, head.bits, head.count)
     else:
         array = np.frombuffer(raw, _RAW_DTYPES[head.mode]).astype(_NATIVE[head.mode])
     return DecodedFeature(array.reshape(head.shape), head.cut, head.bits, head.mode, head.shape,
-                          head.scale, head.zero_point, head.lossless, head.rawquant)
+                          head.scale, head.zero_point, head.lossless, head.rawquant, head.quality)

@@ -114,3 +114,40 @@ def _rebuild(ae, quant, feature: torch.Tensor, cut: str, key: tuple) -> torch.Te
         return feature.half().float()
     coder, width, b = (ae, key[1], key[2]) if key[0] == "ae" else (quant, None, key[2])
     return coder.decode(coder.encode(feature, cut, b, width), cut, b)
+
+
+def input_accuracy(pipeline, formats, limit: int | None = None, use_cache: bool = True, batch_size: int = 100,
+                   data=None) -> dict[str, float]:
+    """{format: %} for the input sent as a lossy image file ('jpeg90', ...): the whole model on the pixels the
+    cloud decodes, scored like `accuracy_table` (labels, else agreement). Cached apart from the cuts' table (same
+    key plus the formats), so adding formats never re-measures the cuts."""
+    from planner.evaluate import targets
+
+    formats = list(formats)
+    if not formats:
+        return {}
+    if data is None:
+        from planner.datasets import fashion_mnist
+
+        data = fashion_mnist("test")
+    data = data.take(limit)
+    key = cache_key(pipeline.name, pipeline.weights_sha256, "input", data.fingerprint, limit, [],
+                    "-".join(formats))
+    path = _cache_path(key)
+    if use_cache and path.exists():
+        return json.loads(path.read_text())
+    from planner.compress import codec
+
+    y = targets(pipeline.model, data, pipeline.input_tensor, batch_size)
+    correct = dict.fromkeys(formats, 0)
+    with torch.inference_mode():
+        for i in range(0, len(y), batch_size):
+            raw = data.raw[i:i + batch_size]
+            for fmt in formats:
+                pixels = codec.decode(pipeline.input_payload(raw, fmt)).array
+                correct[fmt] += int((pipeline.model(pipeline.input_tensor(pixels)).argmax(1) == y[i:i + len(raw)]).sum())
+    table = {fmt: round(100.0 * k / len(y), 3) for fmt, k in correct.items()}
+    if use_cache:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(table, indent=1))
+    return table

@@ -15,14 +15,15 @@ import numpy as np
 import torch
 
 from planner.compress import codec
+from planner.config import DEFAULT_INPUT_FORMATS
 from planner.errors import ProfileError
-from planner.profile.accuracy import accuracy_table
+from planner.profile.accuracy import accuracy_table, input_accuracy
 from planner.profile.device import device_facts
 from planner.profile.exchange import measure_exchange
 from planner.profile.quota import cpu_quota
 from planner.profile.schema import SCHEMA_VERSION
 from planner.profile.timing import measure
-from planner.types import Role
+from planner.types import Role, parse_input_format
 
 ROLES = tuple(r.value for r in Role)
 
@@ -41,6 +42,10 @@ class ProfileSettings:
     payload_samples: int = 200  # real test images for payload byte statistics
     accuracy_limit: int | None = None  # test images for accuracy (None = all 10,000; cached)
     float16: bool = False  # also profile the float16 raw feature (a candidate with ~0 accuracy loss)
+    input_formats: tuple[str, ...] = DEFAULT_INPUT_FORMATS  # cloud-only as JPEG/WebP files (uint8 images only)
+
+    def __post_init__(self) -> None:
+        self.input_formats = tuple(parse_input_format(f, ProfileError) for f in self.input_formats)
 
 
 def _t(fn, s: ProfileSettings) -> dict:
@@ -93,6 +98,9 @@ class _Measurer:
         self.samples = images[: s.payload_samples]
         self.xs = pipeline.input_tensor(self.samples)
         self.acc = accuracy_table(pipeline, self.bits, limit=s.accuracy_limit, progress=progress, data=data)
+        uint8 = np.asarray(images[:1]).dtype == np.uint8
+        self.formats = pipeline.input_formats(s.input_formats) if uint8 else ()
+        self.input_acc = input_accuracy(pipeline, self.formats, limit=s.accuracy_limit, data=data)
 
     def iterate_cuts(self):
         inner = [c for c in self.pipeline.cuts if not c.trivial]
@@ -172,10 +180,22 @@ class _Measurer:
                "compressed_bytes": _stats(input_sizes)[0],
                "encode_ms": self.timed(lambda: p.input_payload(raw_batch), on_edge=True),
                "decode_ms": self.timed(lambda: p.input_tensor(_input_values(codec.decode(in_payload))),
-                                       on_edge=False)}
+                                       on_edge=False),
+               "formats": {fmt: self.input_format(fmt) for fmt in self.formats}}
         whole = self.timed(lambda: p.model(p.input_tensor(raw_batch)), on_edge=True)
         cloud_whole = self.timed(lambda: p.model(self.x), on_edge=False)
         return inp, whole or cloud_whole
+
+    def input_format(self, fmt: str) -> dict:
+        """The input as lossy image files: sizes over the samples, encode on the edge, decode (file -> the model's
+        input tensor) on the cloud, accuracy of the whole model on what the cloud decodes."""
+        p, raw_batch = self.pipeline, self.raw_batch
+        mean, p95 = _stats([len(p.input_payload(self.samples[i:i + 1], fmt)) for i in range(len(self.samples))])
+        payload = p.input_payload(raw_batch, fmt)
+        return {"bytes_mean": mean, "bytes_p95": p95,
+                "encode_ms": self.timed(lambda: p.input_payload(raw_batch, fmt), on_edge=True),
+                "decode_ms": self.timed(lambda: p.input_tensor(codec.decode(payload).array), on_edge=False),
+                "accuracy": self.input_acc.get(fmt)}
 
     def document(self, cuts: list[dict], inp: dict, whole) -> dict:
         p, s, acc = self.pipeline, self.s, self.acc

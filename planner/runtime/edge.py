@@ -232,7 +232,7 @@ class EdgeClient:
         t_edge = time.perf_counter()
         try:
             payload, st = self._compute(self.pipeline.edge_encode, raw, cut, bits, dtype or "float32", spec.width,
-                                        kind == CandidateKind.QUANT)
+                                        kind == CandidateKind.QUANT, spec.fmt)
         except PlannerError as exc:
             return self._error(index, label, t0, kind, cut, bits, dtype, predicted, f"edge encode failed: {exc}")
         edge_total = (time.perf_counter() - t_edge) * 1000.0  # as the caller waited (slowdown, quota included)
@@ -266,7 +266,7 @@ class EdgeClient:
                       transfer_ms=reply.network_ms, server_decode_ms=reply.decode_ms, server_tail_ms=reply.tail_ms,
                       queue_wait_ms=reply.queue_wait_ms, connect_ms=reply.connect_ms,
                       request_bytes=reply.request_bytes, reply_bytes=reply.reply_bytes, bandwidth_bps=bandwidth,
-                      width=spec.width, scores=scores)
+                      width=spec.width, format=spec.fmt, scores=scores)
 
     @staticmethod
     def _edge_only_ms(plan) -> float:

@@ -49,12 +49,13 @@ class Result:
     bandwidth_bps: float | None = None  # the estimate the request was planned with
     probe: bool = False  # an exploration request: the other side's best candidate, not the plan
     width: int | None = None  # the autoencoder's latent width sent (None: its widest, or not an autoencoder request)
+    format: str | None = None  # cloud-only: the lossy input format sent ('jpeg90'; None: lossless)
     scores: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def spec(self) -> CandidateSpec:
         """What was executed, as a CandidateSpec."""
-        return CandidateSpec(self.kind, self.cut, self.bits, self.dtype, self.width)
+        return CandidateSpec(self.kind, self.cut, self.bits, self.dtype, self.width, self.format)
 
     @property
     def label_text(self) -> str:
