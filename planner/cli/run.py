@@ -160,8 +160,8 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        text = report.format()
-        print(text.replace("accuracy", "agreement") if metric == "agreement" else text)
+        report.metric = metric
+        print(report.format())
         if args.results:
             print(f"wrote {args.results}", file=sys.stderr)
     if cloud.auth_failures and not cloud.answers:

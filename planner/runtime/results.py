@@ -108,6 +108,7 @@ class RunReport:
     calibration: dict | None = None  # where online calibration moved each stage (Calibration.summary)
     freshness: dict | None = None  # the start-up check of the edge profile (EdgeClient.check_freshness)
     edge_slowdown: float = 1.0
+    metric: str = "accuracy"  # what the labels are: "accuracy" (true labels) or "agreement" (the unsplit model's)
 
     def __len__(self) -> int:
         return len(self.results)
@@ -207,7 +208,9 @@ class RunReport:
         labelled = sum(r.label is not None for r in self.results)
         lines = [f"model {self.model}: {len(self.results)} requests in {self.wall_s:.1f} s "
                  f"(edge profile {self.edge_profile}, cloud profile {self.cloud_profile})",
-                 f"accuracy: {'-' if acc is None else f'{acc:.2f} %'} ({labelled} labelled)",
+                 f"{self.metric}: {'-' if acc is None else f'{acc:.2f} %'} ("
+                 + (f"{labelled} labelled)" if self.metric == "accuracy" else
+                    f"top-1 agreement with the unsplit model on {labelled} inputs)"),
                  f"latency: measured median {f(self.measured_ms_median)} ms, p95 {f(self.measured_ms_p95)} ms; "
                  f"predicted median {f(self.predicted_ms_median)} ms",
                  "stages (median ms): " + ", ".join(f"{k.removesuffix('_ms')} {f(v)}"
