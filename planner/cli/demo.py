@@ -109,7 +109,12 @@ def _summary(report) -> dict:
     ok = [r for r in report.results if r.error is None and not r.fallback]
     return {"measured_ms_median": _median(r.measured_ms for r in ok),
             "predicted_ms_median": _median(r.predicted_ms for r in ok), "n": len(ok),
-            "prediction_error": report.prediction_error(skip=0)}
+            "prediction_error": report.prediction_error(skip=warm_up(len(report.results)))}
+
+
+def warm_up(n: int) -> int:
+    """Requests left out of the prediction error: the first tenth (at most 10) while calibration settles."""
+    return min(10, n // 10)
 
 
 def demo_data(model: str, n: int):
@@ -160,6 +165,7 @@ def _run_link(args, client, x, y, metric: str) -> dict:
     report.metric = metric
     print(report.format())
     summary = report.to_dict()
+    summary["prediction_error"] = report.prediction_error(skip=warm_up(len(x)))
     row = {"plan": summary["plans"][0]["label"] if summary["plans"] else "fallback",
            "plan_is_end": bool(summary["plans"]) and summary["plans"][0]["kind"] in ("edge-only", "cloud-only"),
            "plans": {p["label"]: p["count"] for p in summary["plans"]}, "metric": metric,
@@ -167,7 +173,7 @@ def _run_link(args, client, x, y, metric: str) -> dict:
            "predicted_ms_median": summary["predicted_ms_median"], "prediction_error": summary["prediction_error"],
            "fallbacks": summary["fallbacks"], "errors": summary["errors"]}
     for key, spec in ends.items():
-        row[key] = {"plan": spec.label, **_summary(client.report(forced[key]))}
+        row[key] = {"plan": spec.label, "sends": spec.fmt or "lossless", **_summary(client.report(forced[key]))}
     return row
 
 
@@ -220,7 +226,7 @@ def format_results(rows: list[dict]) -> str:
         table.append((r["link"], r["plan"], f(r["accuracy"]), f(r["measured_ms_median"]), f(r["predicted_ms_median"]),
                       "-" if err is None else f"{100 * err:.1f} %",
                       f(r["edge_only"]["measured_ms_median"]), f(r["cloud_only"]["measured_ms_median"]),
-                      r["cloud_only"].get("plan", "cloud-only"),
+                      r["cloud_only"].get("sends", "lossless"),
                       "(plan is an end)" if r.get("plan_is_end") else "-" if speed is None else f"{speed:.2f}x"))
     widths = [max(len(str(t[k])) for t in table) for k in range(len(header))]
     return "\n".join("  ".join(str(v).ljust(w) for v, w in zip(t, widths, strict=True)) for t in table)
