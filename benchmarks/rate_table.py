@@ -1,13 +1,14 @@
 """Rate vs accuracy of every way to send a cut: the shared autoencoder, the independent ones, the training-free
-raw quantizer, and the input itself (zlib, PNG, JPEG), on the full Fashion-MNIST test set.
+raw quantizer, and the input itself (zlib, PNG, and JPEG/WebP at several qualities), on the full Fashion-MNIST
+test set.
 
 Per zoo model and served cut: for the shared and the independent autoencoders every (width, bits), for the raw
 quantizer every bits, the accuracy through the deployment path (integer codes; `planner.profile.accuracy`, so
 the numbers are the ones the profiles hold, and cached), the mean real payload per image (codec bytes, header
 included, lossless stage "auto"), the same payload with a static per-channel entropy model and ANS coding
 (constriction, fitted on training images' codes; header included), the encoder's time and the head's time
-(batch 1, one thread, medians). The input: plain zlib -9, the codec's cloud-only payload, PNG, and JPEG at a few
-qualities, each with its accuracy. Then the issue-15 targets, met or missed, with the figures.
+(batch 1, one thread, medians). The input: plain zlib -9, the codec's cloud-only payload, PNG, and the lossy
+cloud-only candidates (JPEG 50/75/90/95, WebP 50/75/90 through the planner's input coder), each with its accuracy. Then the issue-15 targets, met or missed, with the figures.
 
     .venv/bin/python benchmarks/rate_table.py                      # both models, 10,000 test images
     .venv/bin/python benchmarks/rate_table.py --limit 1000 --models resnet-fmnist   # a quick look
@@ -34,15 +35,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _timing import median_seconds  # noqa: E402
 
 from planner.compress import codec  # noqa: E402
+from planner.config import DEFAULT_INPUT_FORMATS  # noqa: E402
 from planner.datasets import fashion_mnist  # noqa: E402
 from planner.pipeline import SplitPipeline  # noqa: E402
-from planner.profile.accuracy import accuracy_table  # noqa: E402
+from planner.profile.accuracy import accuracy_table, input_accuracy  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 FIGURES = ROOT / "docs" / "figures"
 MODELS = ("resnet-fmnist", "vgg-fmnist")
-JPEG_QUALITIES = (90, 75, 50)
 FIT_IMAGES = 2000  # training images the entropy models are fitted on
 
 
@@ -51,39 +52,24 @@ def _png(im: np.ndarray) -> bytes:
     from PIL import Image
 
     buf = io.BytesIO()
-    Image.fromarray(im).save(buf, format="PNG", optimize=True)
+    Image.fromarray(im if im.ndim == 2 or im.shape[0] not in (1, 3) else
+                    (im[0] if im.shape[0] == 1 else im.transpose(1, 2, 0))).save(buf, format="PNG", optimize=True)
     return buf.getvalue()
 
 
-def _jpeg(im: np.ndarray, quality: int) -> bytes:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(im).save(buf, format="JPEG", quality=quality)
-    return buf.getvalue()
-
-
-def _unjpeg(data: bytes) -> np.ndarray:
-    from PIL import Image
-
-    return np.asarray(Image.open(io.BytesIO(data)).convert("L"))
-
-
-def input_rows(pipe: SplitPipeline, raw: np.ndarray, labels: torch.Tensor, bytes_images: int) -> tuple[dict, dict]:
-    """Mean bytes per image of the input in each format, and the model's accuracy on each (lossy) format."""
-    sample = raw[:bytes_images]
-    sizes = {"zlib": [len(zlib.compress(im.tobytes(), 9)) for im in sample],
-             "codec": [len(pipe.input_payload(im[None])) for im in sample],
-             "png": [len(_png(im)) for im in sample]}
+def input_rows(pipe: SplitPipeline, data, limit: int | None, bytes_images: int) -> tuple[dict, dict]:
+    """Mean bytes per image of the input in each format, and the model's accuracy (agreement without labels) on
+    each lossy one: the cloud-only candidates the profiler measures (`planner.config.DEFAULT_INPUT_FORMATS`:
+    JPEG and WebP at several qualities, through the planner's own input coder, codec frame included), and as
+    references zlib -9 of the pixels, the codec's lossless cloud-only payload and an optimized PNG."""
+    sample = data.raw[:bytes_images]
+    formats = pipe.input_formats(DEFAULT_INPUT_FORMATS)
+    sizes = {"zlib": [len(zlib.compress(np.asarray(im).tobytes(), 9)) for im in sample],
+             "codec": [len(pipe.input_payload(sample[i:i + 1])) for i in range(len(sample))],
+             "png": [len(_png(np.asarray(im))) for im in sample]}
+    sizes.update({f: [len(pipe.input_payload(sample[i:i + 1], f)) for i in range(len(sample))] for f in formats})
     accuracy = {"zlib": None, "codec": None, "png": None}  # lossless: the backbone's
-    for q in JPEG_QUALITIES:
-        coded = [_jpeg(im, q) for im in raw]
-        sizes[f"jpeg_q{q}"] = [len(c) for c in coded[:bytes_images]]
-        back = np.stack([_unjpeg(c) for c in coded])
-        with torch.inference_mode():
-            pred = torch.cat([pipe.model(pipe.input_tensor(back[i:i + 500])).argmax(1)
-                              for i in range(0, len(back), 500)])
-        accuracy[f"jpeg_q{q}"] = round(100.0 * float((pred == labels).float().mean()), 3)
+    accuracy.update(input_accuracy(pipe, formats, limit=limit, data=data))
     return {k: round(float(np.mean(v)), 1) for k, v in sizes.items()}, accuracy
 
 
@@ -171,7 +157,7 @@ def table_for(name: str, limit: int | None, bytes_images: int) -> dict:
     for pipe, method, acc in (c for c in coders if c[0] is not None):
         print(f"{name}: {method} rows ...", flush=True)
         rows += [{**r, "head_ms": head_ms[r["cut"]]} for r in rows_for(pipe, method, acc, feats, fit, one)]
-    sizes, input_acc = input_rows(shared, data.raw, data.labels, bytes_images)
+    sizes, input_acc = input_rows(shared, fashion_mnist("test"), limit, bytes_images)
     cards = {k: json.loads((ROOT / "planner/compress/weights" / f"{name}-{k}.json").read_text())
              for k in ("shared", "independent") if k == "shared" or indep is not None}
     return {"model": name, "backbone_accuracy": acc_s["backbone"], "test_images": acc_s["n"],
@@ -270,8 +256,9 @@ def plot(m: dict, path: Path) -> None:
                         alpha=1.0 if method == "shared" else 0.6)
         pts = sorted((r["bytes"], r["accuracy"]) for r in rows if r["method"] == "quant" and r["cut"] == cut)
         ax.plot(*zip(*pts, strict=True), "-s", color="black", ms=3, lw=1.2, label="raw quant")
-        for key, color in (("zlib", "tab:gray"), ("png", "tab:brown"), ("jpeg_q90", "tab:pink")):
-            ax.axvline(m["input_bytes"][key], color=color, ls="--", lw=0.8, label=f"input {key}")
+        for key, color in (("zlib", "tab:gray"), ("png", "tab:brown"), ("jpeg90", "tab:pink"), ("webp75", "tab:olive")):
+            if key in m["input_bytes"]:
+                ax.axvline(m["input_bytes"][key], color=color, ls="--", lw=0.8, label=f"input {key}")
         ax.axhline(base, color="gray", lw=0.6)
         ax.axhline(base - 1, color="gray", lw=0.6, ls=":")
         ax.set_xscale("log")
@@ -325,7 +312,7 @@ def markdown(result: dict) -> str:
                   f"{t['entropy_saving']['quant']['median']}; speed at {m['entropy_speed']['cut']} 4 bits: codec "
                   f"{m['entropy_speed']['codec_ms']} ms, ANS {m['entropy_speed']['ans_ms']} ms per image.\n",
                   "Input per image: " + ", ".join(f"{k} {v:.0f} B" for k, v in m["input_bytes"].items())
-                  + "; accuracy of JPEG: " + ", ".join(f"{k} {v} %" for k, v in m["input_accuracy"].items()
+                  + "; accuracy of the lossy input: " + ", ".join(f"{k} {v} %" for k, v in m["input_accuracy"].items()
                                                        if v is not None) + "\n",
                   "Per cut: loss at the widest width and 8 bits, and the fewest bytes within 1 pp of the backbone for "
                   "each coder (setting in brackets: width/bits; every row is in rate_table.json):\n",
