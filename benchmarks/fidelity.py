@@ -150,7 +150,7 @@ def main(argv=None) -> int:
     import torch
 
     from planner.data import load_arrays
-    from planner.pipeline import SplitPipeline
+    from planner.execution.pipeline import SplitPipeline
     from planner.runtime.local import ServerProcess
 
     torch.set_num_threads(1)

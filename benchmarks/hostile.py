@@ -305,7 +305,7 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(1)
-    from planner.pipeline import SplitPipeline
+    from planner.execution.pipeline import SplitPipeline
 
     ae = SplitPipeline.from_zoo(args.model, "shared").ae
     cut = ae.cuts[0]

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import fx
 
-from planner.pipeline import SplitPipeline
+from planner.execution.pipeline import SplitPipeline
 from planner.profile.measure import ProfileSettings, profile_pipeline
 from planner.profile.schema import Profile
 from planner.profile.timing import measure

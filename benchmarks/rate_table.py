@@ -37,8 +37,10 @@ from _timing import median_seconds  # noqa: E402
 from planner.compress import codec  # noqa: E402
 from planner.config import DEFAULT_INPUT_FORMATS  # noqa: E402
 from planner.datasets import fashion_mnist  # noqa: E402
-from planner.pipeline import SplitPipeline  # noqa: E402
+from planner.execution.coders import coder_for  # noqa: E402
+from planner.execution.pipeline import SplitPipeline  # noqa: E402
 from planner.profile.accuracy import accuracy_table, input_accuracy  # noqa: E402
+from planner.types import CandidateSpec  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -63,7 +65,7 @@ def input_rows(pipe: SplitPipeline, data, limit: int | None, bytes_images: int) 
     JPEG and WebP at several qualities, through the planner's own input coder, codec frame included), and as
     references zlib -9 of the pixels, the codec's lossless cloud-only payload and an optimized PNG."""
     sample = data.raw[:bytes_images]
-    formats = pipe.input_formats(DEFAULT_INPUT_FORMATS)
+    formats = coder_for(CandidateSpec.cloud_only()).formats(pipe, DEFAULT_INPUT_FORMATS)
     sizes = {"zlib": [len(zlib.compress(np.asarray(im).tobytes(), 9)) for im in sample],
              "codec": [len(pipe.input_payload(sample[i:i + 1])) for i in range(len(sample))],
              "png": [len(_png(np.asarray(im))) for im in sample]}
@@ -93,12 +95,12 @@ class ChannelModel:
         return 4 * len(coder.get_compressed())
 
 
-def _payloads(coder, feats: torch.Tensor, fit: torch.Tensor, cut: str, bits: int, width, rawquant: bool) -> dict:
+def _payloads(coder, feats: torch.Tensor, fit: torch.Tensor, cut: str, bits: int, width, flag: int) -> dict:
     """Mean codec bytes per image, and the same with the entropy model (+ the codec's header)."""
     with torch.inference_mode():
         codes = coder.encode(feats, cut, bits, width).numpy()
         fit_codes = coder.encode(fit, cut, bits, width).numpy()
-    sizes = [len(codec.encode(codes[i:i + 1], cut, bits, rawquant=rawquant)) for i in range(len(codes))]
+    sizes = [len(codec.encode(codes[i:i + 1], cut, bits, coder_flag=flag)) for i in range(len(codes))]
     header = codec.header_size(cut, codes.ndim)
     model = ChannelModel(fit_codes if codes.ndim > 2 else fit_codes[:, :, None], bits)
     shaped = codes if codes.ndim > 2 else codes[:, :, None]
@@ -124,7 +126,8 @@ def rows_for(pipe: SplitPipeline, method: str, acc: dict, feats: dict, fit: dict
                 a = (entry["quant"] if method == "quant" else entry["bits"] if enc_width is None
                      else entry["widths"][str(w)])[str(b)]
                 row = {"cut": cut, "method": method, "width": w, "bits": b,
-                       **_payloads(coder, feats[cut], fit[cut], cut, b, enc_width, method == "quant"),
+                       **_payloads(coder, feats[cut], fit[cut], cut, b, enc_width,
+                                 codec.FLAG_RAWQUANT if method == "quant" else 0),
                        "accuracy": a,
                        "encode_ms": _ms(lambda c=cut, b=b, w=enc_width: coder.encode(one[c], c, b, w))}
                 out.append(row)

@@ -61,9 +61,9 @@ def parse_args(argv=None):
 
 def export(model: str, folder: Path):
     """(torch pipeline, ORT pipeline on one thread) over a full export in `folder` (made unless present)."""
-    from planner.onnx_export import export_pipeline
-    from planner.onnx_runtime import OnnxPipeline
-    from planner.pipeline import SplitPipeline
+    from planner.execution.onnx_export import export_pipeline
+    from planner.execution.onnx_runtime import OnnxPipeline
+    from planner.execution.pipeline import SplitPipeline
 
     pipe = SplitPipeline.from_zoo(model)
     if not (folder / "manifest.json").exists():
@@ -95,13 +95,15 @@ def side_by_side(fns, rounds: int, block: int = 25, warmup: int = 10) -> list[fl
 def stage_times(pipe, onnx, bits: int, rounds: int) -> dict:
     """Per served cut: edge and cloud halves, eager vs ORT, batch 1, one thread (alternating, medians)."""
     from planner.data import load_arrays
+    from planner.types import CandidateSpec
 
     raw = load_arrays("test")[0][:1]
     ratio = lambda e, o: {"eager_ms": round(e, 4), "ort_ms": round(o, 4), "ratio": round(o / e, 3)}  # noqa: E731
     rows = {}
     for cut in pipe.ae.cuts:
-        payload, _ = pipe.edge_encode(raw, cut, bits)
-        rows[cut] = {"edge": ratio(*side_by_side([lambda p=p, c=cut: p.edge_encode(raw, c, bits)
+        spec = CandidateSpec.split(cut, bits)
+        payload, _ = pipe.edge_encode(raw, spec)
+        rows[cut] = {"edge": ratio(*side_by_side([lambda p=p, s=spec: p.edge_encode(raw, s)
                                                    for p in (pipe, onnx)], rounds)),
                      "cloud": ratio(*side_by_side([lambda p=p, q=payload: p.cloud_decode(q) for p in (pipe, onnx)],
                                                   rounds))}
@@ -146,8 +148,8 @@ def plans(args, pipe, folder: Path) -> dict:
 
     import torch
 
+    from planner.execution.onnx_runtime import OnnxPipeline
     from planner.link import ConstantLink
-    from planner.onnx_runtime import OnnxPipeline
     from planner.profile.measure import ProfileSettings, profile_pipeline
     from planner.profile.onnx import retime_profile
     from planner.profile.schema import Profile

@@ -141,7 +141,7 @@ def main(argv=None) -> int:
     import torch
 
     from planner.data import load_arrays
-    from planner.pipeline import SplitPipeline
+    from planner.execution.pipeline import SplitPipeline
     from planner.profile.quota import QuotaError, check_available
 
     torch.set_num_threads(1)

@@ -81,8 +81,8 @@ _LAZY = {
     "Result": "planner.runtime.results",
     "EdgeOptions": "planner.runtime.options",
     # ONNX export and ONNX Runtime (the [onnx] extra, imported on first use)
-    "export_pipeline": "planner.onnx_export",
-    "OnnxPipeline": "planner.onnx_runtime",
+    "export_pipeline": "planner.execution.onnx_export",
+    "OnnxPipeline": "planner.execution.onnx_runtime",
 }
 
 __all__ = [

@@ -129,7 +129,7 @@ def setup():
     import torch
 
     from planner.data import load_arrays
-    from planner.pipeline import SplitPipeline
+    from planner.execution.pipeline import SplitPipeline
     from planner.profile.store import load_pair
     from planner.runtime.handlers import CloudHandler
     from planner.runtime.server import CloudServer

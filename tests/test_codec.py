@@ -383,10 +383,10 @@ def test_decoded_feature_is_public():
 
 def test_raw_quantizer_flag_round_trips_and_is_codes_only():
     codes = np.arange(24, dtype=np.uint8).reshape(1, 2, 3, 4) % 8
-    data = codec.encode(codes, "relu_5", 3, rawquant=True)
+    data = codec.encode(codes, "relu_5", 3, coder_flag=codec.FLAG_RAWQUANT)
     dec = codec.decode(data)
-    assert dec.rawquant and dec.mode == "codes" and np.array_equal(dec.array, codes)
-    assert not codec.decode(codec.encode(codes, "relu_5", 3)).rawquant
+    assert dec.coder_flag == codec.FLAG_RAWQUANT and dec.mode == "codes" and np.array_equal(dec.array, codes)
+    assert not codec.decode(codec.encode(codes, "relu_5", 3)).coder_flag
     assert len(data) == len(codec.encode(codes, "relu_5", 3))  # a flag, no extra bytes
-    with pytest.raises(CodecError, match="rawquant applies to mode 'codes' only"):
-        codec.encode(codes.astype(np.float32), "relu_5", rawquant=True)
+    with pytest.raises(CodecError, match="a coder flag applies to mode 'codes' only"):
+        codec.encode(codes.astype(np.float32), "relu_5", coder_flag=codec.FLAG_RAWQUANT)

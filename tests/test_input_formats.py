@@ -205,3 +205,21 @@ def test_profiler_measures_each_format(pipe, images, tmp_path, monkeypatch):
     floats = DataSet(x.astype(np.float32) / 255, None, fingerprint("f", x.astype(np.float32), None), "floats")
     settings = dataclasses.replace(settings, input_formats=("jpeg90",))
     assert Profile.from_dict(profile_pipeline(pipe, settings, progress=False, data=floats)).input.formats == {}
+
+
+def test_the_input_coder_is_the_registered_one_and_names_its_payloads(pipe, images):
+    from planner.execution.coders import InputCoder, coder_for, coder_of_payload
+
+    spec = CandidateSpec.cloud_only("webp75")
+    coder = coder_for(spec)
+    assert isinstance(coder, InputCoder) and coder is coder_for(CandidateSpec.cloud_only())
+    payload, st = pipe.edge_encode(images[0][:1], spec)
+    dec = codec.decode(payload)
+    assert coder_of_payload(dec) is coder and pipe.payload_spec(dec) == spec and st.encode_ms > 0
+    assert pipe.payload_spec(codec.decode(pipe.input_payload(images[0][:1]))) == CandidateSpec.cloud_only()
+    assert coder.formats(pipe, ["jpeg90", "webp50"]) == ("jpeg90", "webp50")
+    tokens = make_pipeline()
+    tokens.input_shape = (16,)  # not an image: no lossy formats
+    assert coder.formats(tokens, ["jpeg90"]) == ()
+    with pytest.raises(PlannerError, match="cannot send its input as jpeg90"):
+        tokens.check(CandidateSpec.cloud_only("jpeg90"))

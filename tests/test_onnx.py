@@ -21,13 +21,14 @@ from torch import nn
 
 from planner.compress import codec
 from planner.errors import ExportError, PlannerError
-from planner.pipeline import SplitPipeline
+from planner.execution.pipeline import SplitPipeline
+from planner.types import CandidateSpec
 
 pytestmark = pytest.mark.onnx
 pytest.importorskip("onnxruntime", reason="needs ONNX Runtime (pip install 'planner[onnx]')")
 
-from planner.onnx_export import export_pipeline, load_manifest, state_sha256  # noqa: E402
-from planner.onnx_runtime import OnnxPipeline, runtime_pipeline  # noqa: E402
+from planner.execution.onnx_export import export_pipeline, load_manifest, state_sha256  # noqa: E402
+from planner.execution.onnx_runtime import OnnxPipeline, runtime_pipeline  # noqa: E402
 
 N_IMAGES = 500
 VGG_CUTS = ["block1_2", "pool2", "pool3"]
@@ -109,8 +110,10 @@ def test_stages_frame_the_same_codec_bytes(vgg, images):
     pipe, onnx, _ = vgg
     raw = images[0][:7]
     for cut, bits in (("pool2", 4), ("pool3", 8), ("pool3", None), ("input", None)):
-        payload_pt, _ = pipe.edge_encode(raw, cut, bits)
-        payload_ort, st = onnx.edge_encode(raw, cut, bits)
+        spec = CandidateSpec.cloud_only() if cut == "input" else CandidateSpec.raw(cut) if bits is None else (
+            CandidateSpec.split(cut, bits))
+        payload_pt, _ = pipe.edge_encode(raw, spec)
+        payload_ort, st = onnx.edge_encode(raw, spec)
         head = codec.decode(payload_ort)
         assert (head.cut, head.bits, head.shape) == (cut, bits, codec.decode(payload_pt).shape)
         assert payload_ort == payload_pt or bits in (None, 8)  # floats: last ulp; 8 bits: a rare code off by one
@@ -154,7 +157,7 @@ def test_runtime_refuses_a_foreign_or_changed_export(vgg, tmp_path):
     with pytest.raises(ExportError, match="no manifest.json"):
         OnnxPipeline(pipe, tmp_path)
     with pytest.raises(ExportError, match="no graphs for cut 'pool1'.*--cuts all"):
-        onnx.check("pool1", 4)
+        onnx.check("pool1@4")
     with pytest.raises(ExportError, match="lacks"):
         onnx.check_complete()
     with pytest.raises(PlannerError, match="--onnx DIR"):
@@ -196,7 +199,7 @@ def test_user_model_raw_graphs(tmp_path):
     with torch.inference_mode():
         np.testing.assert_allclose(onnx.model_scores(x.numpy()), pipe.model(x).numpy(), atol=1e-5)
         for cut in m["cuts"]:
-            payload, _ = onnx.edge_encode(x, cut, None)
+            payload, _ = onnx.edge_encode(x, CandidateSpec.raw(cut))
             scores, _, _ = onnx.cloud_decode(payload)
             np.testing.assert_allclose(scores.numpy(), pipe.model(x).numpy(), atol=1e-4)
     with pytest.raises(ExportError, match="no autoencoder"):

@@ -15,8 +15,8 @@ from planner.compress.autoencoder import AEConfig, SharedAutoencoder, load_autoe
 from planner.compress.train import TrainConfig, default_cuts, split_data, train_autoencoder
 from planner.datasets import load_data
 from planner.evaluate import score
+from planner.execution.pipeline import SplitPipeline
 from planner.modelspec import load_model
-from planner.pipeline import SplitPipeline
 from planner.profile.accuracy import accuracy_table
 from planner.profile.measure import ProfileSettings, profile_pipeline
 from planner.profile.schema import Profile

@@ -9,7 +9,7 @@ from torch import nn
 from planner.cli.profile import summary
 from planner.compress.autoencoder import AEConfig, SharedAutoencoder
 from planner.data import DEFAULT_ROOT, normalize
-from planner.pipeline import SplitPipeline
+from planner.execution.pipeline import SplitPipeline
 from planner.profile.measure import ProfileSettings, profile_pipeline
 from planner.profile.schema import Profile
 

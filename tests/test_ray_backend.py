@@ -16,7 +16,7 @@ import pytest
 import planner
 from planner.cli import main
 from planner.errors import PlannerError
-from planner.pipeline import SplitPipeline
+from planner.execution.pipeline import SplitPipeline
 from planner.profile.schema import CutProfile, InputProfile, Profile, RawFormat
 from planner.profile.timing import Timing
 from planner.runtime.client import CloudClient, ServerError
@@ -63,9 +63,9 @@ def _t(ms: float) -> Timing:
 def raw_profiles(pipe: SplitPipeline, sample: np.ndarray) -> tuple[Profile, Profile]:
     """(edge, cloud) profiles with the true raw-feature sizes, 0.3 ms per stage and a 1 s edge-only run."""
     cuts = tuple(CutProfile(c.id, c.index, c.shape, c.float32_bytes, _t(0.3), _t(0.3),
-                            {"float32": RawFormat(len(pipe.edge_encode(sample, c.id, None)[0]), _t(0.3), _t(0.3))}, {})
+                            {"float32": RawFormat(len(pipe.edge_encode(sample, f"{c.id}@raw")[0]), _t(0.3), _t(0.3))}, {})
                  for c in pipe.cuts if not c.trivial)
-    inp = InputProfile(pipe.input_shape, 784, float(len(pipe.edge_encode(sample, "input", None)[0])), _t(0.3), _t(0.3))
+    inp = InputProfile(pipe.input_shape, 784, float(len(pipe.edge_encode(sample, "cloud-only")[0])), _t(0.3), _t(0.3))
     device = {"cpu": "test", "physical_cores": 1, "logical_cores": 1, "threads": 1, "freq_mhz": None,
               "memory_gb": None, "os": None, "torch": None, "gpu": None, "cpu_quota": None}
     common = dict(model=pipe.name, autoencoder=None, device=device, settings={"batch": 1, "repeats": 1},

@@ -18,11 +18,11 @@ import torch
 from torch import nn
 
 from planner.compress.autoencoder import AEConfig, build_autoencoder, load_autoencoder, select_cuts
-from planner.compress.rawquant import RawQuantizer
+from planner.compress.clipquant import RawQuantizer
 from planner.data import normalize
 from planner.errors import CompressError, ProfileError
+from planner.execution.pipeline import SplitPipeline
 from planner.link import LiveEstimate, TraceLink
-from planner.pipeline import SplitPipeline
 from planner.profile.schema import BitsEntry, CutProfile, InputProfile, Profile, RawFormat
 from planner.profile.store import find_profiles
 from planner.profile.timing import Timing
@@ -31,6 +31,7 @@ from planner.runtime.edge import EdgeClient, Result, RunReport
 from planner.runtime.handlers import CloudHandler, committed_kind
 from planner.runtime.server import CloudServer
 from planner.runtime.shaper import Shaper
+from planner.types import CandidateSpec
 
 BITS = (2, 8)
 AE_CUTS = ["pool1", "pool2"]
@@ -75,17 +76,18 @@ def make_profiles(pipe: SplitPipeline, sample: np.ndarray, *, compute_ms: float 
     for c in pipe.cuts:
         if c.trivial:
             continue
-        raw = {"float32": RawFormat(len(pipe.edge_encode(sample, c.id, None)[0]), _t(compute_ms), _t(compute_ms))}
+        raw = {"float32": RawFormat(len(pipe.edge_encode(sample, CandidateSpec.raw(c.id))[0]), _t(compute_ms), _t(compute_ms))}
         bits, narrow, quant, widest = {}, {}, {}, None
         if c.id in pipe.ae.cuts:
-            def entry(c=c, **kw):
-                n = len(pipe.edge_encode(sample, c.id, **kw)[0])
+            def entry(c=c, bits=None, width=None, quant=False):
+                spec = CandidateSpec.quant(c.id, bits) if quant else CandidateSpec.split(c.id, bits, width)
+                n = len(pipe.edge_encode(sample, spec)[0])
                 return BitsEntry(n, n, _t(compute_ms), _t(bits_decode_ms), 90.0)
 
             *narrower, widest = pipe.ae.widths(c.id)
             bits = {b: entry(bits=b) for b in BITS}
             narrow = {w: {b: entry(bits=b, width=w) for b in BITS} for w in narrower}
-            quant = {b: entry(bits=b, rawquant=True) for b in BITS}
+            quant = {b: entry(bits=b, quant=True) for b in BITS}
         cuts.append(CutProfile(c.id, c.index, c.shape, c.float32_bytes, _t(compute_ms), _t(compute_ms), raw, bits,
                                widest, narrow, quant))
     reply = 24 + 40 + 16  # codec header + 10 float32 scores, roughly; what matters is that it is small
@@ -95,7 +97,7 @@ def make_profiles(pipe: SplitPipeline, sample: np.ndarray, *, compute_ms: float 
                   quant_bits=BITS)
     device = {"cpu": "test", "physical_cores": 1, "logical_cores": 1, "threads": 1, "freq_mhz": None,
               "memory_gb": None, "os": None, "torch": None, "gpu": None, "cpu_quota": None}
-    inp = InputProfile((1, 28, 28), 784, float(len(pipe.edge_encode(sample, "input", None)[0])),
+    inp = InputProfile((1, 28, 28), 784, float(len(pipe.edge_encode(sample, CandidateSpec.cloud_only())[0])),
                        _t(compute_ms), _t(compute_ms))
     edge = Profile(role="edge", device=device, input=inp, whole_model_ms=_t(edge_whole_ms), **common)
     cloud = Profile(role="cloud", device=device, input=inp, whole_model_ms=_t(compute_ms), **common)
@@ -133,10 +135,10 @@ def client(pipe, profiles, address, **kw) -> EdgeClient:
     return EdgeClient(pipe, *profiles, **{**opts, **kw})
 
 
-def local_scores(pipe, raw, cut, bits, width=None, rawquant=False) -> np.ndarray:
-    if cut == "output":
+def local_scores(pipe, raw, spec: CandidateSpec) -> np.ndarray:
+    if not spec.remote:
         return pipe.edge_local(raw)[0].numpy()
-    return pipe.cloud_decode(pipe.edge_encode(raw, cut, bits, width=width, rawquant=rawquant)[0])[0].numpy()
+    return pipe.cloud_decode(pipe.edge_encode(raw, spec)[0])[0].numpy()
 
 
 def test_round_trip_equals_local_for_every_candidate(pipe, images, profiles, server):
@@ -152,8 +154,7 @@ def test_round_trip_equals_local_for_every_candidate(pipe, images, profiles, ser
             assert r.error is None and not r.fallback, (choice, r)
             assert (r.cut, r.bits, r.kind) == (cs.specs[i].cut, cs.specs[i].bits, cs.specs[i].kind)
             assert r.spec == choice and Result.from_dict(r.to_dict()).spec == choice  # the width is recorded
-            np.testing.assert_allclose(r.scores, local_scores(pipe, raw, choice.cut, choice.bits, choice.width,
-                                                              choice.kind == "quant"), atol=1e-5)
+            np.testing.assert_allclose(r.scores, local_scores(pipe, raw, choice), atol=1e-5)
             if cs.specs[i].bits is None:  # lossless candidates give the full model's output
                 np.testing.assert_allclose(r.scores, full, atol=1e-5)
             assert r.prediction == int(np.argmax(r.scores))
@@ -182,7 +183,7 @@ def test_run_reports_accuracy_plans_and_stages(pipe, images, profiles, server):
 def test_bad_payloads_do_not_kill_the_server(pipe, images, profiles, server):
     srv, address = server
     raw = images[0][:1]
-    good, _ = pipe.edge_encode(raw, "pool1", 2)
+    good, _ = pipe.edge_encode(raw, "pool1@2")
     with CloudClient(address, timeout=3.0) as c:
         for bad in (b"garbage", good[:-5], good[:12] + bytes([good[12] ^ 0xFF]) + good[13:]):
             with pytest.raises(ServerError):
@@ -190,7 +191,7 @@ def test_bad_payloads_do_not_kill_the_server(pipe, images, profiles, server):
         with pytest.raises(ServerError, match="WRONG_MODEL"):
             c.infer("other-model", good)
         reply = c.infer("tiny", good)
-    np.testing.assert_allclose(reply.scores, local_scores(pipe, raw, "pool1", 2), atol=1e-5)
+    np.testing.assert_allclose(reply.scores, local_scores(pipe, raw, CandidateSpec.split("pool1", 2)), atol=1e-5)
     with client(pipe, profiles, address) as edge:
         assert not edge.infer(raw, choice=("pool2", 8)).fallback
 
@@ -342,7 +343,7 @@ def _raw_profiles(pipe):
     """Raw-only profiles of a zoo pipeline without an autoencoder (true sizes, flat timings)."""
     sample = np.zeros((1, 28, 28), dtype=np.uint8)
     cuts = tuple(CutProfile(c.id, c.index, c.shape, c.float32_bytes, _t(1.0), _t(1.0),
-                            {"float32": RawFormat(len(pipe.edge_encode(sample, c.id, None)[0]), _t(0.1), _t(0.1))}, {})
+                            {"float32": RawFormat(len(pipe.edge_encode(sample, CandidateSpec.raw(c.id))[0]), _t(0.1), _t(0.1))}, {})
                  for c in pipe.cuts if not c.trivial)
     device = {"cpu": "test", "physical_cores": 1, "logical_cores": 1, "threads": 1, "freq_mhz": None,
               "memory_gb": None, "os": None, "torch": None, "gpu": None, "cpu_quota": None}

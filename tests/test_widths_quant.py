@@ -13,7 +13,7 @@ import torch
 from planner import CompressError, PlannerError, ProfileError, SolveError
 from planner.compress import codec
 from planner.compress.autoencoder import AEConfig, SharedAutoencoder, plan_cut
-from planner.compress.rawquant import RawQuantizer
+from planner.compress.clipquant import RawQuantizer
 from planner.link import ConstantLink
 from planner.profile.schema import Profile, check_compatible
 from planner.profile.synthetic import synthetic_pair
@@ -166,8 +166,8 @@ def test_raw_quantizer_file_round_trip_and_errors(quantizer, tmp_path):
 # -- the pipeline: widths and the raw quantizer through the codec ---------------------------------------------
 @pytest.fixture(scope="module")
 def pipe():
+    from planner.execution.pipeline import SplitPipeline
     from planner.modelspec import load_model
-    from planner.pipeline import SplitPipeline
 
     loaded = load_model("resnet-fmnist")
     config = AEConfig([plan_cut("relu_5", (64, 7, 7)), plan_cut("relu_3", (32, 14, 14))], bits=(2, 4))
@@ -183,20 +183,20 @@ def pipe():
 def test_pipeline_sends_the_chosen_width_and_the_cloud_decodes_it(pipe):
     raw = np.full((1, 28, 28), 100, np.uint8)
     for width in (4, 16, None):
-        payload, _ = pipe.edge_encode(raw, "relu_5", 4, width=width)
+        payload, _ = pipe.edge_encode(raw, CandidateSpec.split("relu_5", 4, width))
         dec = codec.decode(payload)
-        assert dec.shape == (1, width or 32, 7, 7) and not dec.rawquant
+        assert dec.shape == (1, width or 32, 7, 7) and not dec.coder_flag
         scores, _, _ = pipe.cloud_decode(payload)
         assert scores.shape == (1, 10)
     with pytest.raises(CompressError, match="serves latent widths 4, 8, 16, 32, not 12"):
-        pipe.edge_encode(raw, "relu_5", 4, width=12)
+        pipe.edge_encode(raw, "relu_5@4w12")
 
 
 def test_pipeline_raw_quantizer_candidate(pipe):
     raw = np.full((1, 28, 28), 100, np.uint8)
-    payload, _ = pipe.edge_encode(raw, "relu_5", 2, rawquant=True)
+    payload, _ = pipe.edge_encode(raw, "relu_5@q2")
     dec = codec.decode(payload)
-    assert dec.rawquant and dec.shape == (1, 64, 7, 7)
+    assert dec.coder_flag == codec.FLAG_RAWQUANT and dec.shape == (1, 64, 7, 7)
     scores, _, _ = pipe.cloud_decode(payload)
     with torch.inference_mode():
         head, tail = pipe.split("relu_5")
@@ -204,7 +204,7 @@ def test_pipeline_raw_quantizer_candidate(pipe):
         expected = tail(pipe.quantizer.decode(pipe.quantizer.encode(f, "relu_5", 2), "relu_5", 2))
     assert torch.allclose(scores, expected, atol=1e-5)
     with pytest.raises(CompressError, match="raw quantizer does not serve cut 'relu_3'"):
-        pipe.edge_encode(raw, "relu_3", 2, rawquant=True)
-    bad = codec.encode(np.zeros((1, 32, 7, 7), np.uint8), "relu_5", 2, rawquant=True)
+        pipe.edge_encode(raw, "relu_3@q2")
+    bad = codec.encode(np.zeros((1, 32, 7, 7), np.uint8), "relu_5", 2, coder_flag=codec.FLAG_RAWQUANT)
     with pytest.raises(CompressError, match="expected"):
         pipe.cloud_decode(bad)

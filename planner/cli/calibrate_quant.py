@@ -21,8 +21,8 @@ def register(sub) -> None:
 def run(args) -> int:
     import torch
 
+    from planner.compress.clipquant import calibrate_model, quant_path
     from planner.compress.quantize import parse_bits
-    from planner.compress.rawquant import calibrate_model, quant_path
     from planner.errors import CompressError
 
     loaded = model_from_args(args)

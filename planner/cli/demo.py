@@ -81,7 +81,7 @@ def _profiles(args, quota: float | None):
         print(f"committed profiles: {e.name}, {c.name}")
         return Profile.load(e), Profile.load(c)
     from planner.cli.profile import summary
-    from planner.pipeline import SplitPipeline
+    from planner.execution.pipeline import SplitPipeline
     from planner.profile.store import ProfileKey
 
     out = Path(args.profiles_dir or tempfile.mkdtemp(prefix="planner-demo-"))

@@ -26,8 +26,8 @@ def run(args) -> int:
     import time
 
     from planner.compress.quantize import parse_bits
-    from planner.onnx_export import DEFAULT_OPSET, export_pipeline
-    from planner.pipeline import SplitPipeline
+    from planner.execution.onnx_export import DEFAULT_OPSET, export_pipeline
+    from planner.execution.pipeline import SplitPipeline
 
     start = time.perf_counter()
     loaded = model_from_args(args)

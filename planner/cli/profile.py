@@ -94,7 +94,7 @@ def run(args) -> int:
     import torch
 
     from planner.errors import ProfileError
-    from planner.pipeline import SplitPipeline
+    from planner.execution.pipeline import SplitPipeline
     from planner.profile.measure import ProfileSettings, profile_pipeline
     from planner.profile.quota import check_available
     from planner.profile.schema import Profile
@@ -166,7 +166,7 @@ def onnx_sides(pipeline, args):
         if args.onnx:
             raise ProfileError("--onnx is for --edge-runtime / --cloud-runtime onnxruntime on the side profiled")
         return None, False, False
-    from planner.onnx_runtime import runtime_pipeline
+    from planner.execution.onnx_runtime import runtime_pipeline
 
     threads = args.threads or (1 if args.role == "edge" else torch.get_num_threads() or 1)
     onnx = runtime_pipeline(pipeline, "onnxruntime", args.onnx, threads=threads)

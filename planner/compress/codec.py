@@ -41,8 +41,9 @@ _F32 = struct.Struct("<f")
 
 FLAG_SCALE = 0x01
 FLAG_ZERO_POINT = 0x02
-FLAG_RAWQUANT = 0x04  # the codes are the training-free raw quantizer's (compress.rawquant), not the autoencoder's
-_KNOWN_FLAGS = FLAG_SCALE | FLAG_ZERO_POINT | FLAG_RAWQUANT
+FLAG_RAWQUANT = 0x04  # the codes are the training-free raw quantizer's, not the autoencoder's
+CODER_FLAGS = FLAG_RAWQUANT  # the flags that say which coder made the codes (planner.execution.coders reads them)
+_KNOWN_FLAGS = FLAG_SCALE | FLAG_ZERO_POINT | CODER_FLAGS
 
 MODES = ("codes", "float32", "float16", "uint8")
 LOSSLESS = ("none", "zlib", "zstd", "jpeg", "webp")  # the header's stage byte (jpeg, webp: uint8 images, lossy)
@@ -67,7 +68,7 @@ class FeatureHeader:
     raw_len: int
     stored_len: int
     header_len: int
-    rawquant: bool = False
+    coder_flag: int = 0  # the CODER_FLAGS bits set (0: the autoencoder's codes, or a raw mode)
     quality: int | None = None  # the image stage's quality (jpeg, webp), else None
 
     @property
@@ -87,7 +88,7 @@ class DecodedFeature:
     scale: float | None = None
     zero_point: float | None = None
     lossless: str = "none"
-    rawquant: bool = False  # codes of the training-free raw quantizer (FLAG_RAWQUANT), not of the autoencoder
+    coder_flag: int = 0  # which coder made the codes (CODER_FLAGS bits; 0: the autoencoder's)
     quality: int | None = None  # the image stage's quality (lossless "jpeg" / "webp"), else None
 
     def tensor(self):
@@ -129,13 +130,13 @@ def payload_size(shape: tuple[int, ...], bits: int | None, cut: str, *, mode: st
 
 def encode(x: Any, cut: str, bits: int | None = None, *, mode: str | None = None, scale: float | None = None,
            zero_point: float | None = None, lossless: str = "auto", level: int | None = None,
-           rawquant: bool = False) -> bytes:
+           coder_flag: int = 0) -> bytes:
     """Frame a feature as bytes. With `bits`, `x` holds integer codes in [0, 2**bits - 1] (mode "codes");
     without, `x` is a raw feature: "float32" (any float, cast), "float16" or "uint8" (the model input),
     inferred from the dtype unless `mode` says. `lossless`: "auto" (smallest of zlib/zstd if smaller than
     plain), "none", "zlib" or "zstd"; `level` goes to the compressor(s) (default zlib 6, zstd 3). For uint8
     images (mode "uint8"), `lossless` "jpeg" or "webp" sends them as lossy image files at quality `level`
-    (1..100). `rawquant` flags codes as the raw quantizer's (FLAG_RAWQUANT)."""
+    (1..100). `coder_flag` (CODER_FLAGS bits, e.g. FLAG_RAWQUANT) marks which coder made the codes."""
     arr = _as_array(x)
     mode = _resolve_mode(arr, bits, mode)
     cut_b = _cut_bytes(cut)
@@ -150,10 +151,12 @@ def encode(x: Any, cut: str, bits: int | None = None, *, mode: str | None = None
             raise CodecError(f"{name} applies to mode 'codes' only, not {mode!r}")
         opt += _F32.pack(_check_float(name, value))
         flags |= flag
-    if rawquant:
+    if coder_flag:
+        if coder_flag & ~CODER_FLAGS:
+            raise CodecError(f"coder_flag 0x{coder_flag:02x} is not a coder flag (known: 0x{CODER_FLAGS:02x})")
         if mode != "codes":
-            raise CodecError(f"rawquant applies to mode 'codes' only, not {mode!r}")
-        flags |= FLAG_RAWQUANT
+            raise CodecError(f"a coder flag applies to mode 'codes' only, not {mode!r}")
+        flags |= coder_flag
     if mode == "codes":
         raw = pack(_as_codes(arr, bits), bits)
     elif mode == "uint8":
@@ -421,7 +424,7 @@ def read_header(data: bytes | bytearray | memoryview, *,
             opt[name] = _check_float(name, _F32.unpack_from(view, at)[0])
             at += 4
     return FeatureHeader(version, mode, bits if mode == "codes" else None, lossless, cut, tuple(shape),
-                         opt["scale"], opt["zero_point"], raw_len, stored_len, header_len, bool(flags & FLAG_RAWQUANT),
+                         opt["scale"], opt["zero_point"], raw_len, stored_len, header_len, flags & CODER_FLAGS,
                          bits if image else None)
 
 
@@ -435,4 +438,4 @@ def decode(data: bytes | bytearray | memoryview, *,
     else:
         array = np.frombuffer(raw, _RAW_DTYPES[head.mode]).astype(_NATIVE[head.mode])
     return DecodedFeature(array.reshape(head.shape), head.cut, head.bits, head.mode, head.shape,
-                          head.scale, head.zero_point, head.lossless, head.rawquant, head.quality)
+                          head.scale, head.zero_point, head.lossless, head.coder_flag, head.quality)

@@ -17,6 +17,9 @@ from pathlib import Path
 
 import torch
 
+from planner.execution.coders import coded_settings, coder_for, put
+from planner.types import CandidateKind, CandidateSpec
+
 
 def cache_dir() -> Path:
     return Path(os.environ.get("PLANNER_CACHE") or Path.home() / ".cache" / "planner") / "accuracy"
@@ -56,9 +59,8 @@ def accuracy_table(pipeline, bits: list[int], limit: int | None = None, use_cach
     x = torch.cat(list(data.inputs(pipeline.input_tensor, batch_size)))
     y = targets(pipeline.model, data, pipeline.input_tensor, batch_size)
     inner = [c.id for c in pipeline.cuts if not c.trivial]
-    ae, quant = pipeline.ae, pipeline.quantizer
-    settings = {c: _settings(ae, quant, c, bits) for c in inner}
-    correct = {"backbone": 0, "cuts": {c: dict.fromkeys(settings[c], 0) for c in inner}}
+    settings = {c: _settings(pipeline, c, bits) for c in inner}
+    correct = {"backbone": 0, "cuts": {c: [0] * len(settings[c]) for c in inner}}
     batches = range(0, len(y), batch_size)
     if progress:
         from tqdm.auto import tqdm
@@ -71,25 +73,20 @@ def accuracy_table(pipeline, bits: list[int], limit: int | None = None, use_cach
             for c in inner:
                 head, tail = pipeline.split(c)
                 feature = head(xb)
-                for key in settings[c]:
-                    correct["cuts"][c][key] += int((tail(_rebuild(ae, quant, feature, c, key)).argmax(1) == yb).sum())
+                for k, (coder, spec) in enumerate(settings[c]):
+                    rebuilt = tail(coder.reconstruct(pipeline, feature, spec))
+                    correct["cuts"][c][k] += int((rebuilt.argmax(1) == yb).sum())
     n = len(y)
-    pct = lambda k: round(100.0 * k / n, 3)  # noqa: E731
     cuts = {}
     for c, counts in correct["cuts"].items():
-        entry: dict = {"float16": pct(counts[("float16",)]), "bits": {}, "widths": {}, "quant": {}}
-        for key, v in counts.items():
-            if key[0] == "ae" and key[1] is None:
-                entry["bits"][str(key[2])] = pct(v)
-            elif key[0] == "ae":
-                entry["widths"].setdefault(str(key[1]), {})[str(key[2])] = pct(v)
-            elif key[0] == "quant":
-                entry["quant"][str(key[2])] = pct(v)
+        entry: dict = {"bits": {}, "widths": {}, "quant": {}}
+        for (coder, spec), v in zip(settings[c], counts, strict=True):
+            put(entry, coder.accuracy_key(spec), round(100.0 * v / n, 3))
         cuts[c] = entry
     table = {
         "model": pipeline.name, "autoencoder": pipeline.ae_id, "quantizer": pipeline.quant_id,
         "weights_sha256": pipeline.weights_sha256, "data": data.fingerprint, "metric": data.metric, "n": n,
-        "backbone": pct(correct["backbone"]), "cuts": cuts,
+        "backbone": round(100.0 * correct["backbone"] / n, 3), "cuts": cuts,
     }
     if use_cache:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -97,23 +94,12 @@ def accuracy_table(pipeline, bits: list[int], limit: int | None = None, use_cach
     return table
 
 
-def _settings(ae, quant, cut: str, bits: list[int]) -> list[tuple]:
-    """The ways to send `cut` whose accuracy is measured: ("float16",), ("ae", width or None, b), ("quant", None, b)."""
-    out: list[tuple] = [("float16",)]
-    if ae is not None and cut in ae.cuts:
-        widths = ae.widths(cut)
-        out += [("ae", None if w == widths[-1] else w, b) for w in widths for b in bits]
-    if quant is not None and cut in quant.cuts:
-        out += [("quant", None, b) for b in quant.bits]
-    return out
-
-
-def _rebuild(ae, quant, feature: torch.Tensor, cut: str, key: tuple) -> torch.Tensor:
-    """The feature as the cloud gets it back for one setting."""
-    if key[0] == "float16":
-        return feature.half().float()
-    coder, width, b = (ae, key[1], key[2]) if key[0] == "ae" else (quant, None, key[2])
-    return coder.decode(coder.encode(feature, cut, b, width), cut, b)
+def _settings(pipeline, cut: str, bits: list[int]) -> list[tuple]:
+    """The (coder, candidate) pairs at `cut` whose accuracy is measured: the raw float16 feature and every coded
+    candidate (the autoencoder's at `bits`)."""
+    out = [(coder_for(spec), spec) for spec in [CandidateSpec.raw(cut, "float16")]]
+    return out + [(coder, spec) for coder, spec in coded_settings(pipeline, cut)
+                  if coder.kind != CandidateKind.SPLIT or spec.bits in bits]
 
 
 def input_accuracy(pipeline, formats, limit: int | None = None, use_cache: bool = True, batch_size: int = 100,
@@ -136,16 +122,15 @@ def input_accuracy(pipeline, formats, limit: int | None = None, use_cache: bool 
     path = _cache_path(key)
     if use_cache and path.exists():
         return json.loads(path.read_text())
-    from planner.compress import codec
-
     y = targets(pipeline.model, data, pipeline.input_tensor, batch_size)
     correct = dict.fromkeys(formats, 0)
+    specs = {fmt: CandidateSpec.cloud_only(fmt) for fmt in formats}
     with torch.inference_mode():
         for i in range(0, len(y), batch_size):
             raw = data.raw[i:i + batch_size]
-            for fmt in formats:
-                pixels = codec.decode(pipeline.input_payload(raw, fmt)).array
-                correct[fmt] += int((pipeline.model(pipeline.input_tensor(pixels)).argmax(1) == y[i:i + len(raw)]).sum())
+            for fmt, spec in specs.items():
+                x = coder_for(spec).reconstruct(pipeline, raw, spec)  # the input tensor the cloud decodes
+                correct[fmt] += int((pipeline.model(x).argmax(1) == y[i:i + len(raw)]).sum())
     table = {fmt: round(100.0 * k / len(y), 3) for fmt, k in correct.items()}
     if use_cache:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -17,13 +17,14 @@ import torch
 from planner.compress import codec
 from planner.config import DEFAULT_INPUT_FORMATS
 from planner.errors import ProfileError
+from planner.execution.coders import coded_settings, coder_for, get, put
 from planner.profile.accuracy import accuracy_table, input_accuracy
 from planner.profile.device import device_facts
 from planner.profile.exchange import measure_exchange
 from planner.profile.quota import cpu_quota
 from planner.profile.schema import SCHEMA_VERSION
 from planner.profile.timing import measure
-from planner.types import Role, parse_input_format
+from planner.types import CandidateSpec, Role, parse_input_format
 
 ROLES = tuple(r.value for r in Role)
 
@@ -99,7 +100,7 @@ class _Measurer:
         self.xs = pipeline.input_tensor(self.samples)
         self.acc = accuracy_table(pipeline, self.bits, limit=s.accuracy_limit, progress=progress, data=data)
         uint8 = np.asarray(images[:1]).dtype == np.uint8
-        self.formats = pipeline.input_formats(s.input_formats) if uint8 else ()
+        self.formats = coder_for(CandidateSpec.cloud_only()).formats(pipeline, s.input_formats) if uint8 else ()
         self.input_acc = input_accuracy(pipeline, self.formats, limit=s.accuracy_limit, data=data)
 
     def iterate_cuts(self):
@@ -131,56 +132,51 @@ class _Measurer:
                  "raw": {mode: self.raw_format(c, feature, mode)
                          for mode in ["float32"] + (["float16"] if self.s.float16 else [])},
                  "bits": {}}
-        feats = head(self.xs) if c.id in self.served or (self.quant and c.id in self.quant.cuts) else None
+        coded = coded_settings(self.pipeline, c.id)
+        feats = head(self.xs) if coded else None
+        for coder, spec in coded:
+            put(entry, coder.profile_key(spec), self.coded_entry(coder, spec, feature, feats))
         if c.id in self.served:
             widths = self.ae.widths(c.id)
-            entry["bits"] = {str(b): self.bits_entry(c, feature, feats, b) for b in self.bits}
             entry["widest"] = widths[-1]
-            entry["widths"] = {str(w): {str(b): self.bits_entry(c, feature, feats, b, w) for b in self.bits}
-                               for w in widths[:-1]}
-        if self.quant is not None and c.id in self.quant.cuts:
-            entry["quant"] = {str(b): self.bits_entry(c, feature, feats, b, quant=True) for b in self.quant.bits}
+            entry.setdefault("widths", {})
         return entry
 
     def raw_format(self, c, feature, mode: str) -> dict:
-        payload = codec.encode(feature.numpy(), c.id, mode=mode, lossless="none")
+        spec = CandidateSpec.raw(c.id, mode)
+        coder = coder_for(spec)
+        payload = coder.encode(self.pipeline, feature, spec)
         r = {"bytes": len(payload),
-             "serialize_ms": self.timed(lambda: codec.encode(feature.numpy(), c.id, mode=mode, lossless="none"),
-                                        on_edge=True),
+             "serialize_ms": self.timed(lambda: coder.encode(self.pipeline, feature, spec), on_edge=True),
              "deserialize_ms": self.timed(lambda: codec.decode(payload).tensor(), on_edge=False)}
         if mode == "float16":
-            r["accuracy"] = self.acc["cuts"][c.id]["float16"]
+            r["accuracy"] = get(self.acc["cuts"][c.id], coder.accuracy_key(spec))
         return r
 
-    def bits_entry(self, c, feature, feats, b: int, width: int | None = None, quant: bool = False) -> dict:
-        """One coded setting: the autoencoder at (b, width; None: the widest) or the raw quantizer at b."""
-        coder = self.quant if quant else self.ae
-
-        def encode(x):
-            return codec.encode(coder.encode(x, c.id, b, width).numpy(), c.id, b, rawquant=quant)
-
-        sizes = [len(encode(feats[i:i + 1])) for i in range(len(feats))]
+    def coded_entry(self, coder, spec, feature, feats) -> dict:
+        """One coded candidate (the autoencoder at (bits, width), the raw quantizer at bits, ...): its coder's
+        payload sizes over the samples, encode and decode times, accuracy."""
+        p = self.pipeline
+        sizes = [len(coder.encode(p, feats[i:i + 1], spec)) for i in range(len(feats))]
         mean, p95 = _stats(sizes)
-        payload = encode(feature)
-        acc = self.acc["cuts"][c.id]
-        accuracy = (acc.get("quant", {}) if quant else acc["bits"] if width is None
-                    else acc.get("widths", {}).get(str(width), {})).get(str(b))
+        payload = coder.encode(p, feature, spec)
         return {"bytes_mean": mean, "bytes_p95": p95,
-                "encode_ms": self.timed(lambda: encode(feature), on_edge=True),
-                "decode_ms": self.timed(lambda: coder.decode(codec.decode(payload).tensor(), c.id, b), on_edge=False),
-                "accuracy": accuracy}
+                "encode_ms": self.timed(lambda: coder.encode(p, feature, spec), on_edge=True),
+                "decode_ms": self.timed(lambda: coder.decode(p, codec.decode(payload)), on_edge=False),
+                "accuracy": get(self.acc["cuts"][spec.cut], coder.accuracy_key(spec))}
 
     def input_and_whole(self) -> tuple[dict, object]:
         """The cloud-only payload (sizes, encode on the edge, decode on the cloud) and the whole model's time
         (edge-only from the raw sample as the edge runs it; else the cloud's)."""
         p, raw_batch = self.pipeline, self.raw_batch
-        input_sizes = [len(p.input_payload(self.samples[i:i + 1])) for i in range(len(self.samples))]
-        in_payload = p.input_payload(raw_batch)
+        spec = CandidateSpec.cloud_only()
+        coder = coder_for(spec)
+        input_sizes = [len(coder.encode(p, self.samples[i:i + 1], spec)) for i in range(len(self.samples))]
+        in_payload = coder.encode(p, raw_batch, spec)
         inp = {"shape": list(p.input_shape), "raw_bytes": int(np.asarray(raw_batch[:1]).nbytes),
                "compressed_bytes": _stats(input_sizes)[0],
-               "encode_ms": self.timed(lambda: p.input_payload(raw_batch), on_edge=True),
-               "decode_ms": self.timed(lambda: p.input_tensor(_input_values(codec.decode(in_payload))),
-                                       on_edge=False),
+               "encode_ms": self.timed(lambda: coder.encode(p, raw_batch, spec), on_edge=True),
+               "decode_ms": self.timed(lambda: coder.decode(p, codec.decode(in_payload)), on_edge=False),
                "formats": {fmt: self.input_format(fmt) for fmt in self.formats}}
         whole = self.timed(lambda: p.model(p.input_tensor(raw_batch)), on_edge=True)
         cloud_whole = self.timed(lambda: p.model(self.x), on_edge=False)
@@ -189,12 +185,13 @@ class _Measurer:
     def input_format(self, fmt: str) -> dict:
         """The input as lossy image files: sizes over the samples, encode on the edge, decode (file -> the model's
         input tensor) on the cloud, accuracy of the whole model on what the cloud decodes."""
-        p, raw_batch = self.pipeline, self.raw_batch
-        mean, p95 = _stats([len(p.input_payload(self.samples[i:i + 1], fmt)) for i in range(len(self.samples))])
-        payload = p.input_payload(raw_batch, fmt)
+        p, raw_batch, spec = self.pipeline, self.raw_batch, CandidateSpec.cloud_only(fmt)
+        coder = coder_for(spec)
+        mean, p95 = _stats([len(coder.encode(p, self.samples[i:i + 1], spec)) for i in range(len(self.samples))])
+        payload = coder.encode(p, raw_batch, spec)
         return {"bytes_mean": mean, "bytes_p95": p95,
-                "encode_ms": self.timed(lambda: p.input_payload(raw_batch, fmt), on_edge=True),
-                "decode_ms": self.timed(lambda: p.input_tensor(codec.decode(payload).array), on_edge=False),
+                "encode_ms": self.timed(lambda: coder.encode(p, raw_batch, spec), on_edge=True),
+                "decode_ms": self.timed(lambda: coder.decode(p, codec.decode(payload)), on_edge=False),
                 "accuracy": self.input_acc.get(fmt)}
 
     def document(self, cuts: list[dict], inp: dict, whole) -> dict:
@@ -216,11 +213,6 @@ class _Measurer:
             "cuts": cuts, "created": datetime.now(UTC).isoformat(timespec="seconds"), "notes": None,
             "exchange_ms": measure_exchange().to_dict(),
         }
-
-
-def _input_values(dec):
-    """A decoded input payload as the cloud feeds it to the model (uint8 pixels stay uint8)."""
-    return dec.array if dec.mode == "uint8" else dec.values()
 
 
 def _load_avg() -> list[float]:

@@ -64,8 +64,8 @@ def retime_profile(profile: dict, pipeline, settings, *, edge: bool, cloud: bool
 
 def _record(profile: dict, pipeline, edge: bool, cloud: bool) -> None:
     """Say in the profile which side's times come from ONNX Runtime and from which export."""
-    from planner.onnx_export import file_sha256
-    from planner.onnx_runtime import import_onnxruntime
+    from planner.execution.onnx_export import file_sha256
+    from planner.execution.onnx_runtime import import_onnxruntime
 
     ort = import_onnxruntime()
     settings = profile["settings"]

@@ -65,7 +65,7 @@ class EdgeClient:
     def __init__(self, model, edge_profile: Profile | str | Path | None = None,
                  cloud_profile: Profile | str | Path | None = None, *, cloud: str | CloudClient = DEFAULT_CLOUD,
                  shaper=None, options: EdgeOptions | None = None, **overrides) -> None:
-        from planner.pipeline import SplitPipeline
+        from planner.execution.pipeline import SplitPipeline
 
         o = self.options = (options or EdgeOptions()).updated(**overrides)
         from planner.modelspec import model_label
@@ -79,8 +79,8 @@ class EdgeClient:
         self.edge_profile, self.cloud_profile = _profile(edge_profile), _profile(cloud_profile)
         self.pipeline = model if isinstance(model, SplitPipeline) else pipeline_for_profile(
             model, self.edge_profile, o.autoencoder, o.quantizer)
-        if o.edge_runtime != self.pipeline.runtime or o.onnx is not None:  # ONNX Runtime: planner.onnx_runtime
-            from planner.onnx_runtime import runtime_pipeline
+        if o.edge_runtime != self.pipeline.runtime or o.onnx is not None:  # ONNX Runtime: planner.execution.onnx_runtime
+            from planner.execution.onnx_runtime import runtime_pipeline
 
             self.pipeline = runtime_pipeline(self.pipeline, o.edge_runtime, o.onnx)
         self.edge_slowdown = float(o.edge_slowdown)
@@ -231,8 +231,7 @@ class EdgeClient:
                                f"{self.client.last_failure}", bandwidth)
         t_edge = time.perf_counter()
         try:
-            payload, st = self._compute(self.pipeline.edge_encode, raw, cut, bits, dtype or "float32", spec.width,
-                                        kind == CandidateKind.QUANT, spec.fmt)
+            payload, st = self._compute(self.pipeline.edge_encode, raw, spec)
         except PlannerError as exc:
             return self._error(index, label, t0, kind, cut, bits, dtype, predicted, f"edge encode failed: {exc}")
         edge_total = (time.perf_counter() - t_edge) * 1000.0  # as the caller waited (slowdown, quota included)
@@ -354,8 +353,8 @@ def pipeline_for_profile(model, edge_profile: Profile, autoencoder=None, quantiz
     """The pipeline of `model` (a zoo name, a spec string, an nn.Module or a LoadedModel; shapes default to the
     profile's input) with `autoencoder`, by default the zoo's committed one the profile was measured with, and the
     raw quantizer `quantizer` ("auto": a zoo model's committed one; a calibration file; None)."""
+    from planner.execution.pipeline import SplitPipeline
     from planner.modelspec import load_model, model_label
-    from planner.pipeline import SplitPipeline
     from planner.runtime.handlers import committed_kind
 
     name = model_label(model)
@@ -382,7 +381,7 @@ def check_match(pipeline, cs: CandidateSet) -> None:
     for spec in dict.fromkeys(cs.specs):
         if not spec.is_end:
             try:
-                pipeline.check(spec.cut, spec.bits, spec.width, spec.kind == CandidateKind.QUANT)
+                pipeline.check(spec)
             except PlannerError as exc:
                 raise ProfileError(f"profile {edge.name} lists candidate {spec.label!r} that this pipeline cannot "
                                    f"run: {exc}") from None

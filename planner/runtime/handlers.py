@@ -95,9 +95,9 @@ def make_cloud_handler(model, autoencoder: str | None = AutoencoderKind.SHARED, 
     or None / "none" = raw features only; the raw quantizer `quantizer` ("auto": a zoo model's committed one, a
     file from `planner calibrate-quant`, or None); run by PyTorch or (`runtime` "onnxruntime") by ONNX Runtime
     on the export folder `onnx`."""
+    from planner.execution.onnx_runtime import runtime_pipeline
+    from planner.execution.pipeline import SplitPipeline
     from planner.modelspec import load_model
-    from planner.onnx_runtime import runtime_pipeline
-    from planner.pipeline import SplitPipeline
 
     pipeline = SplitPipeline.from_model(load_model(model, weights), autoencoder, quantizer)
     handler = CloudHandler(runtime_pipeline(pipeline, runtime, onnx))

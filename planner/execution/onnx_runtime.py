@@ -21,9 +21,11 @@ import torch
 from planner.compress import codec
 from planner.compress.quantize import levels
 from planner.errors import ExportError, PlannerError
-from planner.onnx_export import check_manifest, load_manifest
-from planner.partition import INPUT, OUTPUT
-from planner.pipeline import SplitPipeline, Stages, ms_since
+from planner.execution.coders import coder_for, coders
+from planner.execution.onnx_export import check_manifest, load_manifest
+from planner.execution.pipeline import SplitPipeline, Stages, as_spec, ms_since
+from planner.partition import INPUT
+from planner.types import CandidateSpec
 
 RUNTIMES = ("torch", "onnxruntime")
 
@@ -110,21 +112,20 @@ class OnnxPipeline(SplitPipeline):
                               f"re-export with these --bits")
         return rel
 
-    def exported(self, cut: str, width: int | None, rawquant: bool) -> bool:
-        """Whether codes at this setting run in the exported graphs: the autoencoder at its widest width. The
-        narrower widths and the raw quantizer run their encoder/decoder eagerly around the exported head/tail."""
-        return not rawquant and (width is None or width == self.ae.widths(cut)[-1])
-
-    def check(self, cut: str, bits: int | None, width: int | None = None, rawquant: bool = False) -> None:
+    def check(self, spec: CandidateSpec | str) -> CandidateSpec:
         """A candidate of the pipeline whose graphs the export holds (the trivial cuts need only model.onnx)."""
-        super().check(cut, bits, width, rawquant)
-        if cut not in (INPUT, OUTPUT):
-            if bits is None or not self.exported(cut, width, rawquant):
-                self.graph(cut, "head")
-                self.graph(cut, "tail")
-            else:
-                self.graph(cut, "edge")
-                self.graph(cut, "cloud", bits)
+        spec = super().check(spec)
+        if not spec.is_end:
+            for kind, bits in self.graph_kinds(spec):
+                self.graph(spec.cut, kind, bits)
+        return spec
+
+    def graph_kinds(self, spec: CandidateSpec) -> list[tuple[str, int | None]]:
+        """The graphs an inner-cut candidate runs: `edge` + `cloud` (at its bits) where the export fuses its coder
+        (the autoencoder at its widest width), else `head` + `tail` with the coder run eagerly between them."""
+        if coder_for(spec).fused(self, spec):
+            return [("edge", None), ("cloud", spec.bits)]
+        return [("head", None), ("tail", None)]
 
     def check_complete(self) -> None:
         """Raise ExportError unless every candidate of the pipeline has its graphs (what a profile times)."""
@@ -132,10 +133,11 @@ class OnnxPipeline(SplitPipeline):
         for c in self.cuts:
             if c.trivial:
                 continue
-            kinds = [("head", None), ("tail", None)]
-            if self.ae is not None and c.id in self.ae.cuts:
-                kinds += [("edge", None)] + [("cloud", b) for b in self.ae.bits]
-            for kind, b in kinds:
+            kinds = {("head", None), ("tail", None)}
+            for coder in coders():
+                for spec in coder.settings(self, c.id):
+                    kinds.update(self.graph_kinds(spec))
+            for kind, b in sorted(kinds, key=lambda k: (k[0], k[1] or 0)):
                 try:
                     self.graph(c.id, kind, b)
                 except ExportError:
@@ -183,47 +185,39 @@ class OnnxPipeline(SplitPipeline):
         scores = self.model_scores(self.input_array(raw))
         return torch.from_numpy(scores), Stages(head_ms=ms_since(t0))
 
-    def edge_encode(self, raw, cut: str, bits: int | None, raw_dtype: str = "float32", width: int | None = None,
-                    rawquant: bool = False, fmt: str | None = None) -> tuple[bytes, Stages]:
-        if cut in (INPUT, OUTPUT) or fmt is not None or (bits is not None and not self.exported(cut, width, rawquant)):
-            return super().edge_encode(raw, cut, bits, raw_dtype, width, rawquant, fmt)
-        self.check(cut, bits)
+    def edge_encode(self, raw, spec: CandidateSpec | str) -> tuple[bytes, Stages]:
+        spec = as_spec(spec)
+        coder = coder_for(spec) if spec.remote else None
+        if spec.is_end or (coder.kind.coded and not coder.fused(self, spec)):
+            return super().edge_encode(raw, spec)
+        self.check(spec)
         st = Stages()
         t0 = time.perf_counter_ns()
         x = self.input_array(raw)
-        out = self.head_feature(x, cut) if bits is None else self.edge_codes(x, cut, bits)
+        out = self.edge_codes(x, spec.cut, spec.bits) if coder.kind.coded else self.head_feature(x, spec.cut)
         st.head_ms = ms_since(t0)
         t0 = time.perf_counter_ns()
-        if bits is None:
-            payload = codec.encode(out, cut, mode=raw_dtype, lossless="none")
-        else:
-            payload = codec.encode(out, cut, bits)
+        payload = coder.frame(out, spec)
         st.encode_ms = ms_since(t0)
         return payload, st
 
     def cloud_decode(self, payload: bytes) -> tuple[torch.Tensor, Stages, codec.DecodedFeature]:
         st = Stages()
         t0 = time.perf_counter_ns()
-        dec = self.decode_payload(payload)
+        dec, coder = self.decode_payload(payload)
+        spec = coder.spec_of(dec, self)
+        fused = dec.cut != INPUT and coder.kind.coded and coder.fused(self, spec)
+        if not fused:
+            with torch.inference_mode():
+                x = np.ascontiguousarray(coder.decode(self, dec).numpy(), dtype=np.float32)
+        st.decode_ms = ms_since(t0)
+        t0 = time.perf_counter_ns()
         if dec.cut == INPUT:
-            x = np.ascontiguousarray(self.payload_input(dec).numpy(), dtype=np.float32)
-            st.decode_ms = ms_since(t0)
-            t0 = time.perf_counter_ns()
             scores = self.model_scores(x)
-        elif dec.mode == "codes" and self.exported(dec.cut, dec.shape[1], dec.rawquant):
-            st.decode_ms = ms_since(t0)
-            t0 = time.perf_counter_ns()
+        elif fused:
             scores = self.cloud_scores(dec.array, dec.cut, dec.bits)
         else:
-            if dec.mode == "codes":
-                coder = self.quantizer if dec.rawquant else self.ae
-                with torch.inference_mode():
-                    feature = coder.decode(dec.tensor(), dec.cut, dec.bits).numpy()
-            else:
-                feature = dec.values()
-            st.decode_ms = ms_since(t0)
-            t0 = time.perf_counter_ns()
-            scores = self.tail_scores(feature, dec.cut)
+            scores = self.tail_scores(x, dec.cut)
         st.tail_ms = ms_since(t0)
         return torch.from_numpy(scores), st, dec
 

@@ -8,7 +8,7 @@ serves edge-only and cloud-only. The graphs take the model's float input (the pi
 Fashion-MNIST normalization, stays outside), every batch dimension is dynamic, and the latent is bounded, so
 the codes carry no scale parameters (the codec frames them exactly as the PyTorch path does). `manifest.json`
 records the model spec, sha256 of the model's and the autoencoder's weights, cuts, bits, widths, the input
-spec, the opset and every file's sha256; `planner.onnx_runtime` refuses an export that does not match.
+spec, the opset and every file's sha256; `planner.execution.onnx_runtime` refuses an export that does not match.
 """
 
 from __future__ import annotations
