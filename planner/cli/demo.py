@@ -162,8 +162,7 @@ def _run_link(args, client, x, y, metric: str) -> dict:
             if k < args.baseline_n:
                 forced[key].append(client.infer(x[k:k + 1], index=k, label=label, choice=spec))
     report = client.report(planned, time.perf_counter() - t0)
-    report.metric = metric
-    print(report.format())
+    print(report.format(metric))
     summary = report.to_dict()
     summary["prediction_error"] = report.prediction_error(skip=warm_up(len(x)))
     row = {"plan": summary["plans"][0]["label"] if summary["plans"] else "fallback",

@@ -160,8 +160,7 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        report.metric = metric
-        print(report.format())
+        print(report.format(metric))
         if args.results:
             print(f"wrote {args.results}", file=sys.stderr)
     if cloud.auth_failures and not cloud.answers:

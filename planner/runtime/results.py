@@ -108,7 +108,6 @@ class RunReport:
     calibration: dict | None = None  # where online calibration moved each stage (Calibration.summary)
     freshness: dict | None = None  # the start-up check of the edge profile (EdgeClient.check_freshness)
     edge_slowdown: float = 1.0
-    metric: str = "accuracy"  # what the labels are: "accuracy" (true labels) or "agreement" (the unsplit model's)
 
     def __len__(self) -> int:
         return len(self.results)
@@ -201,16 +200,15 @@ class RunReport:
             d["results"] = [r.to_dict() for r in self.results]
         return d
 
-    def format(self) -> str:
-        """A short human summary."""
+    def format(self, metric: str = "accuracy") -> str:
+        """A short human summary; `metric` "agreement" when the targets are the unsplit model's top-1 (no labels)."""
         f = lambda x: "-" if x is None else f"{x:.2f}"  # noqa: E731
         acc = self.accuracy
-        labelled = sum(r.label is not None for r in self.results)
+        scored = sum(r.label is not None for r in self.results)
+        against = "labelled" if metric == "accuracy" else "compared with the unsplit model's top-1"
         lines = [f"model {self.model}: {len(self.results)} requests in {self.wall_s:.1f} s "
                  f"(edge profile {self.edge_profile}, cloud profile {self.cloud_profile})",
-                 f"{self.metric}: {'-' if acc is None else f'{acc:.2f} %'} ("
-                 + (f"{labelled} labelled)" if self.metric == "accuracy" else
-                    f"top-1 agreement with the unsplit model on {labelled} inputs)"),
+                 f"{metric}: {'-' if acc is None else f'{acc:.2f} %'} ({scored} {against})",
                  f"latency: measured median {f(self.measured_ms_median)} ms, p95 {f(self.measured_ms_p95)} ms; "
                  f"predicted median {f(self.predicted_ms_median)} ms",
                  "stages (median ms): " + ", ".join(f"{k.removesuffix('_ms')} {f(v)}"
