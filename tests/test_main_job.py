@@ -43,11 +43,11 @@ def test_demo_fast_plans_and_runs_both_links(tmp_path, capsys):
                      "--json", str(out)]) == 0
     text = capsys.readouterr().out
     assert "local cloud server stopped" in text and "speed-up vs better end" in text
-    assert "where each choice wins" in text and "RTT 60 ms" in text and "RTT 20 ms" in text  # the breakpoints
+    assert "where each choice wins" in text and "RTT 40 ms" in text and "RTT 10 ms" in text  # the breakpoints
     import json
 
     rows = json.loads(out.read_text())["links"]
-    assert [r["link"] for r in rows] == ["0.3mbit/60ms", "20mbit/20ms"]
+    assert [r["link"] for r in rows] == ["1mbit/40ms", "50mbit/10ms"]
     for r in rows:
         assert r["errors"] == 0 and sum(r["plans"].values()) + r["fallbacks"] == 6
         assert r["edge_only"]["n"] == 2 and r["cloud_only"]["n"] == 2

@@ -15,14 +15,15 @@ from pathlib import Path
 from planner.errors import PlannerError
 from planner.types import AutoencoderKind, CandidateKind, CandidateSpec
 
-DEFAULT_LINKS = "0.3mbit/60ms,20mbit/20ms"
+DEFAULT_LINKS = "1mbit/40ms,50mbit/10ms"
 
 
 def register(sub) -> None:
     p = sub.add_parser("demo", help="the whole story on a built-in model: profile -> plan -> run (the main job)")
     p.add_argument("--model", default="resnet-fmnist", help="zoo model (default resnet-fmnist)")
     p.add_argument("--fast", action="store_true", help="use the committed profiles instead of profiling this machine")
-    p.add_argument("--links", default=DEFAULT_LINKS, help=f"BANDWIDTH/RTT,... (default {DEFAULT_LINKS})")
+    p.add_argument("--links", default=DEFAULT_LINKS, help=f"BANDWIDTH/RTT,... (default {DEFAULT_LINKS}); each link "
+                                                          "runs --n inputs")
     p.add_argument("--edge-slowdown", type=float, default=8.0,
                    help="the weak edge, emulated deterministically: every edge computation takes K times as long "
                         "(default 8; 1 = this machine's core as it is)")
@@ -69,6 +70,20 @@ def _quota(requested: float, slowdown: float = 1.0) -> tuple[float | None, str]:
     return requested, f"edge: a weak device emulated as {requested:g} of one core (Linux CPU quota)"
 
 
+def _autoencoder(model: str):
+    """(the committed shared autoencoder or None, its kind): a zoo model without one still runs, on its raw and raw
+    quantizer candidates."""
+    from planner.compress.autoencoder import load_autoencoder
+    from planner.errors import CompressError
+
+    try:
+        return load_autoencoder(model, AutoencoderKind.SHARED), AutoencoderKind.SHARED
+    except CompressError as exc:
+        print(f"no shared autoencoder committed for {model} ({exc}): the raw feature and the raw quantizer are its "
+              f"split candidates")
+        return None, AutoencoderKind.NONE
+
+
 def _profiles(args, quota: float | None):
     """(edge, cloud) Profiles: this machine's, measured now, or the committed ones (--fast)."""
     from planner.profile.measure import ProfileSettings, profile_pipeline
@@ -85,7 +100,7 @@ def _profiles(args, quota: float | None):
     from planner.profile.store import ProfileKey
 
     out = Path(args.profiles_dir or tempfile.mkdtemp(prefix="planner-demo-"))
-    pipeline = SplitPipeline.from_zoo(args.model, AutoencoderKind.SHARED)
+    pipeline = SplitPipeline.from_zoo(args.model, args.autoencoder)
     profiles = []
     for role, threads, q in (("edge", 1, quota), ("cloud", None, None)):
         t0 = time.perf_counter()
@@ -190,7 +205,7 @@ def run_links(args, edge, cloud, quota, links) -> list[dict]:
     x, y, metric = demo_data(args.model, args.n)
     pipeline = pipeline_for_profile(args.model, edge)
     rows = []
-    with ServerProcess(args.model, AutoencoderKind.SHARED, threads=1) as server:
+    with ServerProcess(args.model, args.autoencoder, threads=1) as server:
         print(f"local cloud server on {server.address} (pid {server.proc.pid})")
         for bw, rtt in links:
             bps, rtt_ms = parse_bandwidth(bw), parse_duration(rtt, allow_zero=True)
@@ -234,7 +249,6 @@ def format_results(rows: list[dict]) -> str:
 def run(args) -> int:
     from planner import zoo
     from planner.cli import cuts as cuts_cmd
-    from planner.compress.autoencoder import load_autoencoder
 
     args.baseline_n = args.n if args.baseline_n is None else args.baseline_n
     if args.n < 1 or not 1 <= args.baseline_n <= args.n:
@@ -242,13 +256,15 @@ def run(args) -> int:
     links = parse_links(args.links)
     start = time.perf_counter()
     model, info = zoo.load(args.model)
-    ae = load_autoencoder(args.model, AutoencoderKind.SHARED)
-    print(f"=== 1. model {args.model}: {sum(p.numel() for p in model.parameters()):,} parameters, "
-          f"test accuracy {info.test_accuracy}% ===")
+    accuracy = getattr(info, "test_accuracy", None)
+    print(f"=== 1. model {args.model}: {sum(p.numel() for p in model.parameters()):,} parameters"
+          + (f", test accuracy {accuracy}%" if accuracy is not None else "") + " ===")
     cuts_cmd.run(argparse.Namespace(model=args.model, weights=None, input_shape=None, json=False))
-    counts = ae.param_counts()
-    print(f"shared autoencoder {ae.id}: {counts['total']:,} parameters serve {len(ae.cuts)} cuts "
-          f"({', '.join(ae.cuts)}) at {', '.join(map(str, ae.bits))} bits")
+    ae, args.autoencoder = _autoencoder(args.model)
+    if ae is not None:
+        counts = ae.param_counts()
+        print(f"shared autoencoder {ae.id}: {counts['total']:,} parameters serve {len(ae.cuts)} cuts "
+              f"({', '.join(ae.cuts)}) at {', '.join(map(str, ae.bits))} bits")
     if not (args.edge_slowdown >= 1.0 and args.edge_cpu_quota >= 0):
         raise PlannerError(f"--edge-slowdown must be >= 1 and --edge-cpu-quota >= 0, got {args.edge_slowdown:g} "
                            f"and {args.edge_cpu_quota:g}")
