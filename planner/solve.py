@@ -478,18 +478,25 @@ class CandidateSet:
                               bool(feasible[i]) if feasible is not None else True)
 
     def ends_crossing(self, *, rtt: str | float = 0.0, low: str | float = "10kbit", high: str | float = "10gbit",
-                      cloud_wait_ms: float = 0.0) -> float | None:
+                      cloud_wait_ms: float = 0.0, max_loss: float | None = DEFAULT_MAX_LOSS) -> float | None:
         """The bandwidth in (low, high) (bit/s) where edge-only and cloud-only take equally long on a constant
-        link, if any. Exact: cloud-only is a + s / bandwidth, edge-only a constant."""
+        link, if any; cloud-only is the best of its forms within `max_loss` (lossless, or the input as a JPEG/WebP
+        file), as a real client picks. Exact: each is a + s / bandwidth, edge-only a constant, and cloud-only wins
+        above the least of its forms' crossings."""
         rtt_ms = parse_duration(rtt, allow_zero=True)
         lo_bps, hi_bps = parse_bandwidth(low), parse_bandwidth(high)
-        e, c = self.index(CandidateSpec.edge_only()), self.index(CandidateSpec.cloud_only())
+        e = self.index(CandidateSpec.edge_only())
+        feasible, _ = self.feasible(max_loss)
         cloud = self.cloud_with_wait(cloud_wait_ms)
-        gap = self.edge_ms[e] - (self.edge_ms[c] + cloud[c] + rtt_ms)  # > 0: cloud-only wins at infinite bandwidth
-        slope = (self.payload_bytes[c] + self.reply_bytes) * 8000.0  # ms x bit/s
-        if gap <= 0 or slope <= 0:
+        crossings = []
+        for c in np.flatnonzero(self.cloud_only & feasible):
+            gap = self.edge_ms[e] - (self.edge_ms[c] + cloud[c] + rtt_ms)  # > 0: cloud-only wins at infinite bandwidth
+            slope = (self.payload_bytes[c] + self.reply_bytes) * 8000.0  # ms x bit/s
+            if gap > 0 and slope > 0:
+                crossings.append(slope / gap)
+        if not crossings:
             return None
-        crossing = slope / gap
+        crossing = min(crossings)
         return float(crossing) if lo_bps < crossing < hi_bps else None
 
     def evaluated(self, i: int, transfer: float, rtt: float, feasible: bool, total: float | None = None,
@@ -673,10 +680,11 @@ def breakpoints(edge: Profile, cloud: Profile, *, rtt: str | float = 0.0, low: s
 
 def ends_crossing(edge: Profile, cloud: Profile, *, rtt: str | float = 0.0, low: str | float = "10kbit",
                   high: str | float = "10gbit", edge_slowdown: float = 1.0, assume_loss: AssumeLoss | None = None,
-                  payload: str = "mean") -> float | None:
-    """The bandwidth in (low, high) (bit/s) where edge-only and cloud-only take equally long, if any (exact)."""
+                  payload: str = "mean", max_loss: float | None = DEFAULT_MAX_LOSS) -> float | None:
+    """The bandwidth in (low, high) (bit/s) where edge-only and cloud-only (its best form within `max_loss`) take
+    equally long, if any (exact)."""
     cs = prepare(edge, cloud, edge_slowdown=edge_slowdown, assume_loss=assume_loss, payload=payload)
-    return cs.ends_crossing(rtt=rtt, low=low, high=high)
+    return cs.ends_crossing(rtt=rtt, low=low, high=high, max_loss=max_loss)
 
 
 plan = solve  # exported as `planner.plan`: the name `planner.solve` is this module

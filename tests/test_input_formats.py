@@ -223,3 +223,17 @@ def test_the_input_coder_is_the_registered_one_and_names_its_payloads(pipe, imag
     assert coder.formats(tokens, ["jpeg90"]) == ()
     with pytest.raises(PlannerError, match="cannot send its input as jpeg90"):
         tokens.check(CandidateSpec.cloud_only("jpeg90"))
+
+
+def test_the_ends_crossing_and_the_plan_table_use_the_best_cloud_only(pipe, images):
+    from planner.cli.plan import format_table
+
+    base = make_profiles(pipe, images[0][:1])
+    small = base[0].input.compressed_bytes / 4
+    edge, cloud = with_formats(base, {"webp50": small, "jpeg95": small * 8}, {"webp50": 89.5, "jpeg95": 90.0})
+    lossless = CandidateSet(*base).ends_crossing(rtt=20, low="100bit")
+    cs = CandidateSet(edge, cloud)
+    assert cs.ends_crossing(rtt=20, low="100bit") < lossless  # a 4x smaller input: cloud-only wins from a lower bandwidth
+    assert cs.ends_crossing(rtt=20, low="100bit", max_loss=0.1) == pytest.approx(lossless)  # webp50 (0.5 pp) out of budget
+    text = format_table(cs.solve(ConstantLink(50e6, 1.0)), 1)
+    assert "cloud-only webp50" in text and "cloud-only jpeg95" not in text and "\n*" in "\n" + text.split("\n", 2)[2]
