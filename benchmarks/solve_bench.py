@@ -9,7 +9,8 @@ in one run as the median over repeats of a loop (each loop about 20 ms):
 - solve on a trace at one start time (exact trace replay for the 82 candidates);
 - breakpoints: the exact lower envelope over 1 kbit/s .. 10 Gbit/s;
 - trace-robust plan: mean latency over 200 start times on a 3G trace;
-- Plan.table (pandas) and Plan.to_dict (the --json object), which re-planning does not need.
+- Plan.table (pandas) and Plan.to_dict (the --json object), which re-planning does not need;
+- the energy objective (LTE radio model) alone and with a 200 ms latency limit, and its exact breakpoints.
 No torch is imported.
 """
 
@@ -20,7 +21,9 @@ import json
 import sys
 from pathlib import Path
 
+from planner.energy import EnergyModel
 from planner.link import ConstantLink, LiveEstimate, TraceLink
+from planner.objectives import Goal
 from planner.profile.synthetic import synthetic_pair
 from planner.solve import CandidateSet, breakpoints, prepare, solve
 
@@ -47,6 +50,8 @@ def main() -> None:
     live = LiveEstimate("300kbit", "20ms")
     trace = TraceLink.load("hsdpa_norway_train_1", rtt="20ms")
     plan = cs.solve(link)
+    energy = Goal("energy", energy=EnergyModel("lte"))
+    limited = Goal("energy", max_latency_ms=200.0, energy=EnergyModel("lte"))
     cases = {
         "solve, cold (build candidates + solve)": lambda: CandidateSet(edge, cloud).solve(link),
         "solve, prepared (constant link)": lambda: solve(edge, cloud, link),
@@ -56,6 +61,10 @@ def main() -> None:
         "trace-robust plan (mean, 200 starts)": lambda: cs.solve_trace(trace, objective="mean"),
         "Plan.table (pandas, all candidates)": lambda: cs.solve(link).table,
         "Plan.to_dict (--json object)": lambda: cs.solve(link).to_dict(),
+        "solve, prepared, energy objective": lambda: prepare(edge, cloud).solve(link, goal=energy),
+        "solve, prepared, energy + max latency 200 ms": lambda: prepare(edge, cloud).solve(link, goal=limited),
+        "breakpoints, energy + max latency 200 ms": lambda: cs.breakpoints(rtt=20.0, low=1e3, high=1e10,
+                                                                           goal=limited),
     }
     results = {name: median_us(fn, args.repeats) for name, fn in cases.items()}
     points = breakpoints(edge, cloud, rtt=20.0, low=1e3, high=1e10)

@@ -161,6 +161,24 @@ report.choice_map_figure(other_map, marks={
     f"1/{1 / QUOTA:g}-core quota, measured": other_weak.whole_model_ms.median / other_edge.whole_model_ms.median})"""),
     ("code", """\
 report.breakpoints_frame(other_weak, other_cloud, rtt=RTT, max_loss=MAX_LOSS)"""),
+    ("md", """\
+## 7. Edge energy per request: energy vs bandwidth, and the latency-energy Pareto front
+
+The edge's energy per request (docs/energy.md): compute at the edge's active power, the radio while bytes move
+(the power models of Huang et al., MobiSys 2012: LTE here, `radio="wifi"` or `"3g"` for the others) and idle
+power while the edge waits for the cloud. The committed profiles record no edge power, so these use the ASSUMED
+default (2 W active, 0.3 W idle): declare the real figures with `planner profile --edge-power-w ACTIVE[,IDLE]`.
+Weak edge; each line is the least-energy candidate at one cut, the red band the energy-optimal plan."""),
+    ("code", """\
+from planner import report_energy
+
+energy = report_energy.energy_frame(edge, cloud, radio="lte", rtt_ms=planner.parse_duration(RTT), max_loss=MAX_LOSS)
+report_energy.energy_figure(energy, f"{MODEL}, weak edge, LTE")"""),
+    ("code", """\
+pf = report_energy.pareto_energy(edge, cloud, planner.ConstantLink(BANDWIDTHS[0], RTT), radio="lte", max_loss=MAX_LOSS)
+print(pf[pf["latency_optimal"] | pf["energy_optimal"]][["label", "latency_ms", "energy_mj", "latency_optimal",
+                                                       "energy_optimal"]].to_string(index=False))
+report_energy.pareto_energy_figure(pf, f"{MODEL}, weak edge, {BANDWIDTHS[0]}, LTE")"""),
 ]
 
 

@@ -68,6 +68,11 @@ _LAZY = {
     "ConstantLink": "planner.link",
     "TraceLink": "planner.link",
     "LiveEstimate": "planner.link",
+    # objectives beyond latency (torch-free): docs/energy.md
+    "Goal": "planner.objectives",
+    "EnergyModel": "planner.energy",
+    "CloudPrice": "planner.energy",
+    "EdgePower": "planner.profile.power",
     # runtime (transport)
     "CloudServer": "planner.runtime.server",
     "CloudClient": "planner.runtime.client",

@@ -20,3 +20,7 @@ DEFAULT_HOST: str = "127.0.0.1"  # the cloud server listens on loopback unless t
 DEFAULT_CLOUD: str = f"{DEFAULT_HOST}:{DEFAULT_PORT}"
 DEFAULT_BACKOFF_S: float = 0.5  # first wait after the cloud failed, doubled per failure
 DEFAULT_BACKOFF_MAX_S: float = 10.0  # the longest wait between tries of a failing cloud
+# the edge's power when a profile neither measured (RAPL) nor declared it (`planner profile --edge-power-w`):
+# a phone-class SoC running one big core (active) and waiting with the screen off (idle); an assumption, marked so
+DEFAULT_EDGE_ACTIVE_W: float = 2.0
+DEFAULT_EDGE_IDLE_W: float = 0.3

@@ -29,6 +29,7 @@ from planner.link import (
 )
 from planner.profile.schema import Profile
 from planner.profile.store import PROFILES_ENV, find_profiles, load_pair  # noqa: F401 - the notebooks' names
+from planner.report_energy import report_parts
 from planner.solve import DEFAULT_MAX_LOSS, CandidateSet, prepare
 from planner.types import INPUT_CUT, OUTPUT_CUT, CandidateKind, CandidateSpec
 
@@ -661,6 +662,7 @@ class ReportOptions:
     compare_edges: tuple[Profile, ...] = ()  # other edge profiles whose measured slowdown is drawn on the map
     assume_loss: dict | None = None
     dpi: int = 110
+    radio: str | None = "lte"  # the radio of the energy section (planner.report_energy; None: no energy section)
 
 
 class _Report:
@@ -688,6 +690,8 @@ class _Report:
                    "pareto": pareto_figure(pair, self.links, independent=o.independent,
                                            edge_slowdown=o.edge_slowdown, assume_loss=o.assume_loss),
                    "trace": None if self.replay is None else trace_figure(self.replay)}
+        self.energy_figures, self.energy_lines = report_parts(self)
+        figures.update(self.energy_figures)
         paths = []
         for name, fig in figures.items():
             if fig is not None:
@@ -769,7 +773,7 @@ class _Report:
 
     def markdown(self) -> str:
         return "\n".join([*self.header(), *self.plans(), *self.choices(), *self.pareto(), *self.trace(),
-                          *self.breakpoints()])
+                          *self.breakpoints(), *getattr(self, "energy_lines", [])])
 
 
 def write_report(edge: Profile, cloud: Profile, out: str | Path, options: ReportOptions | None = None,

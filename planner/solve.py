@@ -40,6 +40,8 @@ import numpy as np
 from planner.config import DEFAULT_MAX_LOSS
 from planner.errors import SolveError
 from planner.link import ConstantLink, Link, parse_bandwidth, parse_duration
+from planner.objectives import Goal, choose, envelope, goal_changes, goal_columns, goal_dict, goal_lines
+from planner.objectives import with_goal_fields as _with_goal
 from planner.profile.schema import Profile, check_compatible
 from planner.profile.timing import Timing
 from planner.types import RAW_DTYPES, CandidateKind, CandidateSpec, check_bits
@@ -63,6 +65,9 @@ class Candidate:
     accuracy_loss: float  # percentage points vs the backbone
     feasible: bool
     loss_assumed: bool = False  # accuracy_loss is the user's assumption (assume_loss), not a measurement
+    energy_mj: float | None = None  # edge energy per request (under an energy or cost goal; planner.energy)
+    energy_parts: dict[str, float] | None = None  # compute, radio, idle (mJ)
+    cost: float | None = None  # cloud cost per request (under a goal with a price)
 
     @property
     def kind(self) -> CandidateKind:
@@ -102,7 +107,7 @@ class Candidate:
                 "feasible": self.feasible, "kind": self.kind.value,
                 "dtype": self.dtype, "width": self.width, "format": self.spec.fmt, "plan": self.spec.arg,
                 "bytes": _r(self.nbytes), "edge_ms": _r(self.edge_ms),
-                "transfer_ms": _r(self.transfer_ms), "cloud_ms": _r(self.cloud_ms)}
+                "transfer_ms": _r(self.transfer_ms), "cloud_ms": _r(self.cloud_ms), **goal_dict(self)}
 
 
 def _r(x: float) -> float:
@@ -389,32 +394,42 @@ class CandidateSet:
 
     def _plan(self, link: Link, transfer: np.ndarray, max_loss: float | None, objective: str,
               extra: dict[str, np.ndarray] | None = None, cloud: np.ndarray | None = None,
-              edge: np.ndarray | None = None) -> Plan:
+              edge: np.ndarray | None = None, goal: Goal | None = None) -> Plan:
         feasible, reason = self.feasible(max_loss)
         cloud = self.cloud_ms if cloud is None else cloud
         edge = self.edge_ms if edge is None else edge
         total = edge + transfer + cloud
-        best = int(np.argmin(np.where(feasible, total, np.inf)))
         rtt = np.where(self.remote, link.rtt_ms, 0.0)
-        return Plan(self, best, {"edge": edge, "transfer": transfer, "cloud": cloud, "rtt": rtt,
-                                 "total": total, "feasible": feasible, **(extra or {})},
-                    objective=objective, max_loss=max_loss, fallback_reason=reason, link=link.describe())
+        cols = {"edge": edge, "transfer": transfer, "cloud": cloud, "rtt": rtt, "total": total, **(extra or {})}
+        info: dict = {}
+        if goal is None or goal.plain:
+            best = int(np.argmin(np.where(feasible, total, np.inf)))
+        else:  # energy / cost / a latency limit (planner.objectives); energy on a trace from the mean transfer
+            more, info = goal_columns(self, goal, edge, cols.pop("transfer_mean", transfer), cloud, link.rtt_ms)
+            cols.update(more)
+            best, feasible, note = choose(self, goal, cols, feasible, cols.get(f"{goal.stat}_ms", total))
+            reason = "; ".join(filter(None, (reason, note))) or None
+            objective = goal.objective if goal.objective not in ("mean", "p95") else objective
+        return Plan(self, best, {**cols, "feasible": feasible}, objective=objective, max_loss=max_loss,
+                    fallback_reason=reason, link=link.describe(), goal_info=info)
 
     def solve(self, link: Link, *, max_loss: float | None = DEFAULT_MAX_LOSS, start_ms: float = 0.0,
-              cloud_wait_ms: float = 0.0, adjust: Adjust = NO_ADJUST) -> Plan:
-        """The fastest feasible candidate for a request starting at `start_ms` (matters on a trace), when a
-        request waits `cloud_wait_ms` in the cloud's queue, with `adjust`'s calibration applied."""
+              cloud_wait_ms: float = 0.0, adjust: Adjust = NO_ADJUST, goal: Goal | None = None) -> Plan:
+        """The fastest feasible candidate (or the best under `goal`) for a request starting at `start_ms` (matters
+        on a trace), when a request waits `cloud_wait_ms` in the cloud's queue, with `adjust`'s calibration applied."""
         if adjust != NO_ADJUST:
             edge, cloud = self.adjusted(adjust)
             cloud = cloud + np.where(self.remote, self.cloud_with_wait(cloud_wait_ms) - self.cloud_ms, 0.0)
         else:
             edge, cloud = self.edge_ms, self.cloud_with_wait(cloud_wait_ms)
         transfer = self.transfer_ms(link, np.array([start_ms]), cloud, edge)[:, 0]
-        return self._plan(link, transfer, max_loss, "latency", cloud=cloud, edge=edge)
+        return self._plan(link, transfer, max_loss, "latency", cloud=cloud, edge=edge, goal=goal)
 
     def solve_trace(self, link: Link, *, objective: str = "mean", max_loss: float | None = DEFAULT_MAX_LOSS,
-                    n_starts: int = 200, starts_ms=None) -> Plan:
-        """The candidate with the least mean or p95 latency over request start times spread across the trace."""
+                    n_starts: int = 200, starts_ms=None, goal: Goal | None = None) -> Plan:
+        """The candidate with the least mean or p95 latency over request start times spread across the trace
+        (or the best under `goal`: energy per request replayed at every start, then averaged)."""
+        objective = goal.stat if goal is not None else objective
         if objective not in OBJECTIVES:
             raise SolveError(f"unknown objective {objective!r}: use one of {', '.join(OBJECTIVES)}")
         if starts_ms is None:
@@ -428,14 +443,16 @@ class CandidateSet:
         base = self.edge_ms + self.cloud_ms  # compute is the same at every start: only the transfer varies
         mean_t, p95_t = transfer.mean(axis=1), np.percentile(transfer, 95, axis=1)
         chosen = mean_t if objective == "mean" else p95_t
-        return self._plan(link, chosen, max_loss, objective,
-                          {"mean_ms": base + mean_t, "p95_ms": base + p95_t, "max_ms": base + transfer.max(axis=1)})
+        return self._plan(link, chosen, max_loss, objective, {"mean_ms": base + mean_t, "p95_ms": base + p95_t,
+                                                              "max_ms": base + transfer.max(axis=1),
+                                                              "transfer_mean": mean_t}, goal=goal)
 
     def breakpoints(self, *, rtt: str | float = 0.0, low: str | float = "10kbit", high: str | float = "10gbit",
-                    max_loss: float | None = DEFAULT_MAX_LOSS) -> list[Breakpoint]:
+                    max_loss: float | None = DEFAULT_MAX_LOSS, goal: Goal | None = None) -> list[Breakpoint]:
         """Bandwidths in (low, high) where the optimal candidate on a constant link changes, ascending; exact.
 
-        Latency is a + s / bandwidth per candidate: walk the lower envelope of these lines in x = 1 / bandwidth.
+        Latency (and energy, cost) is a + s / bandwidth per candidate: walk the lower envelope of these lines in
+        x = 1 / bandwidth (segment by segment under a latency limit: `objectives.goal_changes`).
         """
         rtt_ms = parse_duration(rtt, allow_zero=True)
         lo_bps, hi_bps = parse_bandwidth(low), parse_bandwidth(high)
@@ -444,29 +461,12 @@ class CandidateSet:
         feasible, _ = self.feasible(max_loss)
         a = self.edge_ms + self.cloud_ms + np.where(self.remote, rtt_ms, 0.0)
         s = np.where(self.remote, (self.payload_bytes + self.reply_bytes) * 8000.0, 0.0)
-        idx = np.flatnonzero(feasible)
-
-        def pick(among: np.ndarray) -> int:  # least slope wins to the right of a tie; then the earlier candidate
-            return int(among[np.lexsort((among, s[among]))[0]])
-
         x, x_end = 1.0 / hi_bps, 1.0 / lo_bps
-        t = a[idx] + s[idx] * x
-        current = pick(idx[t <= t.min() + 1e-12 * max(1.0, abs(t.min()))])
-        changes: list[tuple[float, int, int]] = []
-        while True:
-            flatter = idx[s[idx] < s[current]]
-            if flatter.size == 0:
-                break
-            cross = (a[flatter] - a[current]) / (s[current] - s[flatter])
-            ahead = cross > x * (1 + 1e-12)
-            if not ahead.any():
-                break
-            x_next = cross[ahead].min()
-            if x_next >= x_end:
-                break
-            nxt = pick(flatter[ahead & (cross <= x_next * (1 + 1e-12))])
-            changes.append((x_next, nxt, current))
-            current, x = nxt, x_next
+        if goal is None or goal.plain:
+            _, changes = envelope(a, s, np.flatnonzero(feasible), x, x_end)
+        else:
+            a_obj, s_obj = goal_lines(self, goal, a, s, rtt_ms)
+            _, changes = goal_changes(a, s, a_obj, s_obj, feasible, goal.max_latency_ms, x, x_end)
         return [Breakpoint(1.0 / xb, self.candidate_at(below, 1.0 / xb, rtt_ms, feasible),
                            self.candidate_at(above, 1.0 / xb, rtt_ms, feasible)) for xb, below, above in reversed(changes)]
 
@@ -523,13 +523,15 @@ class Plan:
     max_loss: float | None = DEFAULT_MAX_LOSS
     fallback_reason: str | None = None
     link: dict = field(default_factory=dict)
+    goal_info: dict = field(default_factory=dict)  # the energy model, price and latency limit under a goal
 
     def candidate(self, which: int | CandidateSpec | str) -> Candidate:
         """One candidate (by index, CandidateSpec or name such as 'edge-only' or 'relu_5@4') as planned here."""
         i = which if isinstance(which, int) else self.candidate_set.index(which)
         col = self.columns
-        return self.candidate_set.evaluated(i, col["transfer"][i], col["rtt"][i], bool(col["feasible"][i]),
-                                            col["total"][i], col["cloud"][i], col["edge"][i])
+        return _with_goal(self.candidate_set.evaluated(i, col["transfer"][i], col["rtt"][i],
+                                                             bool(col["feasible"][i]), col["total"][i],
+                                                             col["cloud"][i], col["edge"][i]), col, i)
 
     def predicted_ms_of(self, which: int | CandidateSpec | str) -> float:
         """The predicted latency of any candidate in this plan (not only the chosen one)."""
@@ -624,7 +626,7 @@ class Plan:
                 "fallback_reason": self.fallback_reason, "link": self.link,
                 "assumed_loss": ({str(b): pp for b, pp in self.candidate_set.assumed_loss.items()} or None),
                 "edge_profile": self.candidate_set.edge.name, "cloud_profile": self.candidate_set.cloud.name,
-                "edge_slowdown": self.candidate_set.edge_slowdown,
+                "edge_slowdown": self.candidate_set.edge_slowdown, **goal_dict(c), **self.goal_info,
                 "candidates": [x.to_dict() for x in self.candidates]}
 
     def __repr__(self) -> str:
@@ -656,26 +658,27 @@ def prepare(edge: Profile, cloud: Profile, *, edge_slowdown: float = 1.0,
 
 def solve(edge: Profile, cloud: Profile, link: Link, *, max_loss: float | None = DEFAULT_MAX_LOSS,
           edge_slowdown: float = 1.0, assume_loss: AssumeLoss | None = None, payload: str = "mean",
-          start_ms: float = 0.0, cloud_wait_ms: float = 0.0) -> Plan:
-    """The latency-optimal (cut, bits) for one request on `link` within `max_loss` percentage points."""
+          start_ms: float = 0.0, cloud_wait_ms: float = 0.0, goal: Goal | None = None) -> Plan:
+    """The latency-optimal (cut, bits) (or the best under `goal`) for one request on `link` within `max_loss` pp."""
     cs = prepare(edge, cloud, edge_slowdown=edge_slowdown, assume_loss=assume_loss, payload=payload)
-    return cs.solve(link, max_loss=max_loss, start_ms=start_ms, cloud_wait_ms=cloud_wait_ms)
+    return cs.solve(link, max_loss=max_loss, start_ms=start_ms, cloud_wait_ms=cloud_wait_ms, goal=goal)
 
 
 def solve_trace(edge: Profile, cloud: Profile, link: Link, *, objective: str = "mean",
                 max_loss: float | None = DEFAULT_MAX_LOSS, edge_slowdown: float = 1.0,
-                assume_loss: AssumeLoss | None = None, payload: str = "mean", n_starts: int = 200) -> Plan:
-    """The candidate with the least mean or p95 latency over a bandwidth trace (a trace-robust plan)."""
+                assume_loss: AssumeLoss | None = None, payload: str = "mean", n_starts: int = 200,
+                goal: Goal | None = None) -> Plan:
+    """The candidate with the least mean or p95 latency (or the best under `goal`) over a bandwidth trace."""
     cs = prepare(edge, cloud, edge_slowdown=edge_slowdown, assume_loss=assume_loss, payload=payload)
-    return cs.solve_trace(link, objective=objective, max_loss=max_loss, n_starts=n_starts)
+    return cs.solve_trace(link, objective=objective, max_loss=max_loss, n_starts=n_starts, goal=goal)
 
 
 def breakpoints(edge: Profile, cloud: Profile, *, rtt: str | float = 0.0, low: str | float = "10kbit",
                 high: str | float = "10gbit", max_loss: float | None = DEFAULT_MAX_LOSS, edge_slowdown: float = 1.0,
-                assume_loss: AssumeLoss | None = None, payload: str = "mean") -> list[Breakpoint]:
+                assume_loss: AssumeLoss | None = None, payload: str = "mean", goal: Goal | None = None) -> list[Breakpoint]:
     """The bandwidths in (low, high) at which the optimal candidate changes on a constant link, ascending."""
     cs = prepare(edge, cloud, edge_slowdown=edge_slowdown, assume_loss=assume_loss, payload=payload)
-    return cs.breakpoints(rtt=rtt, low=low, high=high, max_loss=max_loss)
+    return cs.breakpoints(rtt=rtt, low=low, high=high, max_loss=max_loss, goal=goal)
 
 
 def ends_crossing(edge: Profile, cloud: Profile, *, rtt: str | float = 0.0, low: str | float = "10kbit",

@@ -44,6 +44,7 @@ def test_demo_fast_plans_and_runs_both_links(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "local cloud server stopped" in text and "speed-up vs better end" in text
     assert "where each choice wins" in text and "RTT 40 ms" in text and "RTT 10 ms" in text  # the breakpoints
+    assert text.count("mJ per request on LTE") == 2  # the energy of each plan next to its latency
     import json
 
     rows = json.loads(out.read_text())["links"]

@@ -60,7 +60,7 @@ def test_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     images = [o for o in outputs if "image/png" in o.get("data", {})]
-    assert len(images) == 5  # breakdown, map, Pareto, trace, the second model's map
+    assert len(images) == 7  # breakdown, map, Pareto, trace, the second model's map, energy, latency-energy Pareto
     text = "".join(o.get("text", "") for o in outputs)
     assert "share of the map won by: cloud-only" in text
     assert f"profiles from: {store.EXAMPLES_DIR.resolve()}" in text

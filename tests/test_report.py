@@ -179,10 +179,10 @@ def test_report_command(files, tmp_path, capsys):
             str(files["cloud_independent"])]
     assert main(args) == 0
     assert {f.name for f in out.iterdir()} == {"breakdown.png", "choice_map.png", "pareto.png", "trace.png",
-                                               "summary.md"}
+                                               "energy.png", "pareto_energy.png", "summary.md"}
     text = (out / "summary.md").read_text()
     for heading in ("## 1. The plan at each bandwidth", "## 2. Where each choice wins", "## 3. Latency vs accuracy",
-                    "## 4. Replay of the trace step_drop", "## 5. Breakpoints"):
+                    "## 4. Replay of the trace step_drop", "## 5. Breakpoints", "## 6. Edge energy per request"):
         assert heading in text
     plan = planner.plan(Profile.load(files["edge_quota"]), Profile.load(files["cloud"]),
                         planner.ConstantLink("0.1mbit", "20ms"))
@@ -190,8 +190,10 @@ def test_report_command(files, tmp_path, capsys):
     assert "independent AEs" in text and "0.125x" in text  # the 1-core edge is 1/8 of the quota one's time
     assert "wrote" in capsys.readouterr().out
 
-    assert main([*args[:6], str(tmp_path / "b"), "--trace", "none"]) == 0
+    assert main([*args[:6], str(tmp_path / "b"), "--trace", "none", "--link", "none"]) == 0
     assert not (tmp_path / "b" / "trace.png").exists() and "## 4." not in (tmp_path / "b" / "summary.md").read_text()
+    assert not (tmp_path / "b" / "energy.png").exists() and "## 6." not in (tmp_path / "b" / "summary.md").read_text()
+    assert main([*args[:6], str(tmp_path / "d"), "--link", "5g"]) == 2
     assert main([*args[:6], str(tmp_path / "c"), "--independent-edge", str(files["edge_independent"])]) == 2
     assert "--independent-cloud" in capsys.readouterr().err
     (tmp_path / "file").write_text("")

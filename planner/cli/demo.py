@@ -216,13 +216,27 @@ def run_links(args, edge, cloud, quota, links) -> list[dict]:
                 plan = client.plan()
                 print(f"\n=== link {bw}, RTT {rtt}: plan ===")
                 print(f"chosen: {plan.chosen.label}, predicted {plan.chosen.predicted_ms:.1f} ms, "
-                      f"{metric} loss {plan.chosen.accuracy_loss:.2f} pp")
+                      f"{metric} loss {plan.chosen.accuracy_loss:.2f} pp; {energy_line(client, plan)}")
                 print(format_table(plan, 6))
                 print(f"running {args.n} held-out inputs through the plan, edge-only and cloud-only "
                       f"({plan.best_of(CandidateKind.CLOUD_ONLY).label}) in turn ...")
                 rows.append({"link": f"{bw}/{rtt}", **_run_link(args, client, x, y, metric)})
     print("local cloud server stopped")
     return rows
+
+
+def energy_line(client, plan) -> str:
+    """The chosen plan's edge energy per request on an LTE radio (docs/energy.md), and the energy-optimal one's."""
+    from planner.energy import EnergyModel
+    from planner.objectives import Goal
+
+    lte = EnergyModel("lte")
+    same = client.candidates.solve(client.estimate, max_loss=client.max_loss, goal=Goal("mean", energy=lte))
+    best = client.candidates.solve(client.estimate, max_loss=client.max_loss, goal=Goal("energy", energy=lte))
+    e = same.candidate(plan.spec)
+    power = lte.power_of(client.edge_profile)
+    return (f"energy {e.energy_mj:.1f} mJ per request on LTE (edge {power}; the energy-optimal plan: "
+            f"{best.chosen.label}, {best.chosen.energy_mj:.1f} mJ, {best.chosen.predicted_ms:.1f} ms)")
 
 
 def format_results(rows: list[dict]) -> str:

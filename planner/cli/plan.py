@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from planner.cli.goal import add_goal_args, goal_from_args
 from planner.errors import PlannerError
 
 
@@ -18,7 +19,7 @@ def register(sub) -> None:
     p.add_argument("--rtt", default="20ms", help="round-trip time (default 20ms)")
     p.add_argument("--max-loss", type=float, default=1.0,
                    help="accuracy budget: percentage points of loss vs the backbone (default 1.0)")
-    p.add_argument("--objective", choices=("mean", "p95"), default="mean", help="with --trace: mean or p95 latency")
+    add_goal_args(p)
     p.add_argument("--assume-loss", metavar="BITS:PP,...",
                    help="assumed accuracy loss (percentage points) per bitwidth where the profiles have no accuracy "
                         "(architecture-only profiles), e.g. 8:0.1,4:0.5,2:2.0 (f16:PP for raw float16)")
@@ -36,11 +37,12 @@ def _fmt(x: float) -> str:
 
 
 def format_table(plan, top: int) -> str:
-    """The best `top` candidates by predicted latency, plus edge-only and cloud-only (lossless, and its best input
-    format within the budget); the chosen one starred."""
+    """The best `top` candidates by the plan's objective, plus edge-only and cloud-only (lossless, and its best
+    input format within the budget); the chosen one starred."""
     from planner.types import CandidateKind
 
-    ranked = sorted(range(len(plan.candidates)), key=lambda i: plan.candidates[i].predicted_ms)
+    key = {"energy": "energy_mj", "cost": "cost"}.get(plan.objective, "predicted_ms")
+    ranked = sorted(range(len(plan.candidates)), key=lambda i: getattr(plan.candidates[i], key))
     cs = plan.candidate_set
     ends = {cs.index(plan.best_of(CandidateKind.CLOUD_ONLY).spec)}
     ends |= {i for i, s in enumerate(cs.specs) if s.is_end and s.fmt is None}
@@ -48,17 +50,36 @@ def format_table(plan, top: int) -> str:
     if plan.index not in shown:
         shown.append(plan.index)
     header = ("", "candidate", "predicted ms", "edge ms", "transfer ms", "cloud ms", "bytes", "loss pp", "feasible")
+    more = [h for h, f in (("energy mJ", "energy_mj"), ("cost", "cost")) if getattr(plan.chosen, f) is not None]
+    header += tuple(more)
     rows = [header]
     for i in shown:
         c = plan.candidates[i]
         rows.append(("*" if i == plan.index else "", c.label, _fmt(c.predicted_ms), _fmt(c.edge_ms), _fmt(c.transfer_ms),
                      _fmt(c.cloud_ms), f"{c.nbytes:,.0f}",
-                     f"{c.accuracy_loss:.2f}{' assumed' if c.loss_assumed else ''}", "yes" if c.feasible else "no"))
+                     f"{c.accuracy_loss:.2f}{' assumed' if c.loss_assumed else ''}", "yes" if c.feasible else "no")
+                    + tuple(_fmt(c.energy_mj) if h == "energy mJ" else f"{c.cost:.3g}" for h in more))
     widths = [max(len(r[k]) for r in rows) for k in range(len(header))]
     lines = ["  ".join(v.ljust(w) if k < 2 else v.rjust(w) for k, (v, w) in enumerate(zip(r, widths, strict=True)))
              for r in rows]
     lines.insert(1, "  ".join(("-" if k else " ") * w for k, w in enumerate(widths)))
     return "\n".join(line.rstrip() for line in lines)
+
+
+def goal_line(plan) -> str:
+    """The chosen candidate's energy (parts) and cost, and the energy model they rest on."""
+    c, info, out = plan.chosen, plan.goal_info, []
+    if c.energy_mj is not None:
+        p, m = c.energy_parts, info["energy_model"]
+        power = m["edge_power"]
+        out.append(f"energy: {c.energy_mj:.3f} mJ = compute {p['compute']:.3f} + radio {p['radio']:.3f} + idle "
+                   f"{p['idle']:.3f} ({m['radio']['name']} radio{', tail on' if m['tail'] else ''}; edge "
+                   f"{power['active_w']:g} W active, {power['idle_w']:g} W idle, {power['source'].upper()})")
+    if c.cost is not None:
+        out.append(f"cost: {c.cost:.4g} per request ({info['price']['per_hour']:g} per cloud hour)")
+    if "max_latency_ms" in info:
+        out.append(f"latency limit: {info['max_latency_ms']:g} ms ({info['latency_stat']})")
+    return "\n".join(out) if out else f"objective: {plan.objective}"
 
 
 def run(args) -> int:
@@ -71,20 +92,21 @@ def run(args) -> int:
     edge, cloud = Profile.load(args.edge), Profile.load(args.cloud)
     assume = parse_assume_loss(args.assume_loss) if args.assume_loss is not None else None
     cs = prepare(edge, cloud, edge_slowdown=args.edge_slowdown, payload=args.payload, assume_loss=assume)
+    goal = goal_from_args(args)
     if args.trace:
         link = TraceLink.load(args.trace, rtt=args.rtt)
-        plan = cs.solve_trace(link, objective=args.objective, max_loss=args.max_loss)
-        where = f"trace {link.name} (mean {format_bandwidth(link.mean_bps)}), {args.objective} latency over the trace"
+        plan = cs.solve_trace(link, objective=args.objective, max_loss=args.max_loss, goal=goal)
+        where = f"trace {link.name} (mean {format_bandwidth(link.mean_bps)}), {goal.stat if goal else args.objective} latency over the trace"
     else:
         link = ConstantLink(args.bandwidth, args.rtt)
-        plan = cs.solve(link, max_loss=args.max_loss)
+        plan = cs.solve(link, max_loss=args.max_loss, goal=goal)
         where = f"constant {format_bandwidth(link.bandwidth_bps)}"
     points = None
     if args.breakpoints:
         low, sep, high = args.breakpoints.partition(":")
         if not sep:
             raise PlannerError(f"--breakpoints takes LOW:HIGH, e.g. 10kbit:1gbit, got {args.breakpoints!r}")
-        points = cs.breakpoints(rtt=link.rtt_ms, low=low, high=high, max_loss=args.max_loss)
+        points = cs.breakpoints(rtt=link.rtt_ms, low=low, high=high, max_loss=args.max_loss, goal=goal)
     if args.json:
         out = plan.to_dict()
         if points is not None:
@@ -96,6 +118,8 @@ def run(args) -> int:
     print(f"plan: {c.label}: {c.predicted_ms:.3f} ms = edge {c.edge_ms:.3f} + transfer {c.transfer_ms:.3f} "
           f"(rtt {c.rtt_ms:g}) + cloud {c.cloud_ms:.3f}; accuracy loss {c.accuracy_loss:.2f} pp"
           f"{' (ASSUMED)' if c.loss_assumed else ''}")
+    if goal is not None:
+        print(goal_line(plan))
     print(f"link: {where}, rtt {link.rtt_ms:g} ms; budget {args.max_loss:g} pp; edge slowdown {args.edge_slowdown:g}")
     if cs.assumed_loss:
         print("ASSUMED accuracy loss (not measured; the profiles have no accuracy): "
@@ -104,7 +128,7 @@ def run(args) -> int:
         print(f"note: {plan.fallback_reason}")
     print(format_table(plan, args.top))
     if points is not None:
-        print(f"\nbest choice by bandwidth ({args.breakpoints}, rtt {link.rtt_ms:g} ms):")
+        print(f"\nbest choice ({plan.objective}) by bandwidth ({args.breakpoints}, rtt {link.rtt_ms:g} ms):")
         if not points:
             print("  the same choice over the whole range")
         for b in points:

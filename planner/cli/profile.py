@@ -6,7 +6,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from planner.cli import checks
+from planner.cli import checks as check
 from planner.cli._model import (
     add_data_args,
     add_model_args,
@@ -14,7 +14,8 @@ from planner.cli._model import (
     data_from_args,
     model_from_args,
 )
-from planner.config import ARCH_LATENT, DEFAULT_INPUT_FORMATS
+from planner.config import ARCH_LATENT, DEFAULT_EDGE_ACTIVE_W, DEFAULT_EDGE_IDLE_W, DEFAULT_INPUT_FORMATS
+from planner.profile.power import parse_power
 from planner.profile.store import ProfileKey
 from planner.types import AutoencoderKind, Role
 
@@ -52,9 +53,13 @@ def register(sub) -> None:
                    help="autoencoder file from `planner train-ae --out`, a zoo model's committed shared/independent "
                         "one, or none (raw cuts only); default: shared for the zoo, none for your own model")
     p.add_argument("--float16", action="store_true", help="also profile the float16 raw feature")
-    p.add_argument("--input-formats", type=checks.input_formats, default=DEFAULT_INPUT_FORMATS, metavar="LIST",
+    p.add_argument("--input-formats", type=check.input_formats, default=DEFAULT_INPUT_FORMATS, metavar="LIST",
                    help="cloud-only also sends the image input as these lossy files, each a candidate (uint8 "
                         f"images only; default {','.join(DEFAULT_INPUT_FORMATS)}; none: lossless only)")
+    p.add_argument("--edge-power-w", type=check.checked(parse_power), default=None, metavar="ACTIVE[,IDLE]",
+                   help="declare the edge's power in watts (recorded as declared); default: measured with RAPL "
+                        "(Linux powercap) where readable, else none recorded and plans assume "
+                        f"{DEFAULT_EDGE_ACTIVE_W:g},{DEFAULT_EDGE_IDLE_W:g}")
     p.add_argument("--payload-samples", type=int, default=200, help="test images for payload statistics")
     p.add_argument("--accuracy-limit", type=int, default=None, help="test images for accuracy (default: all)")
     p.add_argument("--edge-runtime", choices=("torch", "onnxruntime"), default="torch",
@@ -128,7 +133,7 @@ def run(args) -> int:
         from planner.profile.onnx import retime_profile
 
         measured = retime_profile(measured, onnx, settings, edge=on_edge, cloud=on_cloud)
-    profile = Profile.from_dict(measured)
+    profile = with_power(Profile.from_dict(measured), args, lambda: pipeline.model(pipeline.input_tensor(data.raw[:1])))
     if args.edge_slowdown and args.edge_slowdown != 1.0:  # scaled, and marked as made for that slowdown
         profile = dataclasses.replace(profile.scaled(args.edge_slowdown),
                                       settings={**profile.settings, "edge_slowdown": args.edge_slowdown})
@@ -139,6 +144,31 @@ def run(args) -> int:
     if not args.out and onnx is not None:  # not a default profile: plans pick it only when given
         out = out.with_name(f"{out.stem}_onnxruntime.json")
     return write(profile, out, args.csv, start)
+
+def with_power(profile, args, run_once):
+    """The profile with the edge's power in `device.power`: declared (--edge-power-w), else measured with RAPL
+    around whole-model runs (edge roles, `run_once` given), else none (plans assume the default, and say so)."""
+    import torch
+
+    from planner.profile.power import Rapl
+
+    if args.role == "cloud":
+        return profile
+    if args.edge_power_w is not None:
+        power = parse_power(args.edge_power_w)
+    else:
+        rapl = Rapl()
+        if not rapl.available() or run_once is None or args.cpu_quota or args.edge_slowdown:
+            why = (rapl.why if not rapl.available() else "RAPL measures the whole package at full speed, not an "
+                   "emulated weak edge or an architecture-only run")
+            print(f"edge power: not measured ({why}); plans assume {DEFAULT_EDGE_ACTIVE_W:g} W active, "
+                  f"{DEFAULT_EDGE_IDLE_W:g} W idle unless you declare --edge-power-w ACTIVE[,IDLE]", file=sys.stderr)
+            return profile
+        with torch.inference_mode():
+            power = rapl.measure(run_once)
+    print(f"edge power: {power}")
+    return dataclasses.replace(profile, device={**profile.device, "power": power.to_dict()})
+
 
 BUSY_LOAD = 0.5  # load average beyond the profiler's own threads that makes a profile suspect
 
@@ -213,7 +243,7 @@ def run_arch(args) -> int:
                             device=args.device, cpu_quota=args.cpu_quota, bits=bits, latent=args.latent,
                             autoencoder=AutoencoderKind.weights(args.autoencoder or AutoencoderKind.SHARED),
                             input_format=args.input_format, images=args.images, float16=args.float16)
-    profile = Profile.from_dict(profile_arch(args.arch, settings))
+    profile = with_power(Profile.from_dict(profile_arch(args.arch, settings)), args, None)
     key = ProfileKey.of(model_id(args.arch, tuple(profile.input.shape)), args.role, profile.device["threads"],
                         quota=args.cpu_quota, latent=args.latent)
     out = Path(args.out) if args.out else key.path(arch=True)

@@ -27,6 +27,8 @@ def register(sub) -> None:
                         "is drawn on the choice map (repeatable)")
     p.add_argument("--assume-loss", metavar="BITS:PP,...",
                    help="assumed accuracy loss per bitwidth for profiles without accuracy, e.g. 8:0.1,4:0.5,2:2.0")
+    p.add_argument("--link", default="lte", metavar="lte|wifi|3g[:KEY=V,...]|none",
+                   help="the radio of the energy section (docs/energy.md; default lte); 'none' to skip it")
     p.set_defaults(func=run)
 
 
@@ -44,12 +46,17 @@ def run(args) -> int:
     independent = None
     if args.independent_edge:
         independent = (Profile.load(args.independent_edge), Profile.load(args.independent_cloud))
+    radio = None if args.link.lower() == "none" else args.link
+    if radio is not None:
+        from planner.energy import parse_radio
+
+        parse_radio(radio)
     bandwidths = [b.strip() for b in args.bandwidth.split(",") if b.strip()]
     paths = write_report(edge, cloud, args.out, bandwidths=bandwidths, rtt=args.rtt, max_loss=args.max_loss,
                          edge_slowdown=args.edge_slowdown,
                          trace=None if args.trace.lower() == "none" else args.trace, independent=independent,
                          compare_edges=[Profile.load(p) for p in args.compare_edge],
-                         assume_loss=parse_assume_loss(args.assume_loss) if args.assume_loss else None)
+                         assume_loss=parse_assume_loss(args.assume_loss) if args.assume_loss else None, radio=radio)
     for path in paths:
         print(f"wrote {path}")
     return 0

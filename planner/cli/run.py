@@ -8,6 +8,7 @@ import sys
 
 from planner.cli import checks as check
 from planner.cli._model import add_data_args, add_model_args, add_quantizer_arg, model_from_args
+from planner.cli.goal import add_goal_args, goal_from_args
 from planner.errors import PlannerError
 from planner.link import parse_bandwidth, parse_duration
 from planner.types import CandidateSpec
@@ -55,6 +56,7 @@ def register(sub) -> None:
                    help="share of requests that probe the other side's best candidate (default 0.05; 0: never)")
     p.add_argument("--max-loss", type=check.non_negative_number, default=1.0,
                    help="accuracy budget in percentage points (default 1.0)")
+    add_goal_args(p, objectives=("mean", "energy", "cost"))
     p.add_argument("--estimator", choices=("harmonic", "ewma"), default="harmonic",
                    help="live bandwidth estimate (default harmonic mean of the last 5 transfers)")
     p.add_argument("--no-replan", action="store_true", help="plan once on the starting estimate (static baseline)")
@@ -113,6 +115,7 @@ def run(args) -> int:
         raise PlannerError(f"--explore must be a share in [0, 0.5], got {args.explore}")
     if args.plan is not None:
         CandidateSpec.parse(args.plan)  # the spelling, before anything is loaded
+    goal = goal_from_args(args)
     loaded = model_from_args(args)
     edge_path, cloud_path = args.edge, args.cloud_profile
     if edge_path is None or cloud_path is None:
@@ -139,7 +142,8 @@ def run(args) -> int:
                         shaper=shaper, token=token, timeout=args.timeout, edge_cpu_quota=args.edge_cpu_quota,
                         replan=not args.no_replan, load_aware=not args.no_load_aware, tls=tls,
                         edge_slowdown=args.edge_slowdown, calibrate=not args.no_calibrate,
-                        explore=args.explore, edge_runtime=args.edge_runtime, onnx=args.onnx) as client:
+                        explore=args.explore, edge_runtime=args.edge_runtime, onnx=args.onnx,
+                        objective=goal) as client:
             choice = None if args.plan is None else client.candidates.specs[client.index_of(args.plan)]
             report = client.run(x, y, progress=args.progress, start_index=args.offset, choice=choice)
             cloud = client.client
@@ -151,9 +155,7 @@ def run(args) -> int:
         link["shaper"] = {"trace": trace.name} if trace else {"bandwidth_bps": parse_bandwidth(args.bandwidth)}
         link["shaper"]["rtt_ms"] = shaper.delay_s * 2000.0
     if args.results:
-        with open(args.results, "w") as f:
-            for r in report.results:
-                f.write(json.dumps(r.to_dict()) + "\n")
+        _write_results(args.results, report)
     summary = report.to_dict()
     if metric == "agreement":  # no labels: the figure is top-1 agreement with the unsplit model
         summary["agreement"], summary["accuracy"] = summary["accuracy"], None
@@ -167,6 +169,13 @@ def run(args) -> int:
         raise PlannerError(f"the cloud at {address} refused the token (AUTH: wrong or missing --token); no request "
                            f"was answered by it, {report.fallbacks} fell back to the edge")
     return 0
+
+
+def _write_results(path: str, report) -> None:
+    """Every request as one JSON line (with `energy_mj` when planning for energy)."""
+    with open(path, "w") as f:
+        for r in report.results:
+            f.write(json.dumps(r.to_dict()) + "\n")
 
 
 def _samples(args, loaded, pipeline):

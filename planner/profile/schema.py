@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from planner.errors import ProfileError, SolveError
+from planner.profile.power import EdgePower
 from planner.profile.timing import Timing
 from planner.types import RAW_DTYPES, Role, parse_input_format
 
@@ -357,6 +358,8 @@ class Profile:
         _obj(d, "", required, ("created", "notes", "exchange_ms") + (("widths", "quantizer", "quant_bits")
                                                                      if version >= 3 else ()))
         device = _obj(d["device"], "device", DEVICE_KEYS, open_=True)
+        if device.get("power") is not None:  # the edge's power (planner.profile.power): checked, kept as a dict
+            EdgePower.from_dict(device["power"], f"device.power of profile {source or '<dict>'}")
         settings = _obj(d["settings"], "settings", SETTINGS_KEYS, open_=True)
         scaled = d["scaled"]
         if scaled is not None:

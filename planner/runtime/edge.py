@@ -25,7 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from planner.config import DEFAULT_CLOUD, DEFAULT_MAX_LOSS
+from planner.energy import request_energy
 from planner.errors import MismatchError, PlannerError, ProfileError, SolveError
+from planner.objectives import as_goal
 from planner.profile.schema import Profile
 from planner.profile.store import find_profiles
 from planner.runtime.calibrate import Calibration, Explorer, GuardedEstimate
@@ -88,6 +90,8 @@ class EdgeClient:
                                                 edge_slowdown=planning_slowdown(self.edge_profile, o.edge_slowdown))
         check_match(self.pipeline, self.candidates)
         self.max_loss = o.max_loss
+        self.goal = as_goal(o.objective)
+        self.power = self.goal.energy.power_of(self.edge_profile) if self.goal and self.goal.energy else None
         self.estimate = live_estimate(o.link, o.rtt, o.estimator)
         self.bandwidth = GuardedEstimate(self.estimate)
         self.start_link = self.estimate.describe()
@@ -171,7 +175,7 @@ class EdgeClient:
         calibration (when on)."""
         wait = self.queue.ms if self.load_aware else 0.0
         adjust = self.calibration.adjust(wait) if self.calibrate else Adjust(cloud_wait_ms=wait)
-        return self.candidates.solve(self.estimate, max_loss=self.max_loss, adjust=adjust)
+        return self.candidates.solve(self.estimate, max_loss=self.max_loss, adjust=adjust, goal=self.goal)
 
     def _probe_of(self, plan) -> int:
         """The best feasible candidate on the other side of the chosen one (remote vs edge-only)."""
@@ -195,10 +199,13 @@ class EdgeClient:
         """One input (a batch of one raw sample): planned (or the forced `choice`), run, measured."""
         with self._lock:
             try:
-                return self._infer(raw, index, label, choice)
+                result = self._infer(raw, index, label, choice)
             except Exception as exc:  # noqa: BLE001 - last resort: a bug must not lose the run's other results
                 return self._local(raw, index, label, time.perf_counter(), None, None,
                                    f"internal error ({type(exc).__name__}: {exc})", self.estimate.bandwidth_bps)
+            if self.power is not None and result.error is None:
+                result.energy_mj = request_energy(self.goal.energy, self.power, result, self.estimate.rtt_ms)
+            return result
 
     def _infer(self, raw, index: int, label: int | None, choice) -> Result:
         t0 = time.perf_counter()

@@ -40,6 +40,8 @@ class EdgeOptions:
     # (None: a zoo model's committed one the edge profile names; none for other models)
     edge_runtime: str = "torch"  # what runs head + encoder: 'torch' (eager) or 'onnxruntime' (needs `onnx`)
     onnx: str | None = None  # the `planner export` folder the onnxruntime edge runs
+    objective: object = "mean"  # what each plan minimises: 'mean' (latency), 'energy' (LTE radio model, the edge
+    # profile's power), or a planner.objectives.Goal (energy / cost, a latency limit); results then carry energy_mj
 
     @classmethod
     def names(cls) -> list[str]:

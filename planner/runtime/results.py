@@ -50,6 +50,7 @@ class Result:
     probe: bool = False  # an exploration request: the other side's best candidate, not the plan
     width: int | None = None  # the autoencoder's latent width sent (None: its widest, or not an autoencoder request)
     format: str | None = None  # cloud-only: the lossy input format sent ('jpeg90'; None: lossless)
+    energy_mj: float | None = None  # the edge's estimated energy (planning for energy: planner.energy.request_energy)
     scores: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -88,6 +89,12 @@ def _median(xs: list[float]) -> float | None:
 
 def _pct(xs: list[float], q: float) -> float | None:
     return float(np.percentile(xs, q)) if xs else None
+
+
+def _energy_median(results) -> dict:
+    """{'energy_mj_median': mJ} over the results that carry an energy estimate; {} when none does."""
+    xs = [r.energy_mj for r in results if r.energy_mj is not None]
+    return {"energy_mj_median": round(float(statistics.median(xs)), 3)} if xs else {}
 
 
 def _r(x: float | None, nd: int = 3) -> float | None:
@@ -171,7 +178,8 @@ class RunReport:
         out = [{"cut": spec.cut, "bits": spec.bits, "kind": spec.kind.value, "dtype": spec.dtype, "width": spec.width,
                 "label": spec.label,
                 "count": len(rs), "measured_ms_median": _r(_median([r.measured_ms for r in rs])),
-                "predicted_ms_median": _r(_median([r.predicted_ms for r in rs if r.predicted_ms is not None]))}
+                "predicted_ms_median": _r(_median([r.predicted_ms for r in rs if r.predicted_ms is not None])),
+                **_energy_median(rs)}
                for spec, rs in groups.items()]
         return sorted(out, key=lambda d: -d["count"])
 
@@ -195,7 +203,7 @@ class RunReport:
              "cloud_profile": self.cloud_profile, "link": self.link, "final_bandwidth_bps": _r(self.final_bandwidth_bps, 1),
              "wall_s": _r(self.wall_s), "probes": sum(r.probe for r in self.results),
              "prediction_error": _r(self.prediction_error(), 4), "calibration": self.calibration,
-             "freshness": self.freshness, "edge_slowdown": self.edge_slowdown}
+             "freshness": self.freshness, "edge_slowdown": self.edge_slowdown, **_energy_median(self.results)}
         if results:
             d["results"] = [r.to_dict() for r in self.results]
         return d
@@ -214,6 +222,9 @@ class RunReport:
                  "stages (median ms): " + ", ".join(f"{k.removesuffix('_ms')} {f(v)}"
                                                      for k, v in self.stage_medians().items()),
                  f"fallbacks: {self.fallbacks}, errors: {self.errors}, probes: {sum(r.probe for r in self.results)}"]
+        if _energy_median(self.results):
+            lines.append(f"energy (estimated from measured stages): median {f(_energy_median(self.results)['energy_mj_median'])} "
+                         f"mJ per request")
         if self.calibration:
             from planner.runtime.calibrate import describe
 
