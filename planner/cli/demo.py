@@ -181,7 +181,7 @@ def _run_link(args, client, x, y, metric: str) -> dict:
     summary = report.to_dict()
     summary["prediction_error"] = report.prediction_error(skip=warm_up(len(x)))
     row = {"plan": summary["plans"][0]["label"] if summary["plans"] else "fallback",
-           "plan_is_end": bool(summary["plans"]) and summary["plans"][0]["kind"] in ("edge-only", "cloud-only"),
+           "plan_is_end": bool(summary["plans"]) and CandidateKind(summary["plans"][0]["kind"]).is_end,
            "plans": {p["label"]: p["count"] for p in summary["plans"]}, "metric": metric,
            "accuracy": summary["accuracy"], "measured_ms_median": summary["measured_ms_median"],
            "predicted_ms_median": summary["predicted_ms_median"], "prediction_error": summary["prediction_error"],
