@@ -84,3 +84,17 @@ def test_results_table_shows_a_speed_up_only_for_a_split():
     assert "agreement %" in lines[0] and "speed-up vs better end" in lines[0]
     assert lines[1].rstrip().endswith("2.00x") and "jpeg90" in lines[1]  # 200 ms (better end) / 100 ms
     assert lines[2].rstrip().endswith("(plan is an end)") and "x " not in lines[2][-20:]
+
+
+def test_breakpoints_table_names_each_change():
+    from planner.cli.demo import format_breakpoints
+    from planner.profile.synthetic import synthetic_pair
+    from planner.solve import CandidateSet
+
+    cs = CandidateSet(*synthetic_pair(0), edge_slowdown=8.0)
+    text = format_breakpoints(cs, [10.0, 40.0], max_loss=1.0)
+    for rtt in (10.0, 40.0):
+        points = cs.breakpoints(rtt=rtt, max_loss=1.0)
+        block = text.split(f"RTT {rtt:g} ms:")[1].split("RTT ")[0]
+        assert points and block.count("from ") == len(points)  # one line per change of the best candidate
+        assert all(b.above.label in block for b in points)
