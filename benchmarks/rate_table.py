@@ -70,7 +70,7 @@ def input_rows(pipe: SplitPipeline, data, limit: int | None, bytes_images: int) 
              "png": [len(_png(np.asarray(im))) for im in sample]}
     sizes.update({f: [len(pipe.input_payload(sample[i:i + 1], f)) for i in range(len(sample))] for f in formats})
     accuracy = {"zlib": None, "codec": None, "png": None}  # lossless: the backbone's
-    accuracy.update(input_accuracy(pipe, formats, limit=limit, data=data))
+    accuracy.update(input_accuracy(pipe, formats, limit=limit, data=data)["formats"])
     return {k: round(float(np.mean(v)), 1) for k, v in sizes.items()}, accuracy
 
 

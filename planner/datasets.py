@@ -2,8 +2,9 @@
 
 `spec` is an image folder (one subfolder per class; or images directly in it, unlabelled), an `.npz` with `x`
 (N x C x H x W or N x H x W, uint8 or float; integers for token models) and optional `y`, or
-`package.module:factory` returning a torch Dataset whose items are `x` or `(x, y)`. Nothing given means
-Fashion-MNIST for the zoo models (and for any model taking 1x28x28). Raw samples are what an edge device
+`package.module:factory` returning a torch Dataset whose items are `x` or `(x, y)`, or `photos` (`photos:train`,
+`photos:test`: seeded 224 x 224 crops of real photographs, `planner.photos`). Nothing given means Fashion-MNIST
+for the Fashion-MNIST zoo models (and for any model taking 1x28x28), `photos` for efficientnet-lite0. Raw samples are what an edge device
 holds (uint8 pixels stay uint8, so a cloud-only plan ships bytes); `LoadedModel.preprocess` turns them into
 model input. Without labels every figure is "agreement": top-1 agreement with the unsplit model.
 """
@@ -51,8 +52,12 @@ class DataSet:
         labels = None if self.labels is None else self.labels[offset:offset + n]
         return DataSet(self.raw[offset:offset + n], labels, f"{self.fingerprint}[{offset}:{offset + n}]", self.source)
 
-    def inputs(self, preprocess, batch_size: int = 500):
-        """Model-input batches: preprocess(raw[i:i + batch_size]) for each chunk."""
+    def inputs(self, preprocess, batch_size: int | None = None):
+        """Model-input batches: preprocess(raw[i:i + batch_size]) for each chunk (None: adapted to the sample
+        size, `planner.config.batch_for`)."""
+        from planner.config import batch_for
+
+        batch_size = batch_size or batch_for(self.raw.shape[1:])
         for i in range(0, len(self), batch_size):
             yield preprocess(self.raw[i:i + batch_size])
 
@@ -72,8 +77,18 @@ def load_data(spec, loaded, split: str = "test", root=None, limit: int | None = 
     """The data set `spec` fitted to `loaded` (a LoadedModel); a clear error naming both shapes if it cannot be."""
     if isinstance(spec, DataSet):
         return _fit(spec, loaded).take(limit)
+    if spec is None and loaded.zoo:
+        from planner import zoo
+
+        if zoo.default_data(loaded.name) == "photos":
+            spec = "photos"
     if spec is None:
         return _fashion_mnist(loaded, split, root).take(limit)
+    if str(spec) in ("photos", "photos:train", "photos:test"):
+        from planner.photos import photos
+
+        name, _, which = str(spec).partition(":")
+        return _fit(photos(which or ("train" if split == "train" else "test"), limit), loaded)
     path = Path(str(spec))
     if path.is_dir():
         return _fit(image_folder(path, loaded.input_shape), loaded).take(limit)
@@ -93,6 +108,18 @@ def _fashion_mnist(loaded, split: str, root) -> DataSet:
                         "(an image folder, an .npz or package.module:factory); Fashion-MNIST is the default only for "
                         "models taking 1x28x28")
     return fashion_mnist(split, root, channel=not loaded.zoo)
+
+
+def zoo_default(name: str, split: str = "test") -> DataSet:
+    """The data set a model's commands use without --data: `photos` for efficientnet-lite0, Fashion-MNIST for the
+    others (and for any name that is not a zoo model)."""
+    from planner import zoo
+
+    if name in zoo.names() and zoo.default_data(name) == "photos":
+        from planner.photos import photos
+
+        return photos("train" if split == "train" else "test")
+    return fashion_mnist(split)
 
 
 def fashion_mnist(split: str = "test", root=None, channel: bool = False) -> DataSet:

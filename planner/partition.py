@@ -14,7 +14,7 @@ recurrent layer's hidden state (batch on dim 1) is never listed.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
@@ -41,6 +41,9 @@ class Cut:
     head_params: int
     producer: str  # what made the tensor: a module class ("ReLU", "MaxPool2d") or a function ("relu", "add")
     scope: str = ""  # the innermost module the tensor was made in, e.g. "layer1.0" (for people reading tables)
+    inside_block: bool = False  # made and used inside one block (a module with its own forward): not a block output
+    block_output: bool = False  # what a block returns (a residual sum, a projection's output, a stage's end)
+    duplicate: bool = False  # only repeats the previous cut (padding, dropout, identity, a reshape): never needed
 
     @property
     def trivial(self) -> bool:
@@ -78,6 +81,52 @@ def _scope(node: fx.Node) -> str:
         return str(node.target)
     stack = node.meta.get("nn_module_stack") or {}
     return next(reversed(stack), "") if stack else ""
+
+
+_CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+# ops that only repeat their input's values: padding, dropout (an identity in eval mode), identity, reshapes
+_REPEATERS = {"ZeroPad1d", "ZeroPad2d", "ZeroPad3d", "ConstantPad1d", "ConstantPad2d", "ConstantPad3d", "pad",
+              "Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "dropout", "Identity", "Flatten",
+              "flatten", "view", "reshape", "contiguous", "squeeze", "unsqueeze", "clone"}
+
+
+def _where(node: fx.Node) -> str:
+    """The module a node runs in: a leaf module's parent for `call_module`, else the innermost module."""
+    if node.op == "call_module":
+        return str(node.target).rpartition(".")[0]
+    return _scope(node)
+
+
+def _blocks(path: str, root: nn.Module) -> set[str]:
+    """The blocks (non-root modules with their own forward, not containers) enclosing a module path; looked up
+    in the original model (a GraphModule turns containers into plain modules)."""
+    parts = path.split(".") if path else []
+    out = set()
+    for i in range(1, len(parts) + 1):
+        name = ".".join(parts[:i])
+        try:
+            module = root.get_submodule(name)
+        except AttributeError:
+            continue
+        if not isinstance(module, _CONTAINERS):
+            out.add(name)
+    return out
+
+
+def _block_role(v: fx.Node, root: nn.Module) -> tuple[bool, bool]:
+    """(inside_block, block_output) of a cut tensor: made and used within one block, or returned by a block."""
+    made_in = _blocks(_where(v), root)
+    users = [u for u in v.users if u.op != "output"]
+    used_in = [_blocks(_where(u), root) for u in users]
+    inside = any(made_in & b for b in used_in)
+    output = bool(made_in) and not inside and all(not (made_in & b) for b in used_in)
+    return inside, output
+
+
+def _repeats(v: fx.Node, previous: fx.Node | None, data: set[fx.Node], gm: fx.GraphModule) -> bool:
+    """True when `v` only repeats the previous cut's tensor (padded, dropped out in eval, reshaped)."""
+    inputs = [a for a in v.all_input_nodes if a in data]
+    return _producer(v, gm) in _REPEATERS and len(inputs) == 1 and inputs[0] is previous
 
 
 def _meta(node: fx.Node) -> TensorMetadata | None:
@@ -157,15 +206,20 @@ class Partitioner:
                     found.append(v)
         cuts, split_at = [self._trivial(INPUT)], {INPUT: None}
         values = self._node_values() if verify else {}
+        previous = next((n for n in nodes if n.op == "placeholder"), None)
         for v in found:
             if v.op == "placeholder":
                 continue
             if verify and not self._exact(self._graph_split(v, nodes, data, head=False)[1], values[v]):
                 continue
             meta = _meta(v)
-            cuts.append(self._make_cut(v.name, len(cuts), meta.shape, meta.dtype, self._head_params(v, nodes),
-                                       _producer(v, gm), _scope(v)))
+            inside, output = _block_role(v, self.model)
+            cut = self._make_cut(v.name, len(cuts), meta.shape, meta.dtype, self._head_params(v, nodes),
+                                 _producer(v, gm), _scope(v))
+            cuts.append(replace(cut, inside_block=inside, block_output=output,
+                                duplicate=_repeats(v, previous, data, gm)))
             split_at[v.name] = v
+            previous = v
         cuts.append(self._trivial(OUTPUT, len(cuts)))
         split_at[OUTPUT] = None
         return cuts, split_at

@@ -28,7 +28,8 @@ def add_quantizer_arg(p) -> None:
 def add_data_args(p) -> None:
     p.add_argument("--data", default=None, metavar="PATH",
                    help="image folder (one subfolder per class), .npz with x (and y), or package.module:factory "
-                        "returning a Dataset (default: Fashion-MNIST for the zoo models)")
+                        "returning a Dataset, or photos[:train|:test] (real photos, 224x224 crops); default: "
+                        "Fashion-MNIST for the Fashion-MNIST zoo models, photos for efficientnet-lite0")
 
 
 def model_from_args(args, trained: bool = True):

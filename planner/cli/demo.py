@@ -36,6 +36,9 @@ def register(sub) -> None:
     p.add_argument("--max-loss", type=float, default=1.0, help="accuracy budget, percentage points (default 1.0)")
     p.add_argument("--profiles-dir", default=None, help="where to write this machine's profiles (default: a temp dir)")
     p.add_argument("--json", default=None, metavar="FILE", help="also write the results as JSON to FILE")
+    p.add_argument("--remeasure-accuracy", action="store_true",
+                   help="measure the accuracy table again (default: reuse the one the autoencoder's card carries "
+                        "for the same model, autoencoder and data digests)")
     p.set_defaults(func=run)
 
 
@@ -104,7 +107,8 @@ def _profiles(args, quota: float | None):
     profiles = []
     for role, threads, q in (("edge", 1, quota), ("cloud", None, None)):
         t0 = time.perf_counter()
-        prof = Profile.from_dict(profile_pipeline(pipeline, ProfileSettings(role=role, threads=threads, cpu_quota=q)))
+        prof = Profile.from_dict(profile_pipeline(pipeline, ProfileSettings(role=role, threads=threads, cpu_quota=q,
+                                                                   remeasure_accuracy=args.remeasure_accuracy)))
         path = ProfileKey.of(args.model, role, prof.device["threads"], quota=q).path(out)
         prof.save(path)
         print(summary(prof))

@@ -60,6 +60,12 @@ def register(sub) -> None:
                    help="declare the edge's power in watts (recorded as declared); default: measured with RAPL "
                         "(Linux powercap) where readable, else none recorded and plans assume "
                         f"{DEFAULT_EDGE_ACTIVE_W:g},{DEFAULT_EDGE_IDLE_W:g}")
+    p.add_argument("--remeasure-accuracy", action="store_true",
+                   help="measure the accuracy table again instead of reusing the cache or the autoencoder's card")
+    p.add_argument("--save-accuracy", action="store_true",
+                   help="write the measured accuracy table into the autoencoder's card (it travels with the weights)")
+    p.add_argument("--all-cuts", action="store_true",
+                   help="also profile the cuts that only repeat their neighbour (padding, dropout, identity)")
     p.add_argument("--payload-samples", type=int, default=200, help="test images for payload statistics")
     p.add_argument("--accuracy-limit", type=int, default=None, help="test images for accuracy (default: all)")
     p.add_argument("--edge-runtime", choices=("torch", "onnxruntime"), default="torch",
@@ -126,7 +132,8 @@ def run(args) -> int:
     settings = ProfileSettings(role=args.role, threads=args.threads, batch=args.batch, repeats=args.repeats,
                                max_seconds=args.max_seconds, device=args.device, cpu_quota=args.cpu_quota,
                                payload_samples=args.payload_samples, accuracy_limit=args.accuracy_limit,
-                               float16=args.float16, input_formats=args.input_formats)
+                               float16=args.float16, input_formats=args.input_formats, all_cuts=args.all_cuts,
+                               remeasure_accuracy=args.remeasure_accuracy, save_accuracy=args.save_accuracy)
     onnx, on_edge, on_cloud = onnx_sides(pipeline, args)
     measured = profile_pipeline(pipeline, settings, data=data)
     if onnx is not None:

@@ -28,7 +28,8 @@ def register(sub) -> None:
     p.add_argument("--width", type=int, default=32, help=argparse.SUPPRESS)
     p.add_argument("--decoder-width", type=int, default=48, help="decoder trunk width (runs in the cloud)")
     p.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the recipe's)")
-    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="training batch (default: 128, fewer for large inputs: 16 at 3x224x224)")
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--bits-per-step", type=int, default=None, help="(width, bits) settings per step: smallest + largest + random")
     p.add_argument("--ce-weight", type=float, default=None, help="weight of the label cross-entropy (default 0.5)")
@@ -60,6 +61,8 @@ def run(args) -> int:
                  "bits_per_step": args.bits_per_step, "ce_weight": args.ce_weight,
                  "recal_batches": args.recal_batches}
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    if args.batch_size is not None:
+        cfg = replace(cfg, adapt_batch=False)  # an explicit batch is kept; the default adapts to the input size
     kind = AutoencoderKind.INDEPENDENT if args.independent else AutoencoderKind.SHARED
     cut_ids = [c for c in args.cuts.split(",") if c] if args.cuts else None
     options = dict(variant=args.variant, latent=args.latent, widths=_widths(args.widths), width=args.width, decoder_width=args.decoder_width,
@@ -67,7 +70,9 @@ def run(args) -> int:
                    checkpoint=args.checkpoint, resume=args.resume, progress=not args.no_progress,
                    stop_after=args.stop_after, command="planner " + shlex.join(sys.argv[1:]))
     loaded = model_from_args(args)
-    if loaded.zoo and not args.data:
+    from planner import zoo
+
+    if loaded.zoo and not args.data and zoo.default_data(loaded.name) == "fashion-mnist":
         card = train_zoo_autoencoder(loaded.name, kind, limit=args.limit, val_limit=args.val_limit, **options)
     else:
         data = data_from_args(args, loaded, split="train").take(args.limit)

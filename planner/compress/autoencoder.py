@@ -64,16 +64,19 @@ def feature_kind(shape: Sequence[int]) -> str | None:
 
 
 def meaningful(cut, kinds: Sequence[str] = ("map",)) -> bool:
-    """A cut the autoencoder serves by default: an inner (C, H, W) map with H, W >= 2 made by an activation or
-    a pooling layer, i.e. a block output, never the tensor between a conv and its BatchNorm or before a ReLU.
+    """A cut the autoencoder serves by default: an inner (C, H, W) map with H, W >= 2 that a block returns (a
+    residual sum, a linear projection's output: `Cut.block_output`) or that an activation or a pooling layer
+    made outside any block; never a tensor inside a block (`Cut.inside_block`: a module with its own forward
+    makes and uses it, e.g. the expanded maps of an inverted residual), nor the tensor between a conv and its
+    BatchNorm or before a ReLU.
     With `kinds` also token sequences (T, D) after an activation, a residual sum or a LayerNorm, and vectors
     (D, at least 16 wide) after an activation."""
     shape = tuple(cut.shape)
     kind = feature_kind(shape)
-    if cut.kind != "inner" or kind not in kinds:
+    if cut.kind != "inner" or kind not in kinds or getattr(cut, "inside_block", False):
         return False
     if kind == "map":
-        return min(shape[1:]) >= 2 and cut.producer in _ACTIVATIONS | _POOLS
+        return min(shape[1:]) >= 2 and (cut.producer in _ACTIVATIONS | _POOLS or getattr(cut, "block_output", False))
     if kind == "tokens":
         return min(shape) >= 2 and cut.producer in _ACTIVATIONS | _SEQUENCE_OUTPUTS
     return shape[0] >= 16 and cut.producer in _ACTIVATIONS
@@ -647,6 +650,7 @@ def load_autoencoder_file(path: str | Path) -> Autoencoder:
     except Exception as exc:  # noqa: BLE001 - any failure here means a bad or foreign file
         raise CompressError(f"cannot load autoencoder {path}: {exc}") from None
     ae.id = f"{ae.config.extra.get('model', path.stem)}/{ae.kind}@{hashlib.sha256(raw).hexdigest()[:8]}"
+    ae.path = path  # its card (accuracy tables measured with it) is path.with_suffix(".json")
     return ae.eval()
 
 

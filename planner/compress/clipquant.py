@@ -21,7 +21,7 @@ import torch
 
 from planner.compress.autoencoder import WEIGHTS_DIR, feature_kind, from_map, to_map
 from planner.compress.quantize import from_codes, levels
-from planner.config import DEFAULT_BITS
+from planner.config import DEFAULT_BITS, batch_for
 from planner.errors import CompressError
 from planner.types import check_bits
 
@@ -193,7 +193,7 @@ def resolve_quantizer(loaded, spec="auto") -> RawQuantizer | None:
 
 
 def calibrate_model(loaded, inputs: torch.Tensor, cut_ids: Sequence[str] | None = None,
-                    bits: Sequence[int] = DEFAULT_BITS, batch_size: int = 256) -> RawQuantizer:
+                    bits: Sequence[int] = DEFAULT_BITS, batch_size: int | None = None) -> RawQuantizer:
     """A model's raw quantizer: clip ranges at its autoencoder-served cuts (or `cut_ids`) from model inputs."""
     from planner.compress.train import Backbone, default_cuts
 
@@ -201,7 +201,7 @@ def calibrate_model(loaded, inputs: torch.Tensor, cut_ids: Sequence[str] | None 
     backbone = Backbone(loaded.model, loaded.example(), ids, None, kinds=("map", "tokens", "vector"))
     feats: dict[str, list[torch.Tensor]] = {c: [] for c in backbone.cut_ids}
     with torch.inference_mode():
-        for chunk in inputs.split(batch_size):
+        for chunk in inputs.split(batch_size or batch_for(inputs.shape[1:], 256)):
             for c, f in backbone.features(chunk)[1].items():
                 feats[c].append(f)
     return RawQuantizer.calibrate({c: torch.cat(v) for c, v in feats.items()}, bits,

@@ -40,7 +40,7 @@ from planner.compress.autoencoder import (
     weights_path,
 )
 from planner.compress.quantize import fake_quantize
-from planner.config import DEFAULT_BITS, DEFAULT_LATENT, DEFAULT_WIDTHS
+from planner.config import DEFAULT_BITS, DEFAULT_LATENT, DEFAULT_WIDTHS, TRAIN_BATCH_VALUES, batch_for
 from planner.errors import CompressError
 from planner.partition import Partitioner
 
@@ -60,7 +60,8 @@ class TrainConfig:
     ce_weight: float = 0.5
     temperature: float = 2.0
     recal_batches: int = 20
-    recal_batch_size: int = 250
+    recal_batch_size: int = 250  # at most; fewer for large inputs (`planner.config.batch_for`)
+    adapt_batch: bool = True  # batch_size is a cap that shrinks for large inputs (config.TRAIN_BATCH_VALUES)
     seed: int = 0
     checkpoint_every: int = 250
 
@@ -305,7 +306,7 @@ def calibrate_scales(ae: Autoencoder, backbone: Backbone, images: torch.Tensor, 
 @torch.no_grad()
 def evaluate(ae: Autoencoder | None, backbone: Backbone, images: torch.Tensor, labels: torch.Tensor,
              cuts: Sequence[str] | None = None, bits: Sequence[int] | None = None,
-             batch_size: int = 500, widths: Sequence[int] | None = None) -> dict:
+             batch_size: int | None = None, widths: Sequence[int] | None = None) -> dict:
     """Accuracy (percent) of the backbone and, per (cut, width, bits), of head -> encode -> decode -> tail using
     the integer deployment path (`widths` None: every width each cut serves). Returns {"backbone": acc, "rows":
     {(cut, width, bits): acc}}."""
@@ -315,6 +316,7 @@ def evaluate(ae: Autoencoder | None, backbone: Backbone, images: torch.Tensor, l
         if ae is not None else []
     correct = dict.fromkeys(keys, 0)
     base = 0
+    batch_size = batch_size or batch_for(images.shape[1:])
     with torch.inference_mode():
         for xb, yb in zip(images.split(batch_size), labels.split(batch_size), strict=True):
             logits, feats = backbone.features(xb)
@@ -383,6 +385,8 @@ def train_autoencoder(loaded, data: TrainData, kind: str = "shared", *, variant:
     `<out>` (zoo default: the committed weights path) plus a JSON card beside it. Returns the card (only
     {"stopped_at": step, "checkpoint": path} when `stop_after` ended the session early)."""
     cfg = cfg or TrainConfig()
+    if cfg.adapt_batch:  # 128 Fashion-MNIST images, 16 crops of 3x224x224 (an explicit --batch-size is kept)
+        cfg = replace(cfg, batch_size=batch_for(data.x.shape[1:], cfg.batch_size, TRAIN_BATCH_VALUES))
     if data.y is None:
         cfg = replace(cfg, ce_weight=0.0)  # no labels: distillation (and reconstruction) only
     if threads:
@@ -397,7 +401,9 @@ def train_autoencoder(loaded, data: TrainData, kind: str = "shared", *, variant:
                                extra={"model": loaded.name, "weights_sha256": loaded.weights_sha256})
     torch.manual_seed(cfg.seed)
     ae = build_autoencoder(config, kind)
-    images, labels = data.x, data.y if data.y is not None else _teacher_labels(backbone, data.x)
+    images = data.x
+    # without labels the loss has no cross-entropy term (ce_weight 0): no backbone pass for labels it never reads
+    labels = data.y if data.y is not None else torch.zeros(len(images), dtype=torch.long)
     calibrate_scales(ae, backbone, images, seed=cfg.seed)
     if out is None:
         if not loaded.zoo:
@@ -414,8 +420,11 @@ def train_autoencoder(loaded, data: TrainData, kind: str = "shared", *, variant:
     with torch.no_grad():
         for p in ae.parameters():
             p.copy_(p.half().float())
-    batch = min(cfg.recal_batch_size, len(images))  # a small data set is averaged over about once, not 20 times
-    recalibrate_bn(ae, backbone, images, min(cfg.recal_batches, math.ceil(len(images) / batch)), batch, cfg.seed)
+    # the batch adapts to the input size (the same number of samples in more batches); a small data set is
+    # averaged over about once, not 20 times
+    batch = min(batch_for(images.shape[1:], cfg.recal_batch_size), len(images))
+    batches = math.ceil(cfg.recal_batches * cfg.recal_batch_size / batch)
+    recalibrate_bn(ae, backbone, images, min(batches, math.ceil(len(images) / batch)), batch, cfg.seed)
     recal_seconds = time.perf_counter() - recal_start
     sha = save_autoencoder(ae, out)
     card = _card(loaded, data, kind, ae, config, cfg, out, sha, backbone, result, command)
@@ -428,7 +437,7 @@ def train_autoencoder(loaded, data: TrainData, kind: str = "shared", *, variant:
 def _teacher_labels(backbone: Backbone, x: torch.Tensor) -> torch.Tensor:
     """The unsplit model's top-1 predictions: the targets of agreement (and of CE, which is off without labels)."""
     with torch.inference_mode():
-        return torch.cat([backbone.features(chunk)[0].argmax(1) for chunk in x.split(500)])
+        return torch.cat([backbone.features(chunk)[0].argmax(1) for chunk in x.split(batch_for(x.shape[1:]))])
 
 
 def _card(loaded, data: TrainData, kind, ae, config, cfg, out: Path, sha, backbone, result, command) -> dict:

