@@ -200,12 +200,13 @@ def input_accuracy(pipeline, formats, limit: int | None = None, use_cache: bool 
 
         data = zoo_default(pipeline.name)
     data = data.take(limit)
-    key = cache_key(pipeline.name, pipeline.weights_sha256, "input", data.fingerprint, limit, [], "-".join(formats))
+    key = cache_key(pipeline.name, pipeline.weights_sha256, "input-formats", data.fingerprint, limit, [],
+                    "-".join(formats))
     if data.labels is None:
         key += f"__conf{_threshold()}"
     path, card = _cache_path(key), card_path(pipeline)
     table = (json.loads(path.read_text()) if path.exists() else card_table(card, key)) if use_cache else None
-    if table is None:
+    if not isinstance(table, dict) or not isinstance(table.get("formats"), dict):
         table = _input_table(pipeline, formats, data, batch_size or batch_for(pipeline.input_shape), reference)
         table["key"] = key
         if save_to_card:
