@@ -20,13 +20,16 @@ DEFAULT_HOST: str = "127.0.0.1"  # the cloud server listens on loopback unless t
 DEFAULT_CLOUD: str = f"{DEFAULT_HOST}:{DEFAULT_PORT}"
 DEFAULT_BACKOFF_S: float = 0.5  # first wait after the cloud failed, doubled per failure
 DEFAULT_BACKOFF_MAX_S: float = 10.0  # the longest wait between tries of a failing cloud
+DEFAULT_BATCH_DELAY_MS: float = 2.0  # the cloud server's dynamic batching: wait this long for more requests (0: off)
+DEFAULT_BATCH_MAX: int = 64  # most inputs in one dynamic batch (a request carrying more runs alone)
 # the edge's power when a profile neither measured (RAPL) nor declared it (`planner profile --edge-power-w`):
 # a phone-class SoC running one big core (active) and waiting with the screen off (idle); an assumption, marked so
 DEFAULT_EDGE_ACTIVE_W: float = 2.0
 DEFAULT_EDGE_IDLE_W: float = 0.3
+CONFIDENT_P: float = 0.5  # without labels, agreement is scored on the samples whose unsplit top-1 probability is
+# at least this (the others are coin flips any perturbation moves); plain agreement and top-5 containment beside it
 BATCH_VALUES: int = 1 << 22  # input values in one inference batch (evaluate, accuracy, reference labels, BN
 # recalibration): 500 Fashion-MNIST images, 27 crops of 3x224x224 (about 16 MB of float32 input)
-TRAIN_BATCH_VALUES: int = 2_500_000  # input values in one training batch: 128 at 28x28, 16 at 3x224x224
 
 
 def batch_for(input_shape, cap: int = 500, values: int = BATCH_VALUES) -> int:
@@ -35,5 +38,3 @@ def batch_for(input_shape, cap: int = 500, values: int = BATCH_VALUES) -> int:
     for d in input_shape:
         n *= int(d)
     return max(1, min(int(cap), values // max(n, 1)))
-CONFIDENT_P: float = 0.5  # without labels, agreement is scored on the samples whose unsplit top-1 probability is
-# at least this (the others are coin flips any perturbation moves); plain agreement and top-5 containment beside it

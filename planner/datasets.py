@@ -91,7 +91,11 @@ def load_data(spec, loaded, split: str = "test", root=None, limit: int | None = 
         return _fit(photos(which or ("train" if split == "train" else "test"), limit), loaded)
     path = Path(str(spec))
     if path.is_dir():
-        return _fit(image_folder(path, loaded.input_shape), loaded).take(limit)
+        from planner import zoo
+
+        known = loaded.zoo and loaded.name in zoo.names()
+        classes = zoo.class_index(loaded.name) if known else None
+        return _fit(image_folder(path, loaded.input_shape, classes), loaded).take(limit)
     if path.suffix == ".npz":
         if not path.is_file():
             raise DataError(f"data file {path} not found")
@@ -185,8 +189,9 @@ def _labels(y, n: int, source: str) -> torch.Tensor | None:
     return torch.from_numpy(y.astype(np.int64))
 
 
-def image_folder(path: Path, input_shape) -> DataSet:
-    """PNG/JPEG files, one subfolder per class (sorted names -> labels 0..K-1) or all in `path` (no labels),
+def image_folder(path: Path, input_shape, class_index: dict[str, int] | None = None) -> DataSet:
+    """PNG/JPEG files, one subfolder per class (sorted names -> labels 0..K-1; or, when every subfolder's name is
+    in `class_index`, e.g. ImageNet WordNet ids, the model's own class indices) or all in `path` (no labels),
     converted to the model's C x H x W (C = 1: greyscale, 3: RGB) as uint8."""
     from planner.images import IMAGE_SUFFIXES, fit
 
@@ -198,7 +203,10 @@ def image_folder(path: Path, input_shape) -> DataSet:
         raise DataError(_PILLOW_HINT) from None
     is_image = lambda p: p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES  # noqa: E731
     classes = sorted(d for d in path.iterdir() if d.is_dir())
-    files = [(f, k) for k, d in enumerate(classes) for f in sorted(filter(is_image, d.iterdir()))]
+    index = {d: k for k, d in enumerate(classes)}
+    if class_index and classes and all(d.name in class_index for d in classes):
+        index = {d: class_index[d.name] for d in classes}
+    files = [(f, index[d]) for d in classes for f in sorted(filter(is_image, d.iterdir()))]
     labelled = bool(files)
     if not labelled:
         files = [(f, -1) for f in sorted(filter(is_image, path.iterdir()))]

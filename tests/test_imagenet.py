@@ -107,8 +107,26 @@ def test_default_served_cuts_are_block_outputs(lite0):
 
 
 def test_batches_adapt_to_the_input_size():
-    from planner.config import TRAIN_BATCH_VALUES, batch_for
+    from planner.config import batch_for
 
     assert batch_for((1, 28, 28)) == 500 and batch_for((28, 28), 250) == 250
-    assert batch_for((3, 224, 224)) == 27 and batch_for((3, 224, 224), 128, TRAIN_BATCH_VALUES) == 16
+    assert batch_for((3, 224, 224)) == 27
     assert batch_for((3, 4096, 4096)) == 1
+
+
+def test_a_labelled_imagenet_folder_scores_accuracy(tmp_path, lite0):
+    """Subfolders named by WordNet id take the model's class index, so a folder with a few classes gives accuracy."""
+    from PIL import Image
+
+    from planner import photos
+    from planner.datasets import load_data
+    from planner.evaluate import score
+
+    a = photos.crops("test", 2)
+    for wnid, crop in zip(("n02123045", "n07920052"), a, strict=True):  # tabby cat, espresso
+        (tmp_path / wnid).mkdir()
+        Image.fromarray(crop.transpose(1, 2, 0)).save(tmp_path / wnid / "a.png")
+    ds = load_data(str(tmp_path), lite0)
+    assert ds.metric == "accuracy" and ds.labels.tolist() == [281, 967]
+    result = score(lite0.model, lite0.model, ds, lite0.preprocess)
+    assert set(result) == {"accuracy", "n"} and result["n"] == 2

@@ -101,7 +101,7 @@ def test_whole_chain(tmp_path, name, data_kind, labelled):
     assert card["data"] == data.fingerprint and card["metric"] == data.metric
     pipeline = SplitPipeline.from_model(loaded, tmp_path / "ae.pt")
     table = accuracy_table(pipeline, [4, 8], limit=240, data=data, use_cache=False)
-    assert table["metric"] == data.metric and table["n"] == 240
+    assert table["metric"] == data.metric and table["n_all"] == 240 and 0 < table["n"] <= 240
     at8 = table["cuts"][deepest]["bits"]["8"]
     assert at8 >= table["backbone"] - 1.0, (name, deepest, at8, table["backbone"])
     print(f"\nFIGURES {name}: {data.metric} backbone {table['backbone']:.1f}%, {deepest} "

@@ -19,6 +19,7 @@ from planner.errors import PlannerError
 from planner.execution.pipeline import SplitPipeline
 from planner.profile.schema import CutProfile, InputProfile, Profile, RawFormat
 from planner.profile.timing import Timing
+from planner.runtime.batching import BatchSettings
 from planner.runtime.client import CloudClient, ServerError
 from planner.runtime.edge import EdgeClient
 from planner.runtime.handlers import CloudHandler
@@ -86,7 +87,7 @@ def images():
 
 @pytest.fixture(scope="module")
 def ray_address():
-    backend = RayBackend(MODEL, autoencoder=None, replicas=2, num_cpus=2)
+    backend = RayBackend(MODEL, autoencoder=None, replicas=2, num_cpus=2, batching=BatchSettings(20.0, 16))
     try:
         server = CloudServer(backend.start(), port=0, workers=8)
         yield f"127.0.0.1:{server.start_in_thread()}"
@@ -127,3 +128,31 @@ def test_every_candidate_and_a_bad_payload_through_ray(pipe, images, ray_address
             np.testing.assert_allclose(r.scores, full, atol=1e-4)
     with CloudClient(ray_address, timeout=30.0) as c, pytest.raises(ServerError, match="BAD_PAYLOAD"):
         c.infer(MODEL, b"garbage")  # the replica's CodecError crosses Ray as itself
+
+
+@needs_ray
+def test_concurrent_requests_share_a_replica_batch(pipe, images, ray_address):
+    """@serve.batch in the replicas: interleaved cuts from many connections, each answer its own, equal to the
+    handler's unbatched one, and some computed together."""
+    import threading
+
+    handler = CloudHandler(pipe)
+    cuts = [c.id for c in pipe.cuts if not c.trivial and c.id != "output"][:4]
+    jobs = [(k, pipe.edge_encode(images[k:k + 1], f"{cuts[k % len(cuts)]}@raw")[0]) for k in range(24)]
+    want = {k: handler.infer(p)[0] for k, p in jobs}
+    got: dict = {}
+
+    def edge(part):
+        with CloudClient(ray_address, timeout=60.0) as c:
+            for k, payload in part:
+                got[k] = c.infer(MODEL, payload)
+
+    threads = [threading.Thread(target=edge, args=(jobs[i::8],)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert set(got) == set(want)
+    for k, reply in got.items():
+        np.testing.assert_allclose(reply.scores, want[k], atol=1e-4)
+    assert max(r.batch_size for r in got.values()) > 1

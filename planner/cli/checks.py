@@ -35,6 +35,19 @@ def int_at_least(low: int) -> Callable[[str], int]:
     return parse
 
 
+def int_list(low: int) -> Callable[[str], tuple[int, ...]]:
+    """Comma-separated integers, each >= low, e.g. 1,4,16,64 (sorted, without repeats)."""
+
+    def parse(text: str) -> tuple[int, ...]:
+        values = [_number(t.strip(), int) for t in str(text).split(",") if t.strip()]
+        if not values or min(values) < low:
+            raise argparse.ArgumentTypeError(f"expected comma-separated integers >= {low}, got {text!r}")
+        return tuple(sorted(set(values)))
+
+    parse.__name__ = f"list of integers >= {low}"
+    return parse
+
+
 def port(text: str, *, allow_zero: bool = False) -> int:
     """A TCP port 1..65535 (0 too, meaning any free port, when allowed)."""
     value = _number(text, int)
@@ -139,5 +152,15 @@ def input_formats(text: str) -> tuple[str, ...]:
         raise argparse.ArgumentTypeError("give formats such as jpeg50,jpeg90,webp75, or none")
     try:
         return tuple(dict.fromkeys(parse_input_format(s) for s in items))
+    except PlannerError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def device(text: str) -> str:
+    """A device spelling: auto, cpu, cuda or cuda:N (whether it exists here is checked when it is used)."""
+    from planner.devices import parse_device
+
+    try:
+        return parse_device(text)
     except PlannerError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None

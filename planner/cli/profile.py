@@ -15,6 +15,7 @@ from planner.cli._model import (
     model_from_args,
 )
 from planner.config import ARCH_LATENT, DEFAULT_EDGE_ACTIVE_W, DEFAULT_EDGE_IDLE_W, DEFAULT_INPUT_FORMATS
+from planner.devices import DEVICE_HELP
 from planner.profile.power import parse_power
 from planner.profile.store import ProfileKey
 from planner.types import AutoencoderKind, Role
@@ -42,7 +43,11 @@ def register(sub) -> None:
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--repeats", type=int, default=7, help="minimum timed repeats per stage")
     p.add_argument("--max-seconds", type=float, default=0.25, help="time cap per stage")
-    p.add_argument("--device", default="cpu", help="cpu (cuda needs a GPU build of torch)")
+    p.add_argument("--device", type=check.device, default=None,
+                   help=DEVICE_HELP + "; default auto for --role cloud, else cpu (an edge runs on its CPU)")
+    p.add_argument("--batch-sizes", type=check.int_list(1), default=None, metavar="N,N,...",
+                   help="cloud: also time decoder + tail at these batch sizes, e.g. 1,4,16,64 (what a dynamically "
+                        "batching server runs; the load-aware estimate reads them)")
     p.add_argument("--edge-slowdown", type=float, default=None, metavar="K",
                    help="emulate a weak edge K times slower (role edge): the measured profile scaled by K and "
                         "marked so, as `planner run --edge-slowdown K` stretches every edge computation")
@@ -56,16 +61,16 @@ def register(sub) -> None:
     p.add_argument("--input-formats", type=check.input_formats, default=DEFAULT_INPUT_FORMATS, metavar="LIST",
                    help="cloud-only also sends the image input as these lossy files, each a candidate (uint8 "
                         f"images only; default {','.join(DEFAULT_INPUT_FORMATS)}; none: lossless only)")
-    p.add_argument("--edge-power-w", type=check.checked(parse_power), default=None, metavar="ACTIVE[,IDLE]",
-                   help="declare the edge's power in watts (recorded as declared); default: measured with RAPL "
-                        "(Linux powercap) where readable, else none recorded and plans assume "
-                        f"{DEFAULT_EDGE_ACTIVE_W:g},{DEFAULT_EDGE_IDLE_W:g}")
     p.add_argument("--remeasure-accuracy", action="store_true",
                    help="measure the accuracy table again instead of reusing the cache or the autoencoder's card")
     p.add_argument("--save-accuracy", action="store_true",
                    help="write the measured accuracy table into the autoencoder's card (it travels with the weights)")
     p.add_argument("--all-cuts", action="store_true",
                    help="also profile the cuts that only repeat their neighbour (padding, dropout, identity)")
+    p.add_argument("--edge-power-w", type=check.checked(parse_power), default=None, metavar="ACTIVE[,IDLE]",
+                   help="declare the edge's power in watts (recorded as declared); default: measured with RAPL "
+                        "(Linux powercap) where readable, else none recorded and plans assume "
+                        f"{DEFAULT_EDGE_ACTIVE_W:g},{DEFAULT_EDGE_IDLE_W:g}")
     p.add_argument("--payload-samples", type=int, default=200, help="test images for payload statistics")
     p.add_argument("--accuracy-limit", type=int, default=None, help="test images for accuracy (default: all)")
     p.add_argument("--edge-runtime", choices=("torch", "onnxruntime"), default="torch",
@@ -102,19 +107,21 @@ def summary(profile) -> str:
 def run(args) -> int:
     import time
 
-    import torch
-
+    from planner.devices import device_slug, resolve_device
     from planner.errors import ProfileError
     from planner.execution.pipeline import SplitPipeline
     from planner.profile.measure import ProfileSettings, profile_pipeline
     from planner.profile.quota import check_available
     from planner.profile.schema import Profile
 
-    if args.device != "cpu" and not (args.device.startswith("cuda") and torch.cuda.is_available()):
-        raise ProfileError(f"device {args.device!r} is not available here (torch {torch.__version__}, "
-                           f"CUDA available: {torch.cuda.is_available()})")
-    if args.device != "cpu":
-        raise ProfileError("CUDA profiling is not implemented yet: profile the cloud on its CPU (--device cpu)")
+    device = resolve_device(args.device or ("auto" if args.role == "cloud" and not args.arch else "cpu"))
+    if device.type != "cpu" and (args.role != "cloud" or args.arch or args.cloud_runtime != "torch"):
+        raise ProfileError(f"--device {args.device} profiles the cloud side of a --model with the torch runtime: "
+                           "use it with --role cloud (edges, --arch and ONNX Runtime profile on the CPU)")
+    if args.batch_sizes and (args.role == "edge" or args.arch):
+        raise ProfileError("--batch-sizes times the cloud's batched decoder + tail: use it with --role cloud or both "
+                           "and --model")
+    args.device = str(device)
     if args.cpu_quota is not None:
         check_available()
     if args.edge_slowdown is not None and not (args.role == "edge" and 1.0 <= args.edge_slowdown < float("inf")):
@@ -133,7 +140,8 @@ def run(args) -> int:
                                max_seconds=args.max_seconds, device=args.device, cpu_quota=args.cpu_quota,
                                payload_samples=args.payload_samples, accuracy_limit=args.accuracy_limit,
                                float16=args.float16, input_formats=args.input_formats, all_cuts=args.all_cuts,
-                               remeasure_accuracy=args.remeasure_accuracy, save_accuracy=args.save_accuracy)
+                               remeasure_accuracy=args.remeasure_accuracy, save_accuracy=args.save_accuracy,
+                               batch_sizes=tuple(args.batch_sizes or ()))
     onnx, on_edge, on_cloud = onnx_sides(pipeline, args)
     measured = profile_pipeline(pipeline, settings, data=data)
     if onnx is not None:
@@ -147,6 +155,7 @@ def run(args) -> int:
     kind = autoencoder if autoencoder in AutoencoderKind.choices() else AutoencoderKind.SHARED
     out = Path(args.out) if args.out else ProfileKey.of(args.model, args.role, profile.device["threads"],
                                                          quota=args.cpu_quota, kind=kind,
+                                                         device=device_slug(device, profile.device.get("gpu")),
                                                          slowdown=args.edge_slowdown).path()
     if not args.out and onnx is not None:  # not a default profile: plans pick it only when given
         out = out.with_name(f"{out.stem}_onnxruntime.json")

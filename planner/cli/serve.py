@@ -9,6 +9,8 @@ import sys
 
 from planner.cli import checks as check
 from planner.cli._model import add_model_args, add_quantizer_arg
+from planner.config import DEFAULT_BATCH_DELAY_MS, DEFAULT_BATCH_MAX
+from planner.devices import DEVICE_HELP
 from planner.errors import PlannerError
 from planner.runtime.server import DEFAULT_MAX_BATCH
 
@@ -48,6 +50,12 @@ def register(sub) -> None:
     p.add_argument("--max-reply", type=_size_arg, default="16MiB", help="largest reply sent (default 16MiB)")
     p.add_argument("--compute-timeout", type=check.positive_seconds, default=30.0,
                    help="seconds from a request's arrival to its answer before it gets a TIMEOUT error (30)")
+    p.add_argument("--batch-delay-ms", type=check.non_negative_number, default=DEFAULT_BATCH_DELAY_MS,
+                   help="dynamic batching: requests arriving within this many ms of a batch's first one run their "
+                        f"decoder + tail together, per cut and bitwidth (0: off; default {DEFAULT_BATCH_DELAY_MS:g}; "
+                        "with --backend ray in each replica, through @serve.batch)")
+    p.add_argument("--batch-max", type=check.int_at_least(1), default=DEFAULT_BATCH_MAX,
+                   help=f"most inputs in one dynamic batch (default {DEFAULT_BATCH_MAX})")
     p.add_argument("--max-connections", type=check.int_at_least(1), default=256,
                    help="open connections at most; when full the one idle the longest is closed (256)")
     p.add_argument("--max-unauthenticated", type=check.int_at_least(1), default=32,
@@ -70,6 +78,7 @@ def register(sub) -> None:
     p.add_argument("--runtime", choices=("torch", "onnxruntime"), default="torch",
                    help="what runs decoder + tails: PyTorch eager (default) or ONNX Runtime on the graphs of --onnx")
     p.add_argument("--onnx", default=None, metavar="DIR", help="export folder from `planner export`")
+    p.add_argument("--device", type=check.device, default="auto", help=DEVICE_HELP + " (the asyncio backend)")
     p.add_argument("--backend", choices=("asyncio", "ray"), default="asyncio",
                    help="compute in this process (asyncio, default) or on Ray Serve replicas (needs planner[ray])")
     scale = p.add_mutually_exclusive_group()
@@ -91,8 +100,19 @@ def run(args) -> int:
         raise PlannerError("--tls-cert and --tls-key go together")
     if args.backend == "ray" and (args.runtime != "torch" or args.onnx):
         raise PlannerError("--runtime onnxruntime runs in this process: use it with --backend asyncio")
+    from planner.devices import resolve_device
 
+    device = resolve_device(args.device)  # before the model loads: a missing GPU is one line
+    cpu_only = "--backend ray" if args.backend == "ray" else "--runtime onnxruntime" if args.runtime != "torch" else None
+    if cpu_only and device.type != "cpu":
+        if args.device != "auto":
+            raise PlannerError(f"{cpu_only} runs on the CPU: use --device cpu (or auto)")
+        device = resolve_device("cpu")
+
+    from planner.runtime.batching import BatchSettings
     from planner.runtime.server import CloudServer, check_bindable
+
+    batching = BatchSettings(args.batch_delay_ms, args.batch_max)  # Ray: in each replica (@serve.batch), not the front
     from planner.runtime.tls import is_loopback, server_context
 
     tls = server_context(args.tls_cert, args.tls_key) if args.tls_cert else None
@@ -125,19 +145,22 @@ def run(args) -> int:
 
         backend = RayBackend(args.model, autoencoder, replicas=1 if args.replicas is None else args.replicas, address=args.address,
                              autoscale=parse_autoscale(args.autoscale) if args.autoscale else None,
-                             replica_cpus=args.replica_cpus)
+                             replica_cpus=args.replica_cpus, batching=batching)
         workers = workers or RAY_FRONT_WORKERS  # the front's threads only wait on Ray: queueing happens there
         where = (f"Ray Serve, autoscale {args.autoscale}" if args.autoscale else
                  f"Ray Serve, {backend.replicas} replicas")
     try:
         handler = backend.start() if backend else make_cloud_handler(loaded, autoencoder, runtime=args.runtime,
-                                                                           onnx=args.onnx, quantizer=args.quantizer)
+                                                                           onnx=args.onnx, quantizer=args.quantizer,
+                                                                           device=device)
         server = CloudServer(handler, host=args.host, port=args.port, max_frame=args.max_frame, workers=workers,
                              token=args.token, read_timeout=args.read_timeout, idle_timeout=args.idle_timeout,
                              max_connections=args.max_connections, max_unauthenticated=args.max_unauthenticated,
                              max_batch=args.max_batch, max_reply=args.max_reply,
-                             compute_timeout=args.compute_timeout, ssl=tls)
-        where = f"{where or f'{server.workers} workers'}, {args.runtime}"
+                             compute_timeout=args.compute_timeout, ssl=tls,
+                             batching=None if backend else batching)
+        where = f"{where or f'{server.workers} workers'}, {args.runtime} on {device}" + (
+            f", batching {batching.delay_ms:g} ms / {batching.max_inputs}" if batching.enabled else "")
         server.serve_forever(on_ready=lambda port: print(
             f"planner serve: {args.model} on {args.host}:{port} ({where}{', TLS' if tls else ''})", flush=True))
     finally:

@@ -29,7 +29,7 @@ def register(sub) -> None:
     p.add_argument("--decoder-width", type=int, default=48, help="decoder trunk width (runs in the cloud)")
     p.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the recipe's)")
     p.add_argument("--batch-size", type=int, default=None,
-                   help="training batch (default: 128, fewer for large inputs: 16 at 3x224x224)")
+                   help="training batch (default 128; smaller per cut where a step's activations would pass --memory-mb)")
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--bits-per-step", type=int, default=None, help="(width, bits) settings per step: smallest + largest + random")
     p.add_argument("--ce-weight", type=float, default=None, help="weight of the label cross-entropy (default 0.5)")
@@ -40,8 +40,17 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--limit", type=int, default=None, help="train on the first N training images (smoke runs)")
-    p.add_argument("--out", default=None, help="weights file (+ a .json card beside it); zoo models default to the "
-                                               "package's compress/weights/ folder")
+    p.add_argument("--out", default=None, help="weights file (+ a .json card beside it); zoo models default to "
+                                               "runs/ae/MODEL-KIND.pt (copy it over the shipped weights deliberately)")
+    p.add_argument("--device", default="cpu", help="where to train: cpu, cuda, cuda:N or auto (default cpu)")
+    p.add_argument("--feature-cache", default=None, metavar="DIR",
+                   help="folder of the cached backbone features (default runs/featcache or $PLANNER_FEATURE_CACHE; "
+                        "'none': run the backbone on every step)")
+    p.add_argument("--cache-gb", type=float, default=None,
+                   help="most disk the cached features may take (default 4); beyond it a seeded subset of the "
+                        "training images is cached and trained on")
+    p.add_argument("--memory-mb", type=int, default=None,
+                   help="activation memory of one step (default 2048): the batch shrinks at cuts that need more")
     p.add_argument("--checkpoint", default=None, help="checkpoint file (default: runs/ae/<name>.ckpt)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint if it exists")
     p.add_argument("--no-progress", action="store_true")
@@ -54,21 +63,27 @@ def run(args) -> int:
     from dataclasses import replace
 
     from planner.compress.quantize import parse_bits
-    from planner.compress.train import TrainConfig, split_data, train_autoencoder, train_zoo_autoencoder
+    from planner.compress.train import (
+        TrainConfig,
+        default_out,
+        split_data,
+        train_autoencoder,
+        train_zoo_autoencoder,
+    )
 
     cfg = TrainConfig(seed=args.seed)
     overrides = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
                  "bits_per_step": args.bits_per_step, "ce_weight": args.ce_weight,
-                 "recal_batches": args.recal_batches}
+                 "recal_batches": args.recal_batches, "memory_mb": args.memory_mb}
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
-    if args.batch_size is not None:
-        cfg = replace(cfg, adapt_batch=False)  # an explicit batch is kept; the default adapts to the input size
     kind = AutoencoderKind.INDEPENDENT if args.independent else AutoencoderKind.SHARED
     cut_ids = [c for c in args.cuts.split(",") if c] if args.cuts else None
     options = dict(variant=args.variant, latent=args.latent, widths=_widths(args.widths), width=args.width, decoder_width=args.decoder_width,
                    bits=parse_bits(args.bits), cut_ids=cut_ids, cfg=cfg, threads=args.threads, out=args.out,
                    checkpoint=args.checkpoint, resume=args.resume, progress=not args.no_progress,
-                   stop_after=args.stop_after, command="planner " + shlex.join(sys.argv[1:]))
+                   stop_after=args.stop_after, command="planner " + shlex.join(sys.argv[1:]), device=args.device,
+                   feature_cache=args.feature_cache,
+                   cache_bytes=None if args.cache_gb is None else int(args.cache_gb * 2**30))
     loaded = model_from_args(args)
     from planner import zoo
 
@@ -85,7 +100,8 @@ def run(args) -> int:
     accs = card[f"val_{metric}"].values()
     print(f"{card['id']}: {card['params']['total']} params, trained in {t['train_seconds'] / 60:.1f} min; "
           f"validation {metric} {min(accs):.2f}..{max(accs):.2f}% over {len(accs)} (cut, width, bits) settings "
-          f"(backbone {card[f'val_backbone_{metric}']:.2f}%); served cuts {', '.join(card['served_cuts'])}")
+          f"(backbone {card[f'val_backbone_{metric}']:.2f}%); served cuts {', '.join(card['served_cuts'])}; "
+          f"wrote {args.out or default_out(loaded.name, kind)}")
     return 0
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from planner.cli import checks as check
+from planner.devices import DEVICE_HELP
+
 
 def register(sub) -> None:
     from planner import zoo
@@ -14,6 +17,7 @@ def register(sub) -> None:
     p.add_argument("--lr", type=float, default=0.1)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--out-dir", default=None, help="default: the package's zoo/weights folder")
+    p.add_argument("--device", type=check.device, default="auto", help=DEVICE_HELP)
     p.add_argument("--limit", type=int, default=None, help="train on the first N images only (smoke runs)")
     p.set_defaults(func=run)
 
@@ -22,8 +26,9 @@ def run(args) -> int:
     from planner.zoo.train import train_backbone
 
     card = train_backbone(args.name, epochs=args.epochs, seed=args.seed, batch_size=args.batch_size, lr=args.lr,
-                          threads=args.threads, out_dir=args.out_dir, limit=args.limit)
+                          threads=args.threads, out_dir=args.out_dir, limit=args.limit,
+                          device=args.device)
     t = card["train"]
     print(f"{args.name}: test accuracy {card['test_accuracy']:.2f}% (val {card['val_accuracy']:.2f}%), "
-          f"{card['params']} params, trained in {t['train_seconds'] / 60:.1f} min on {t['threads']} threads")
+          f"{card['params']} params, trained in {t['train_seconds'] / 60:.1f} min on {t['threads']} threads ({t['device']})")
     return 0

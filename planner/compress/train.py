@@ -1,10 +1,11 @@
 """Train the shared autoencoder (or the independent baseline) against a frozen backbone, then recalibrate BN.
 
-Every step takes one batch of training images, runs the frozen backbone once to get the teacher's logits
-and the features at every served cut, picks one cut (cycling through a seeded shuffle of the cuts, so all
-cuts see the same number of examples) and a few bitwidths by the sandwich rule (always the lowest and the
-highest, plus a random one in between), and for each bitwidth decodes the fake-quantized latent and runs the
-backbone's tail on it. The loss is the mean over those bitwidths of
+The frozen backbone's teacher logits and features at every served cut come from a FeatureCache (computed once,
+`featcache.py`; or a live backbone pass per step without one). Every step picks one cut (cycling through a
+seeded shuffle of the cuts, so all cuts see the same number of examples), a batch of cached rows (a smaller
+batch where the cut's tail is large) and a few (width, bits) settings (default: the largest and one other; with
+3 or more, the sandwich rule: the smallest, the largest and random others), and for each setting decodes the
+fake-quantized latent and runs the backbone's tail on it. The loss is the mean over those settings of
 
     kd_weight * T^2 * KL(teacher(T) || student(T)) + mse_weight * MSE(feature / scale) + ce_weight * CE(labels)
 
@@ -40,7 +41,7 @@ from planner.compress.autoencoder import (
     weights_path,
 )
 from planner.compress.quantize import fake_quantize
-from planner.config import DEFAULT_BITS, DEFAULT_LATENT, DEFAULT_WIDTHS, TRAIN_BATCH_VALUES, batch_for
+from planner.config import DEFAULT_BITS, DEFAULT_LATENT, DEFAULT_WIDTHS, batch_for
 from planner.errors import CompressError
 from planner.partition import Partitioner
 
@@ -49,21 +50,31 @@ from planner.partition import Partitioner
 class TrainConfig:
     """The training recipe (stored in the weights card)."""
 
-    steps: int = 3000  # the committed weights: 3000 x 128 images
-    batch_size: int = 128
+    # issue 24's recipe: many cheap steps from the feature cache (the committed weights of issue 15 were trained
+    # with 3000 steps x 128 images x 3 settings; at equal compute this one loses less: docs/results.md, issue 24)
+    steps: int = 12000
+    batch_size: int = 32
     lr: float = 3e-3
     weight_decay: float = 1e-5
     warmup: float = 0.03
-    bits_per_step: int = 3  # (width, bits) settings per step: the smallest + the largest + (n - 2) random others
+    bits_per_step: int = 2  # (width, bits) settings per step: 2 = the largest + one other; n >= 3 = the smallest +
+    # the largest + (n - 2) random others
     kd_weight: float = 1.0
     mse_weight: float = 1.0
     ce_weight: float = 0.5
     temperature: float = 2.0
     recal_batches: int = 20
     recal_batch_size: int = 250  # at most; fewer for large inputs (`planner.config.batch_for`)
-    adapt_batch: bool = True  # batch_size is a cap that shrinks for large inputs (config.TRAIN_BATCH_VALUES)
     seed: int = 0
     checkpoint_every: int = 250
+    memory_mb: int = 2048  # activations of one training step: the batch shrinks at cuts whose tail needs more
+
+    def __post_init__(self):
+        if self.steps < 1 or self.batch_size < 1 or self.bits_per_step < 1 or self.memory_mb < 16:
+            raise CompressError(f"training recipe: steps, batch_size and bits_per_step must be >= 1 and memory_mb "
+                                f">= 16 (got {self.steps}, {self.batch_size}, {self.bits_per_step}, {self.memory_mb})")
+        if self.lr <= 0 or self.temperature <= 0:
+            raise CompressError(f"training recipe: lr and temperature must be > 0 (got {self.lr}, {self.temperature})")
 
 
 @dataclass
@@ -96,7 +107,18 @@ class Backbone:
             self.cuts = select_cuts(self.part.cuts, None, ("vector",))  # a model without maps or token sequences
         self.cut_ids = [c.id for c in self.cuts]
         self._tails: dict[str, nn.Module] = {}
+        self.device = torch.device("cpu")
         self._tap = self._build_tap()
+
+    def to(self, device: torch.device | str) -> Backbone:
+        """Move the frozen model (and the tails made so far and later) to `device`."""
+        self.device = torch.device(device)
+        self.model.to(self.device)
+        if self.part.gm is not None:
+            self.part.gm.to(self.device)
+        for t in self._tails.values():
+            t.to(self.device)
+        return self
 
     def _build_tap(self) -> Callable:
         gm = self.part.gm
@@ -135,7 +157,7 @@ class Backbone:
 
     def tail(self, cut_id: str) -> nn.Module:
         if cut_id not in self._tails:
-            self._tails[cut_id] = self.part.split(cut_id)[1].eval()
+            self._tails[cut_id] = self.part.split(cut_id)[1].eval().to(self.device)
         return self._tails[cut_id]
 
 
@@ -148,36 +170,58 @@ def distill_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: floa
 
 def settings_sandwich(widths: Sequence[int], bits: Sequence[int], n: int, rng: random.Random) -> list[tuple[int, int]]:
     """(width, bits) pairs for one step: the smallest and the largest setting plus n - 2 random others (the
-    sandwich rule over both knobs, so the extremes are trained every step)."""
+    sandwich rule over both knobs, so the extremes are trained every step); n = 2: the largest and one random
+    other (the cheap step: the largest setting every step, the others in turn)."""
     pairs = [(w, b) for w in sorted(widths) for b in sorted(bits)]
     if n >= len(pairs):
         return pairs
     if n <= 1:
         return [rng.choice(pairs)]
+    if n == 2:  # the largest (the setting the accuracy target is on) + any other one
+        return sorted({rng.choice(pairs[:-1]), pairs[-1]})
     return sorted({pairs[0], pairs[-1], *rng.sample(pairs[1:-1], min(n - 2, len(pairs) - 2))})
 
 
 def step_loss(ae: Autoencoder, backbone: Backbone, x: torch.Tensor, y: torch.Tensor, cut: str,
               settings: Sequence[tuple[int, int]], cfg: TrainConfig) -> torch.Tensor:
-    """The training loss on one batch at one cut, averaged over the (width, bits) `settings` (one encoder pass
-    at the widest width, whose leading channels are every narrower width; one decoder and tail pass each)."""
+    """The training loss on one batch of images at one cut, averaged over the (width, bits) `settings` (runs the
+    backbone for the teacher and the feature; training itself reads them from a FeatureCache)."""
     teacher, feats = backbone.features(x)
-    feature = feats[cut]
-    tail = backbone.tail(cut)
-    z = ae.latent(feature, cut)
+    z = ae.latent(feats[cut], cut)
+    terms = [setting_loss(ae, backbone.tail(cut), teacher, feats[cut], y, z, cut, s, cfg) for s in settings]
+    return sum(terms, torch.zeros(())) / len(settings)
+
+
+def setting_loss(ae: Autoencoder, tail: nn.Module, teacher: torch.Tensor, feature: torch.Tensor,
+                 y: torch.Tensor, z: torch.Tensor, cut: str, setting: tuple[int, int], cfg: TrainConfig) -> torch.Tensor:
+    """The loss of one (width, bits) setting given the widest latent `z` of `feature`: the decoder and the tail
+    run once (the encoder's pass is shared by every setting of the step)."""
+    w, b = setting
     scale = ae.input_scale(cut)
-    loss = torch.zeros(())
-    for w, b in settings:
-        rec = ae.reconstruct(fake_quantize(z[:, :w], b), cut, b)
-        term = cfg.mse_weight * F.mse_loss(rec / scale, feature / scale)
-        if cfg.kd_weight or cfg.ce_weight:
-            logits = tail(rec)
-            if cfg.kd_weight:
-                term = term + cfg.kd_weight * distill_loss(logits, teacher, cfg.temperature)
-            if cfg.ce_weight:
-                term = term + cfg.ce_weight * F.cross_entropy(logits, y)
-        loss = loss + term / len(settings)
-    return loss
+    rec = ae.reconstruct(fake_quantize(z[:, :w], b), cut, b)
+    term = cfg.mse_weight * F.mse_loss(rec / scale, feature / scale)
+    if cfg.kd_weight or cfg.ce_weight:
+        logits = tail(rec)
+        if cfg.kd_weight:
+            term = term + cfg.kd_weight * distill_loss(logits, teacher, cfg.temperature)
+        if cfg.ce_weight:
+            term = term + cfg.ce_weight * F.cross_entropy(logits, y)
+    return term
+
+
+def step_backward(ae: Autoencoder, tail: nn.Module, teacher: torch.Tensor, feature: torch.Tensor, y: torch.Tensor,
+                  cut: str, settings: Sequence[tuple[int, int]], cfg: TrainConfig) -> float:
+    """Accumulate the gradients of the step's loss (the mean over `settings`) and return its value. Each setting
+    is back-propagated on its own (the encoder once, at the end), so only one setting's graph is alive at a time."""
+    z = ae.latent(feature, cut)
+    zd = z.detach().requires_grad_(True)
+    total = 0.0
+    for setting in settings:
+        term = setting_loss(ae, tail, teacher, feature, y, zd, cut, setting, cfg) / len(settings)
+        term.backward()
+        total += float(term.detach())
+    z.backward(zd.grad)
+    return total
 
 
 def _lr_lambda(steps: int, warmup: float) -> Callable[[int], float]:
@@ -202,11 +246,50 @@ def _cut_order(n_cuts: int, steps: int, seed: int) -> list[int]:
     return order[:steps]
 
 
+class _Batches:
+    """Where a step's (teacher logits, feature, labels) come from: the FeatureCache's rows when there is one (no
+    backbone pass), else a live backbone pass over the images. Batch sizes follow `batch_size(cut)`."""
+
+    def __init__(self, backbone: Backbone, images: torch.Tensor, labels: torch.Tensor, cache=None,
+                 device: torch.device | str = "cpu", cfg: TrainConfig | None = None, ae: Autoencoder | None = None):
+        self.backbone, self.images, self.cache, self.device = backbone, images, cache, torch.device(device)
+        self.labels = labels if cache is None else labels[torch.from_numpy(cache.rows)]
+        self.n = len(self.labels)
+        self._sizes: dict[str, int] = {}
+        self.cfg, self.ae = cfg or TrainConfig(), ae
+
+    def batch_size(self, cut: str) -> int:
+        """The recipe's batch, lowered where the tail's activations (4 bytes x 3: forward, saved, gradient) and
+        the decoder's would pass `cfg.memory_mb`."""
+        if cut not in self._sizes:
+            from planner.compress.featcache import adapt_batch, per_sample_activation_values
+
+            vals = per_sample_activation_values(self.backbone, cut)
+            if self.ae is not None:
+                spec = self.ae.spec(cut)
+                vals += 4 * self.ae.config.decoder_width * math.prod(spec.mid_size) + 2 * math.prod(spec.shape)
+            self._sizes[cut] = adapt_batch(self.cfg.batch_size, 12 * vals, self.cfg.memory_mb << 20)
+        return self._sizes[cut]
+
+    def draw(self, size: int, gen: torch.Generator) -> torch.Tensor | slice:
+        """A batch of `size` rows: random indices (live), or a random window of the cache's shuffled rows."""
+        return _draw(self.n, size, gen, self.cache is not None)
+
+    def get(self, cut: str, idx: torch.Tensor | slice) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        y = self.labels[idx].to(self.device)
+        if self.cache is not None:
+            return self.cache.teacher(idx, self.device), self.cache.feature(cut, idx, self.device), y
+        teacher, feats = self.backbone.features(self.images[idx].to(self.device))
+        return teacher, feats[cut], y
+
+
 def train(ae: Autoencoder, backbone: Backbone, images: torch.Tensor, labels: torch.Tensor,
           cfg: TrainConfig, checkpoint: str | Path | None = None, resume: bool = False,
-          progress: bool = True, stop_after: int | None = None) -> TrainResult:
+          progress: bool = True, stop_after: int | None = None, cache=None,
+          device: torch.device | str = "cpu") -> TrainResult:
     """Train `ae` in place on the frozen `backbone` for `cfg.steps` steps; resumable from `checkpoint`.
-    `stop_after` ends this session after that many steps (a checkpoint is written), to resume later."""
+    `stop_after` ends this session after that many steps (a checkpoint is written), to resume later. With a
+    `cache` (a FeatureCache of these images), steps read features and teacher logits from it."""
     from tqdm.auto import tqdm
 
     torch.manual_seed(cfg.seed)
@@ -215,19 +298,8 @@ def train(ae: Autoencoder, backbone: Backbone, images: torch.Tensor, labels: tor
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg.steps, cfg.warmup))
     order = _cut_order(len(ae.cuts), cfg.steps, cfg.seed)
-    start_step, history, elapsed = 0, [], 0.0
-    ckpt = Path(checkpoint) if checkpoint else None
-    if ckpt and resume and ckpt.exists():
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)
-        if state["steps"] != cfg.steps:
-            raise CompressError(f"checkpoint {ckpt} was made for {state['steps']} steps, not {cfg.steps}; "
-                                "resume with the same --steps or start afresh")
-        ae.load_state_dict(state["ae"])
-        opt.load_state_dict(state["opt"])
-        sched.load_state_dict(state["sched"])
-        gen.set_state(state["gen"])
-        start_step, history, elapsed = state["step"], state["history"], state["elapsed"]
-    n = len(labels)
+    start_step, history, elapsed = _resume(checkpoint, resume, cfg, ae, opt, sched, gen)
+    batches = _Batches(backbone, images, labels, cache, device, cfg, ae)
     cuts = ae.cuts
     ae.train()
     t0 = time.perf_counter() - elapsed
@@ -238,50 +310,68 @@ def train(ae: Autoencoder, backbone: Backbone, images: torch.Tensor, labels: tor
     for step in bar:
         if step >= end:
             break
-        idx = torch.randint(0, n, (cfg.batch_size,), generator=gen)
-        x, y = images[idx], labels[idx]
         cut = cuts[order[step]]
+        teacher, feature, y = batches.get(cut, batches.draw(batches.batch_size(cut), gen))
         chosen = settings_sandwich(ae.widths(cut), ae.bits, cfg.bits_per_step,
                                    random.Random(cfg.seed * 1_000_003 + step))
-        loss = step_loss(ae, backbone, x, y, cut, chosen, cfg)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        value = step_backward(ae, backbone.tail(cut), teacher, feature, y, cut, chosen, cfg)
         opt.step()
         sched.step()
-        value = float(loss.detach())
         running = value if running is None else 0.98 * running + 0.02 * value
         if step % 10 == 0:
             bar.set_postfix(loss=f"{running:.4f}", cut=cut)
         if (step + 1) % 50 == 0 or step + 1 == cfg.steps:
             history.append({"step": step + 1, "loss": round(running, 5),
                             "elapsed_s": round(time.perf_counter() - t0, 1)})
-        if ckpt and ((step + 1) % cfg.checkpoint_every == 0 or step + 1 in (cfg.steps, end)):
-            ckpt.parent.mkdir(parents=True, exist_ok=True)
-            torch.save({"ae": ae.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                        "gen": gen.get_state(), "step": step + 1, "steps": cfg.steps, "history": history,
-                        "elapsed": time.perf_counter() - t0}, ckpt)
+        if checkpoint and ((step + 1) % cfg.checkpoint_every == 0 or step + 1 in (cfg.steps, end)):
+            _save_checkpoint(Path(checkpoint), ae, opt, sched, gen, step + 1, cfg, history, time.perf_counter() - t0)
     bar.close()
     ae.eval()
     return TrainResult(ae, history, time.perf_counter() - t0, end)
 
 
+def _resume(checkpoint, resume: bool, cfg: TrainConfig, ae, opt, sched, gen) -> tuple[int, list, float]:
+    """(start step, history, elapsed seconds) from the checkpoint when resuming, else a fresh start."""
+    ckpt = Path(checkpoint) if checkpoint else None
+    if not (ckpt and resume and ckpt.exists()):
+        return 0, [], 0.0
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    if state["steps"] != cfg.steps:
+        raise CompressError(f"checkpoint {ckpt} was made for {state['steps']} steps, not {cfg.steps}; "
+                            "resume with the same --steps or start afresh")
+    ae.load_state_dict(state["ae"])
+    opt.load_state_dict(state["opt"])
+    sched.load_state_dict(state["sched"])
+    gen.set_state(state["gen"])
+    return state["step"], state["history"], state["elapsed"]
+
+
+def _save_checkpoint(ckpt: Path, ae, opt, sched, gen, step: int, cfg: TrainConfig, history, elapsed) -> None:
+    ckpt.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"ae": ae.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                "gen": gen.get_state(), "step": step, "steps": cfg.steps, "history": history,
+                "elapsed": elapsed}, ckpt)
+
+
 @torch.no_grad()
 def recalibrate_bn(ae: Autoencoder, backbone: Backbone, images: torch.Tensor, batches: int = 20,
-                   batch_size: int = 250, seed: int = 0) -> None:
+                   batch_size: int = 250, seed: int = 0, cache=None, device: torch.device | str = "cpu") -> None:
     """Recompute every BatchNorm's running statistics per cut (encoder) and per cut and bitwidth (decoder) as
-    exact averages over `batches` batches of `images`."""
+    exact averages over `batches` batches of `images` (of the cache's rows when a FeatureCache is given)."""
     from planner.compress.quantize import fake_quantize
 
     gen = torch.Generator().manual_seed(seed + 1)
+    n = len(images) if cache is None else cache.n
     ae.reset_bn_stats()
     ae.set_bn_cumulative(True)
     ae.train()
     try:
         for _ in range(batches):
-            x = images[torch.randint(0, len(images), (batch_size,), generator=gen)]
-            _, feats = backbone.features(x)
+            idx = _draw(n, batch_size, gen, cache is not None)
+            live = None if cache is not None else backbone.features(images[idx].to(device))[1]
             for cut in ae.cuts:
-                z = ae.latent(feats[cut], cut)
+                z = ae.latent(cache.feature(cut, idx, device) if live is None else live[cut], cut)
                 for w in ae.widths(cut):
                     for b in ae.bits:
                         ae.reconstruct(fake_quantize(z[:, :w], b), cut, b)
@@ -290,26 +380,46 @@ def recalibrate_bn(ae: Autoencoder, backbone: Backbone, images: torch.Tensor, ba
         ae.eval()
 
 
+def _draw(n: int, size: int, gen: torch.Generator, window: bool) -> torch.Tensor | slice:
+    """`size` random rows of `n`: indices, or a random window of a FeatureCache's shuffled rows."""
+    if not window:
+        return torch.randint(0, n, (size,), generator=gen)
+    start = int(torch.randint(0, n - min(size, n) + 1, (1,), generator=gen))
+    return slice(start, start + min(size, n))
+
+
 @torch.no_grad()
 def calibrate_scales(ae: Autoencoder, backbone: Backbone, images: torch.Tensor, count: int = 1024,
-                     seed: int = 0) -> None:
-    """Measure each cut's input scale (99.9th percentile) and sign on `count` training images."""
+                     seed: int = 0, cache=None, device: torch.device | str = "cpu") -> None:
+    """Measure each cut's input scale (99.9th percentile) and sign on `count` training images (cached rows when
+    a FeatureCache is given)."""
     gen = torch.Generator().manual_seed(seed + 2)
-    x = images[torch.randint(0, len(images), (min(count, len(images)),), generator=gen)]
+    n = len(images) if cache is None else cache.n
+    count = batch_for(images.shape[1:], count, 1 << 26)  # 1024 small images; about 450 crops of 3x224x224
+    idx = _draw(n, min(count, n), gen, cache is not None)
+    if cache is not None:
+        ae.calibrate({c: cache.feature(c, idx) for c in ae.cuts})
+        return
     feats: dict[str, list] = {c: [] for c in ae.cuts}
-    for chunk in x.split(256):
-        for c, f in backbone.features(chunk)[1].items():
-            feats[c].append(f)
+    for chunk in images[idx].split(batch_for(images.shape[1:], 256)):
+        for c, f in backbone.features(chunk.to(device))[1].items():
+            if c in feats:
+                feats[c].append(f.cpu())
     ae.calibrate({c: torch.cat(v) for c, v in feats.items()})
 
 
 @torch.no_grad()
 def evaluate(ae: Autoencoder | None, backbone: Backbone, images: torch.Tensor, labels: torch.Tensor,
              cuts: Sequence[str] | None = None, bits: Sequence[int] | None = None,
-             batch_size: int | None = None, widths: Sequence[int] | None = None) -> dict:
+             batch_size: int = 500, widths: Sequence[int] | None = None, device: torch.device | str = "cpu",
+             memory_mb: int = 1024) -> dict:
     """Accuracy (percent) of the backbone and, per (cut, width, bits), of head -> encode -> decode -> tail using
     the integer deployment path (`widths` None: every width each cut serves). Returns {"backbone": acc, "rows":
-    {(cut, width, bits): acc}}."""
+    {(cut, width, bits): acc}}. The batch shrinks below `batch_size` where the model's activations would pass
+    `memory_mb`."""
+    from planner.compress.featcache import adapt_batch, per_sample_activation_values
+
+    batch_size = adapt_batch(batch_size, 8 * per_sample_activation_values(backbone), memory_mb << 20)
     cuts = list(cuts or (ae.cuts if ae is not None else []))
     bits = list(bits or (ae.bits if ae is not None else []))
     keys = [(c, w, b) for c in cuts for w in ae.widths(c) if widths is None or w in widths for b in bits] \
@@ -319,6 +429,7 @@ def evaluate(ae: Autoencoder | None, backbone: Backbone, images: torch.Tensor, l
     batch_size = batch_size or batch_for(images.shape[1:])
     with torch.inference_mode():
         for xb, yb in zip(images.split(batch_size), labels.split(batch_size), strict=True):
+            xb, yb = xb.to(device), yb.to(device)
             logits, feats = backbone.features(xb)
             base += int((logits.argmax(1) == yb).sum())
             for c, w, b in keys:
@@ -375,44 +486,50 @@ def default_cuts(loaded, partitioner: Partitioner | None = None) -> list:
 
 
 def train_autoencoder(loaded, data: TrainData, kind: str = "shared", *, variant: str = "slim",
-                      latent: float = DEFAULT_LATENT, width: int = 32, decoder_width: int = 48, bits: Sequence[int] = DEFAULT_BITS,
-                      widths: Sequence[int] = DEFAULT_WIDTHS,
+                      latent: float = DEFAULT_LATENT, width: int = 32, decoder_width: int = 48,
+                      bits: Sequence[int] = DEFAULT_BITS, widths: Sequence[int] = DEFAULT_WIDTHS,
                       cut_ids: Sequence[str] | None = None, cfg: TrainConfig | None = None,
                       threads: int | None = None, out: str | Path | None = None, checkpoint: str | Path | None = None,
                       resume: bool = False, progress: bool = True, command: str = "",
-                      stop_after: int | None = None) -> dict:
+                      stop_after: int | None = None, device: str | torch.device = "cpu",
+                      feature_cache: str | Path | bool | None = None,
+                      cache_bytes: int | None = None) -> dict:
     """Train the autoencoder of any model (a LoadedModel), recalibrate BN, score it on `data.val_*`, and write
-    `<out>` (zoo default: the committed weights path) plus a JSON card beside it. Returns the card (only
-    {"stopped_at": step, "checkpoint": path} when `stop_after` ended the session early)."""
+    `<out>` plus a JSON card beside it (zoo default: runs/ae/<model>-<kind>.pt, never the shipped weights: copy
+    deliberately). `feature_cache`: a folder for the FeatureCache (None: the default, False or "none": run the
+    backbone every step). Returns the card (only {"stopped_at": step, "checkpoint": path} when `stop_after`
+    ended the session early)."""
+    from planner.devices import resolve_device
+
     cfg = cfg or TrainConfig()
-    if cfg.adapt_batch:  # 128 Fashion-MNIST images, 16 crops of 3x224x224 (an explicit --batch-size is kept)
-        cfg = replace(cfg, batch_size=batch_for(data.x.shape[1:], cfg.batch_size, TRAIN_BATCH_VALUES))
     if data.y is None:
         cfg = replace(cfg, ce_weight=0.0)  # no labels: distillation (and reconstruction) only
     if threads:
         torch.set_num_threads(threads)
+    dev = resolve_device(device)
+    if out is None:
+        if not loaded.zoo:
+            raise CompressError("give --out FILE for the autoencoder of your own model")
+        out = default_out(loaded.name, kind)
+    out = Path(out)
     wall = time.perf_counter()
     part = Partitioner(loaded.model, loaded.example(), loaded.leaf_modules)
     backbone = Backbone(loaded.model, loaded.example(), cut_ids, part,
-                        kinds=("map",) if loaded.zoo else FEATURE_KINDS)
+                        kinds=("map",) if loaded.zoo else FEATURE_KINDS).to(dev)
     config = AEConfig.for_cuts(backbone.cuts, latent=latent, widths=tuple(widths), bits=tuple(bits), variant=variant,
-                               width=width,
-                               decoder_width=decoder_width,
+                               width=width, decoder_width=decoder_width,
                                extra={"model": loaded.name, "weights_sha256": loaded.weights_sha256})
     torch.manual_seed(cfg.seed)
     ae = build_autoencoder(config, kind)
     images = data.x
     # without labels the loss has no cross-entropy term (ce_weight 0): no backbone pass for labels it never reads
     labels = data.y if data.y is not None else torch.zeros(len(images), dtype=torch.long)
-    calibrate_scales(ae, backbone, images, seed=cfg.seed)
-    if out is None:
-        if not loaded.zoo:
-            raise CompressError("give --out FILE for the autoencoder of your own model")
-        out = weights_path(loaded.name, kind)
-    out = Path(out)
+    cache, cache_info = _open_cache(backbone, images, feature_cache, cache_bytes, cfg.seed, dev, progress)
+    calibrate_scales(ae, backbone, images, seed=cfg.seed, cache=cache, device=dev)
+    ae.to(dev)
     ckpt = Path(checkpoint) if checkpoint else Path("runs") / "ae" / f"{out.stem}.ckpt"
     result = train(ae, backbone, images, labels, cfg, checkpoint=ckpt, resume=resume, progress=progress,
-                   stop_after=stop_after)
+                   stop_after=stop_after, cache=cache, device=dev)
     if result.steps_done < cfg.steps:
         return {"stopped_at": result.steps_done, "checkpoint": str(ckpt)}
     recal_start = time.perf_counter()
@@ -420,33 +537,79 @@ def train_autoencoder(loaded, data: TrainData, kind: str = "shared", *, variant:
     with torch.no_grad():
         for p in ae.parameters():
             p.copy_(p.half().float())
-    # the batch adapts to the input size (the same number of samples in more batches); a small data set is
-    # averaged over about once, not 20 times
-    batch = min(batch_for(images.shape[1:], cfg.recal_batch_size), len(images))
+    n = len(images) if cache is None else cache.n
+    # the batch adapts to the input size (as many samples in more batches); a small data set is averaged over
+    # about once, not 20 times
+    batch = min(batch_for(images.shape[1:], cfg.recal_batch_size), n)
     batches = math.ceil(cfg.recal_batches * cfg.recal_batch_size / batch)
-    recalibrate_bn(ae, backbone, images, min(batches, math.ceil(len(images) / batch)), batch, cfg.seed)
+    recalibrate_bn(ae, backbone, images, min(batches, math.ceil(n / batch)), batch, cfg.seed,
+                   cache=cache, device=dev)
     recal_seconds = time.perf_counter() - recal_start
+    ae.cpu().fit_entropy(entropy_features(backbone, images, cache, cfg.seed))
     sha = save_autoencoder(ae, out)
-    card = _card(loaded, data, kind, ae, config, cfg, out, sha, backbone, result, command)
-    card["train"]["recalibrate_seconds"] = round(recal_seconds, 1)
+    card = _card(loaded, data, kind, ae, config, cfg, out, sha, backbone, result, command, dev)
+    card["entropy_models"] = len(ae.entropy)
+    card["train"].update(recalibrate_seconds=round(recal_seconds, 1), device=str(dev), feature_cache=cache_info,
+                         updates_per_hour=round(3600 * result.steps_done / max(result.seconds, 1e-9)))
     card["wall_seconds"] = round(time.perf_counter() - wall, 1)
     out.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
     return card
 
 
+@torch.no_grad()
+def entropy_features(backbone: Backbone, images: torch.Tensor, cache=None, seed: int = 0,
+                     count: int = 2000) -> dict[str, torch.Tensor]:
+    """Features of `count` training images at every served cut (CPU), to fit the entropy models on (fewer where
+    they would take more than 512 MiB: each image of a large map still gives thousands of symbols per channel)."""
+    per_image = 4 * sum(math.prod(c.shape) for c in backbone.cuts)
+    count = max(16, min(count, (512 << 20) // max(1, per_image)))
+    if cache is not None:
+        window = _draw(cache.n, min(count, cache.n), torch.Generator().manual_seed(seed + 3), True)
+        return {c: cache.feature(c, window) for c in backbone.cut_ids}
+    idx = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed + 3))[:count]
+    feats: dict[str, list] = {c: [] for c in backbone.cut_ids}
+    for part in idx.split(250):
+        for c, f in backbone.features(images[part].to(backbone.device))[1].items():
+            feats[c].append(f.cpu())
+    return {c: torch.cat(v) for c, v in feats.items()}
+
+
+def default_out(model_name: str, kind: str = "shared") -> Path:
+    """Where `train-ae` writes a zoo model's autoencoder by default: beside the runs, not over the shipped file."""
+    return Path("runs") / "ae" / weights_path(model_name, kind).name
+
+
+def _open_cache(backbone: Backbone, images: torch.Tensor, where, cache_bytes: int | None, seed: int, device,
+                progress: bool) -> tuple[object | None, dict | None]:
+    """The FeatureCache to train from (None when disabled) and what the card says about it."""
+    from planner.compress.featcache import DEFAULT_CACHE_BYTES, open_or_build
+
+    if where is False or (isinstance(where, str) and where.lower() == "none"):
+        return None, None
+    start = time.perf_counter()
+    cache = open_or_build(backbone, images, None if where in (None, True) else where,
+                          max_bytes=cache_bytes or DEFAULT_CACHE_BYTES, seed=seed, device=device, progress=progress)
+    return cache, {"key": cache.key, "rows": cache.n, "of": int(len(images)), "gib": round(cache.nbytes() / 2**30, 3),
+                   "open_or_build_seconds": round(time.perf_counter() - start, 1)}
+
+
 def _teacher_labels(backbone: Backbone, x: torch.Tensor) -> torch.Tensor:
     """The unsplit model's top-1 predictions: the targets of agreement (and of CE, which is off without labels)."""
+    from planner.compress.featcache import adapt_batch, per_sample_activation_values
+
+    chunk = adapt_batch(500, 8 * per_sample_activation_values(backbone), 1 << 30, floor=1)
     with torch.inference_mode():
-        return torch.cat([backbone.features(chunk)[0].argmax(1) for chunk in x.split(batch_for(x.shape[1:]))])
+        return torch.cat([backbone.features(part.to(backbone.device))[0].argmax(1).cpu() for part in x.split(chunk)])
 
 
-def _card(loaded, data: TrainData, kind, ae, config, cfg, out: Path, sha, backbone, result, command) -> dict:
+def _card(loaded, data: TrainData, kind, ae, config, cfg, out: Path, sha, backbone, result, command,
+          device="cpu") -> dict:
     """The weights card: what was trained for which model, weights and data, by which recipe, how well."""
     from planner.compress.autoencoder import load_autoencoder_file
 
     vy = data.val_y if data.val_y is not None else _teacher_labels(backbone, data.val_x)
     metric = "accuracy" if data.val_y is not None else "agreement"
-    scores = evaluate(load_autoencoder_file(out), backbone, data.val_x, vy)
+    scores = evaluate(load_autoencoder_file(out).to(device), backbone, data.val_x, vy.cpu(), device=device)
     flag = " --independent" if kind == "independent" else ""
     return {
         "model": loaded.name, "kind": kind, "id": f"{loaded.name}/{kind}@{sha[:8]}", "file": out.name,

@@ -11,12 +11,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 
 from planner.compress import codec
+from planner.compress.entropy import Books
 from planner.errors import PartitionError
 from planner.execution.coders import Coder, coder_for, coder_of_payload
 from planner.partition import INPUT, OUTPUT, Partitioner
@@ -73,6 +74,7 @@ class SplitPipeline:
         self.cuts = self.partitioner.cuts
         self._split: dict[str, tuple[torch.nn.Module, torch.nn.Module]] = {}
         self._split_lock = threading.Lock()
+        self.device = torch.device("cpu")  # where the cloud side runs (see `to`)
 
     @classmethod
     def from_model(cls, loaded, autoencoder=None, quantizer="auto") -> SplitPipeline:
@@ -115,6 +117,23 @@ class SplitPipeline:
         for cut in self.cuts:
             if not cut.trivial:
                 self.split(cut.id)
+
+    def to(self, device) -> SplitPipeline:
+        """Run the cloud side on `device` ('auto', 'cpu', 'cuda[:N]'): every cut is split first (splitting checks
+        exactness on the CPU), then the model and its splits move there. Payloads are decoded from bytes and by
+        their coder (the autoencoder's decoder, the quantizer) on the CPU; what they give crosses over to the tail,
+        and scores come back to the CPU."""
+        from planner.devices import resolve_device
+
+        device = resolve_device(device)
+        self.warm()
+        self.model.to(device)
+        with self._split_lock:
+            for head, tail in self._split.values():
+                head.to(device)
+                tail.to(device)
+        self.device = device
+        return self
 
     def check(self, spec: CandidateSpec | str) -> CandidateSpec:
         """Raise a clear error unless `spec` (a CandidateSpec or its name, e.g. 'relu_5@4') is a candidate of this
@@ -170,11 +189,15 @@ class SplitPipeline:
         st.encode_ms = ms_since(t0)
         return payload, st
 
+    def entropy_books(self) -> Books:
+        """The entropy models this side holds (the autoencoder's and the raw quantizer's), looked up by tag."""
+        return Books(getattr(self.ae, "entropy", None), getattr(self.quantizer, "entropy", None))
+
     # -- cloud side ----------------------------------------------------------------------------------
     def decode_payload(self, payload: bytes) -> tuple[codec.DecodedFeature, Coder]:
         """Codec bytes -> the decoded feature and the coder that made it, checked to be a candidate of this
         pipeline with the right shape."""
-        dec = codec.decode(payload)
+        dec = codec.decode(payload, entropy=self.entropy_books())
         if dec.cut == OUTPUT:
             raise PartitionError("a payload at the 'output' cut has nothing left to run on the cloud (edge-only)")
         self.partitioner.cut(dec.cut)
@@ -188,16 +211,44 @@ class SplitPipeline:
 
     def cloud_decode(self, payload: bytes) -> tuple[torch.Tensor, Stages, codec.DecodedFeature]:
         """Decode a payload and run the rest of the model: the server's whole job for one request."""
-        st = Stages()
         t0 = time.perf_counter_ns()
         dec, coder = self.decode_payload(payload)
+        parse_ms = ms_since(t0)
+        scores, st = self.cloud_run([dec], coder)
+        st.decode_ms += parse_ms
+        return scores, st, dec
+
+    def cloud_run(self, decs: list[codec.DecodedFeature], coder) -> tuple[torch.Tensor, Stages]:
+        """Decoder + tail once over decoded payloads of one candidate (the same `batch_key`), stacked along dim 0:
+        one request, or a dynamic batch of them. Scores are on the CPU."""
+        from planner.devices import synchronize
+
+        st, dev = Stages(), self.device
+        t0 = time.perf_counter_ns()
+        dec = stack_decoded(decs)
         with TRACE_GATE.running(), torch.inference_mode():
-            x = coder.decode(self, dec)
+            x = coder.decode(self, dec).to(dev)
+            synchronize(dev)
             st.decode_ms = ms_since(t0)
             t0 = time.perf_counter_ns()
-            scores = self.model(x) if dec.cut == INPUT else self.split(dec.cut)[1](x)
+            scores = (self.model(x) if dec.cut == INPUT else self.split(dec.cut)[1](x)).cpu()
         st.tail_ms = ms_since(t0)
-        return scores, st, dec
+        return scores, st
+
+
+def batch_key(dec: codec.DecodedFeature) -> tuple:
+    """What decoded payloads must share to run through `cloud_run` together: cut, mode, coder, bits, scale, zero
+    point, dtype and the shape past the batch dimension (the latent width is dim 1 of the codes)."""
+    return (dec.cut, dec.mode, dec.coder_flag, dec.bits, dec.scale, dec.zero_point, str(dec.array.dtype),
+            tuple(dec.array.shape[1:]), tuple(dec.shape[1:]))
+
+
+def stack_decoded(decs: list[codec.DecodedFeature]) -> codec.DecodedFeature:
+    """Decoded payloads of one `batch_key` as one, their arrays concatenated along dim 0."""
+    if len(decs) == 1:
+        return decs[0]
+    return replace(decs[0], array=np.concatenate([d.array for d in decs]),
+                   shape=(sum(d.shape[0] for d in decs), *decs[0].shape[1:]))
 
 
 def as_spec(spec: CandidateSpec | str) -> CandidateSpec:

@@ -27,14 +27,15 @@ def cpu_slug() -> str:
 
 
 def device_facts(threads: int | None = None, cpu_quota: float | None = None, device: str = "cpu") -> dict:
-    """CPU model, cores, threads, frequency, memory, OS, torch version, GPU name if any."""
+    """CPU model, cores, threads, frequency, memory, OS, torch version; on a CUDA `device` the GPU's name, driver,
+    memory and compute capability."""
     import psutil
     import torch
 
+    from planner.devices import gpu_facts
+
     freq = psutil.cpu_freq()
-    gpu = None
-    if device.startswith("cuda") and torch.cuda.is_available():
-        gpu = torch.cuda.get_device_name(torch.device(device))
+    gpu = gpu_facts(device) if device.startswith("cuda") and torch.cuda.is_available() else None
     return {
         "cpu": cpu_model(),
         "physical_cores": psutil.cpu_count(logical=False),
@@ -45,6 +46,8 @@ def device_facts(threads: int | None = None, cpu_quota: float | None = None, dev
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "gpu": gpu,
+        "gpu": gpu and gpu["name"],
         "cpu_quota": cpu_quota,
+        **({"gpu_driver": gpu["driver"], "gpu_memory_gb": gpu["memory_gb"], "gpu_capability": gpu["capability"],
+            "cuda": gpu["cuda"], "device": device} if gpu else {}),
     }

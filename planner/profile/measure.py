@@ -16,6 +16,7 @@ import torch
 
 from planner.compress import codec
 from planner.config import DEFAULT_INPUT_FORMATS
+from planner.devices import resolve_device, synchronize
 from planner.errors import ProfileError
 from planner.execution.coders import coded_settings, coder_for, get, put
 from planner.profile.accuracy import accuracy_table, input_accuracy
@@ -50,10 +51,16 @@ class ProfileSettings:
 
     def __post_init__(self) -> None:
         self.input_formats = tuple(parse_input_format(f, ProfileError) for f in self.input_formats)
+    batch_sizes: tuple[int, ...] = ()  # cloud: also time decoder + tail at these batch sizes (dynamic batching)
 
 
 def _t(fn, s: ProfileSettings) -> dict:
-    return measure(fn, min_repeats=s.repeats, max_seconds=s.max_seconds).to_dict()
+    """`fn` timed; on a GPU each call waits for its kernels (warm-up calls included)."""
+    def run():
+        fn()
+        synchronize(s.device)
+
+    return measure(run, min_repeats=s.repeats, max_seconds=s.max_seconds).to_dict()
 
 
 def _stats(sizes: list[int]) -> tuple[float, float]:
@@ -65,16 +72,21 @@ def profile_pipeline(pipeline, settings: ProfileSettings | None = None, progress
     """Measure `pipeline` (a SplitPipeline) on this device and return the profile as a dict (see schema).
     `data` (a planner.datasets.DataSet, default the Fashion-MNIST test set) gives the samples for payloads and
     accuracy (agreement without labels)."""
-    m = _Measurer(pipeline, settings or ProfileSettings(), data, progress)
+    m = _Measurer(pipeline, settings or ProfileSettings(), data, progress)  # accuracy: on the CPU, cached
+    m.move()
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(m.threads)
     try:
         with torch.inference_mode():
             cuts = [m.cut(c) for c in m.iterate_cuts()]
             inp, whole = m.input_and_whole()
+            batched = batch_times(m) if m.s.batch_sizes and m.cloud else None
     finally:
         torch.set_num_threads(previous_threads)
-    return m.document(cuts, inp, whole)
+    doc = m.document(cuts, inp, whole)
+    if batched is not None:
+        doc["batch_ms"] = batched
+    return doc
 
 
 class _Measurer:
@@ -87,6 +99,10 @@ class _Measurer:
             raise ProfileError(f"role must be one of {', '.join(ROLES)}, got {s.role!r}")
         if s.cpu_quota is not None and s.role != Role.EDGE:
             raise ProfileError("--cpu-quota emulates a weak edge device: use it with --role edge")
+        s.device = str(resolve_device(s.device))
+        if s.device != "cpu" and s.role != Role.CLOUD:
+            raise ProfileError(f"--device {s.device} profiles the cloud side: use it with --role cloud (an edge "
+                               "profile runs on the edge's CPU)")
         self.pipeline, self.s, self.progress = pipeline, s, progress
         self.edge, self.cloud = Role(s.role).covers(Role.EDGE), Role(s.role).covers(Role.CLOUD)
         self.threads = s.threads or (1 if s.role == Role.EDGE else torch.get_num_threads() or 1)
@@ -108,6 +124,16 @@ class _Measurer:
         self.formats = coder_for(CandidateSpec.cloud_only()).formats(pipeline, s.input_formats) if uint8 else ()
         self.input_acc = input_accuracy(pipeline, self.formats, limit=s.accuracy_limit, data=data,
                                         use_cache=not s.remeasure_accuracy, save_to_card=s.save_accuracy)["formats"]
+        self.data = data
+
+    def move(self) -> None:
+        """The cloud side to the profiled device (after the accuracy pass, which ran on the CPU)."""
+        if self.s.device != "cpu":
+            self.pipeline.to(self.s.device)
+            self.x, self.xs = self.x.to(self.s.device), self.xs.to(self.s.device)
+
+    def on_device(self, t):
+        return t.to(self.s.device)
 
     def iterate_cuts(self):
         inner = [c for c in self.pipeline.cuts if not c.trivial and (self.s.all_cuts or not c.duplicate)]
@@ -151,24 +177,28 @@ class _Measurer:
     def raw_format(self, c, feature, mode: str) -> dict:
         spec = CandidateSpec.raw(c.id, mode)
         coder = coder_for(spec)
+        feature = feature.cpu()  # the edge's side of a cloud profile on a GPU runs on the CPU
         payload = coder.encode(self.pipeline, feature, spec)
         r = {"bytes": len(payload),
              "serialize_ms": self.timed(lambda: coder.encode(self.pipeline, feature, spec), on_edge=True),
-             "deserialize_ms": self.timed(lambda: codec.decode(payload).tensor(), on_edge=False)}
+             "deserialize_ms": self.timed(lambda: self.on_device(codec.decode(payload).tensor()), on_edge=False)}
         if mode == "float16":
             r["accuracy"] = get(self.acc["cuts"][c.id], coder.accuracy_key(spec))
         return r
 
     def coded_entry(self, coder, spec, feature, feats) -> dict:
         """One coded candidate (the autoencoder at (bits, width), the raw quantizer at bits, ...): its coder's
-        payload sizes over the samples, encode and decode times, accuracy."""
+        payload sizes over the samples, encode and decode times, accuracy. Coders run on the CPU; on a GPU their
+        decode time includes the crossing to it."""
         p = self.pipeline
+        feature, feats = feature.cpu(), feats.cpu()
         sizes = [len(coder.encode(p, feats[i:i + 1], spec)) for i in range(len(feats))]
         mean, p95 = _stats(sizes)
         payload = coder.encode(p, feature, spec)
         return {"bytes_mean": mean, "bytes_p95": p95,
                 "encode_ms": self.timed(lambda: coder.encode(p, feature, spec), on_edge=True),
-                "decode_ms": self.timed(lambda: coder.decode(p, codec.decode(payload)), on_edge=False),
+                "decode_ms": self.timed(lambda: self.on_device(coder.decode(p, codec.decode(payload, entropy=p.entropy_books()))),
+                                        on_edge=False),
                 "accuracy": get(self.acc["cuts"][spec.cut], coder.accuracy_key(spec))}
 
     def input_and_whole(self) -> tuple[dict, object]:
@@ -182,7 +212,8 @@ class _Measurer:
         inp = {"shape": list(p.input_shape), "raw_bytes": int(np.asarray(raw_batch[:1]).nbytes),
                "compressed_bytes": _stats(input_sizes)[0],
                "encode_ms": self.timed(lambda: coder.encode(p, raw_batch, spec), on_edge=True),
-               "decode_ms": self.timed(lambda: coder.decode(p, codec.decode(in_payload)), on_edge=False),
+               "decode_ms": self.timed(lambda: self.on_device(coder.decode(p, codec.decode(in_payload))),
+                                       on_edge=False),
                "formats": {fmt: self.input_format(fmt) for fmt in self.formats}}
         whole = self.timed(lambda: p.model(p.input_tensor(raw_batch)), on_edge=True)
         cloud_whole = self.timed(lambda: p.model(self.x), on_edge=False)
@@ -197,7 +228,7 @@ class _Measurer:
         payload = coder.encode(p, raw_batch, spec)
         return {"bytes_mean": mean, "bytes_p95": p95,
                 "encode_ms": self.timed(lambda: coder.encode(p, raw_batch, spec), on_edge=True),
-                "decode_ms": self.timed(lambda: coder.decode(p, codec.decode(payload)), on_edge=False),
+                "decode_ms": self.timed(lambda: self.on_device(coder.decode(p, codec.decode(payload))), on_edge=False),
                 "accuracy": self.input_acc.get(fmt)}
 
     def document(self, cuts: list[dict], inp: dict, whole) -> dict:
@@ -216,10 +247,36 @@ class _Measurer:
             "widths": sorted({w for c in self.served for w in self.ae.widths(c)}) if self.ae is not None else [],
             "quantizer": p.quant_id, "quant_bits": list(self.quant.bits) if self.quant is not None else [],
             "whole_model_ms": whole,
-            "reply_bytes": len(codec.encode(scores.detach().numpy(), "output", mode="float32", lossless="none")),
+            "reply_bytes": len(codec.encode(scores.detach().cpu().numpy(), "output", mode="float32", lossless="none")),
             "cuts": cuts, "created": datetime.now(UTC).isoformat(timespec="seconds"), "notes": None,
             "exchange_ms": measure_exchange().to_dict(),
         }
+
+
+def batch_times(m: _Measurer) -> dict:
+    """What a dynamically batching cloud runs per group, at each of `batch_sizes` inputs at once (median ms): the
+    whole model (cloud-only), and per cut the tail and the decoder (widest width, highest bitwidth; on the CPU,
+    its output crossing to the device)."""
+    p, s = m.pipeline, m.s
+    sizes = sorted(set(s.batch_sizes))
+    out: dict = {"sizes": sizes, "whole": {}, "cuts": {}}
+    for n in sizes:
+        x = m.on_device(p.input_tensor(m.data.raw[np.arange(n) % len(m.data.raw)]))
+        out["whole"][str(n)] = _median(lambda x=x: p.model(x), s)
+        for c in (c for c in p.cuts if not c.trivial):
+            head, tail = p.split(c.id)
+            feature = head(x)
+            entry = out["cuts"].setdefault(c.id, {"tail": {}, "decode": {}})
+            entry["tail"][str(n)] = _median(lambda t=tail, f=feature: t(f), s)
+            if c.id in m.served:
+                b = max(m.bits)
+                codes = m.ae.encode(feature.cpu(), c.id, b)
+                entry["decode"][str(n)] = _median(lambda k=codes, cut=c.id, b=b: m.on_device(m.ae.decode(k, cut, b)), s)
+    return out
+
+
+def _median(fn, s: ProfileSettings) -> float:
+    return round(_t(fn, s)["median"], 6)
 
 
 def _load_avg() -> list[float]:

@@ -28,7 +28,7 @@ torch. Field reference, with an example, in docs/profile-format.md; in short (sc
                         widths: {"<w>": {"<b>": {...}}}   (the narrower widths, same entries)
                         quant:  {"<b>": {...}}   (the raw quantizer, same entries) } ... ]
                      non-trivial cuts in execution order
-    created          optional ISO time stamp; notes: optional free text
+    created          optional ISO time stamp; notes: optional free text; batch_ms: optional (profile.batching)
 
 A timing is {"median": ms, "iqr": ms, "n": repeats} (optionally "p10", "p90"), or null where this role did
 not measure it: an edge profile leaves tail/decode/deserialize null, a cloud profile head/encode/serialize.
@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from planner.errors import ProfileError, SolveError
+from planner.profile.batching import check_batch_ms, scale_batch_ms
 from planner.profile.power import EdgePower
 from planner.profile.timing import Timing
 from planner.types import RAW_DTYPES, Role, parse_input_format
@@ -119,18 +120,14 @@ def _timing(v: Any, where: str, *, null: bool = True) -> Timing | None:
 
 
 def _timing_dict(t: Timing | None) -> dict | None:
-    if t is None:
-        return None
-    d = asdict(t)
-    if d.get("p10") == 0 and d.get("p90") == 0:  # not recorded: keep the file as it was written
+    d = None if t is None else asdict(t)
+    if d and d.get("p10") == 0 and d.get("p90") == 0:  # not recorded: keep the file as it was written
         del d["p10"], d["p90"]
     return d
 
 
 def _scale(t: Timing | None, k: float) -> Timing | None:
-    if t is None:
-        return None
-    return replace(t, **{f.name: getattr(t, f.name) * k for f in fields(t) if f.name != "n"})
+    return None if t is None else replace(t, **{f.name: getattr(t, f.name) * k for f in fields(t) if f.name != "n"})
 
 
 # -- the document ---------------------------------------------------------------------------------------------
@@ -318,6 +315,7 @@ class Profile:
     widths: tuple[int, ...] = ()  # the autoencoder's latent widths (union over cuts); () for one width
     quantizer: str | None = None  # the raw quantizer's id, or None (no quant entries)
     quant_bits: tuple[int, ...] = ()
+    batch_ms: dict | None = None  # cloud: decoder + tail at several batch sizes (planner.profile.batching)
     schema_version: int = SCHEMA_VERSION
     source: str | None = field(default=None, compare=False)  # the file it was loaded from, for messages
 
@@ -330,8 +328,8 @@ class Profile:
                 "backbone_accuracy": self.backbone_accuracy, "bits": list(self.bits), "input": self.input.to_dict(),
                 "whole_model_ms": _timing_dict(self.whole_model_ms), "reply_bytes": self.reply_bytes,
                 "cuts": [c.to_dict() for c in self.cuts], "created": self.created, "notes": self.notes,
-                "exchange_ms": _timing_dict(self.exchange_ms), "widths": list(self.widths),
-                "quantizer": self.quantizer, "quant_bits": list(self.quant_bits)}
+                "exchange_ms": _timing_dict(self.exchange_ms), "widths": list(self.widths), "quantizer": self.quantizer,
+                "quant_bits": list(self.quant_bits), **({"batch_ms": self.batch_ms} if self.batch_ms else {})}
 
     @classmethod
     def from_dict(cls, d: Any, source: str | None = None) -> Profile:
@@ -355,7 +353,7 @@ class Profile:
             raise _Bad("schema_version", f"{version} is not a profile schema version (they start at 1)")
         required = ("schema_version", "model", "autoencoder", "role", "device", "settings", "scaled",
                     "backbone_accuracy", "bits", "input", "whole_model_ms", "reply_bytes", "cuts")
-        _obj(d, "", required, ("created", "notes", "exchange_ms") + (("widths", "quantizer", "quant_bits")
+        _obj(d, "", required, ("created", "notes", "exchange_ms", "batch_ms") + (("widths", "quantizer", "quant_bits")
                                                                      if version >= 3 else ()))
         device = _obj(d["device"], "device", DEVICE_KEYS, open_=True)
         if device.get("power") is not None:  # the edge's power (planner.profile.power): checked, kept as a dict
@@ -387,9 +385,9 @@ class Profile:
                    bits=bits, input=InputProfile.from_dict(d["input"], "input"), whole_model_ms=whole,
                    reply_bytes=_num(d["reply_bytes"], "reply_bytes", integer=True), cuts=cuts, scaled_by=scaled,
                    created=_str(d.get("created"), "created", null=True), notes=_str(d.get("notes"), "notes", null=True),
-                   exchange_ms=_timing(d.get("exchange_ms"), "exchange_ms"), widths=widths,
-                   quantizer=_str(d.get("quantizer"), "quantizer", null=True), quant_bits=quant_bits,
-                   schema_version=version, source=source)
+                   exchange_ms=_timing(d.get("exchange_ms"), "exchange_ms"), widths=widths, quant_bits=quant_bits,
+                   quantizer=_str(d.get("quantizer"), "quantizer", null=True), schema_version=version, source=source,
+                   batch_ms=check_batch_ms(d["batch_ms"]) if d.get("batch_ms") else None)
 
     def save(self, path: str | Path) -> Path:
         """Write the JSON document (creating parent folders)."""
@@ -419,12 +417,10 @@ class Profile:
             raise ProfileError(f"compute scale must be a positive number, got {compute!r}")
         previous = (self.scaled_by or {}).get("compute", 1.0)
         return replace(self, input=self.input.scaled(compute), whole_model_ms=_scale(self.whole_model_ms, compute),
-                       cuts=tuple(c.scaled(compute) for c in self.cuts), scaled_by={"compute": previous * compute})
+                       cuts=tuple(c.scaled(compute) for c in self.cuts), scaled_by={"compute": previous * compute},
+                       batch_ms=scale_batch_ms(self.batch_ms, compute))
 
-    @property
-    def name(self) -> str:
-        """How messages refer to this profile: its file, or its model and role."""
-        return self.source or f"<{self.role} profile of {self.model}>"
+    name = property(lambda self: self.source or f"<{self.role} profile of {self.model}>")  # its file, or model/role
 
     def cut(self, cut_id: str) -> CutProfile:
         for c in self.cuts:

@@ -19,7 +19,7 @@ import ssl
 import threading
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +71,8 @@ class Reply:
     server_ms: float
     request_bytes: int
     reply_bytes: int
+    batch_wait_ms: float | None = None  # the part of queue_wait_ms spent waiting for a dynamic batch (None: not told)
+    batch_size: int = 0  # inputs the server computed together with this request's (0: not batched or not told)
 
     @property
     def network_ms(self) -> float:
@@ -80,7 +82,9 @@ class Reply:
         """Everything but the scores, JSON-ready."""
         return {"wall_ms": self.wall_ms, "connect_ms": self.connect_ms, "network_ms": self.network_ms,
                 "queue_wait_ms": self.queue_wait_ms, "decode_ms": self.decode_ms, "tail_ms": self.tail_ms,
-                "server_ms": self.server_ms, "request_bytes": self.request_bytes, "reply_bytes": self.reply_bytes}
+                "server_ms": self.server_ms, "request_bytes": self.request_bytes, "reply_bytes": self.reply_bytes,
+                **({"batch_wait_ms": self.batch_wait_ms, "batch_size": self.batch_size}
+                   if self.batch_wait_ms is not None else {})}
 
 
 def reply_problem(reply, request_id: int, batch: int | None, classes: tuple[int, ...] | None) -> str | None:
@@ -217,7 +221,7 @@ class CloudClient:
             result, wall_ms, connect_ms, reply_len = self._call(exchange)
             self.answers += 1
         return Reply(rid, result.scores, wall_ms, connect_ms, result.queue_wait_ms, result.decode_ms,
-                     result.tail_ms, result.server_ms, frame_len, reply_len)
+                     result.tail_ms, result.server_ms, frame_len, reply_len, result.batch_wait_ms, result.batch_size)
 
     def close(self) -> None:
         with self._lock:
@@ -333,6 +337,8 @@ class CloudClient:
     def _exchange(self, msg, deadline: float):
         """Send one request on a live connection and read its reply: (reply, wall_ms, connect_ms, reply_bytes)."""
         connect_ms = self._ensure_connected(deadline)
+        if isinstance(msg, P.Infer) and P.FEATURE_BATCH_TIMINGS in str(self.server_info.get("features", "")).split(","):
+            msg = replace(msg, batch_timings=True)  # a server that sends them only when asked
         frame = P.encode(msg)
         limit = self.server_info.get("max_frame", P.DEFAULT_MAX_FRAME)
         if len(frame) - P.HEADER_SIZE > limit:  # the server would refuse it after we paid for the upload

@@ -28,6 +28,7 @@ from planner.config import DEFAULT_CLOUD, DEFAULT_MAX_LOSS
 from planner.energy import request_energy
 from planner.errors import MismatchError, PlannerError, ProfileError, SolveError
 from planner.objectives import as_goal
+from planner.profile.batching import BatchCurve
 from planner.profile.schema import Profile
 from planner.profile.store import find_profiles
 from planner.runtime.calibrate import Calibration, Explorer, GuardedEstimate
@@ -101,6 +102,7 @@ class EdgeClient:
         self.freshness: dict | None = None
         self.replan, self.load_aware = o.replan, o.load_aware
         self.queue = QueueEstimate(o.queue_alpha, o.queue_half_life_s)
+        self.batch_curve = BatchCurve.of(self.cloud_profile)  # a batching cloud's compute per batch size, or None
         self.timeout = float(o.timeout)
         self.min_sample_ms = float(o.min_sample_ms)
         self.client = cloud if isinstance(cloud, CloudClient) else CloudClient(
@@ -257,13 +259,15 @@ class EdgeClient:
                 self.estimate.observe(len(payload), waited_ms)
             return self._local(raw, index, label, t0, self._edge_only_ms(plan), planned, str(exc), bandwidth)
         self._observe(reply)
-        self.queue.observe(reply.queue_wait_ms)
+        # a request that shared a dynamic batch paid the batch's compute: beyond its own, that is load, like the queue
+        batched = self.batch_curve.excess_ms(cut, reply.batch_size) if self.batch_curve else 0.0
+        self.queue.observe(reply.queue_wait_ms + batched)
         scores = np.asarray(reply.scores)
         measured = (time.perf_counter() - t0) * 1000.0
         cs = plan.candidate_set
         self.calibration.observe(edge_ms=edge_total, profiled_edge_ms=float(cs.edge_ms[i]), measured_ms=measured,
                                  server_ms=reply.decode_ms + reply.tail_ms,
-                                 profiled_cloud_ms=float(cs.compute_cloud_ms[i]),
+                                 profiled_cloud_ms=float(cs.compute_cloud_ms[i]) + batched,
                                  network_ms=reply.wall_ms - reply.decode_ms - reply.tail_ms,
                                  connect_ms=reply.connect_ms, edge_compute=not spec.is_end)
         return Result(index=index, prediction=int(scores.reshape(scores.shape[0], -1)[0].argmax()), label=label,

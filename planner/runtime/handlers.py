@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import numpy as np
 
 from planner.compress import codec
-from planner.errors import CompressError
+from planner.errors import CompressError, PlannerError
 from planner.types import AutoencoderKind
 
 log = logging.getLogger("planner.runtime.handlers")
@@ -61,8 +62,49 @@ class CloudHandler:
         scores, stages, _ = self.pipeline.cloud_decode(payload)
         return scores.numpy(), {"decode_ms": stages.decode_ms, "tail_ms": stages.tail_ms}
 
+    @property
+    def device(self) -> str:
+        return str(getattr(self.pipeline, "device", "cpu"))
+
+    def infer_batch(self, payloads: list[bytes]) -> list:
+        """A dynamic batch: each payload decoded on its own (a bad one fails alone), then decoder + tail once per
+        group of the same candidate (`pipeline.batch_key`), the scores split back. Per payload (scores, {decode_ms,
+        tail_ms, batch_size}) or its exception. A pipeline that cannot stack (ONNX Runtime) runs one at a time."""
+        from planner.execution.pipeline import batch_key, ms_since
+
+        if getattr(self.pipeline, "runtime", "torch") != "torch":
+            return [self._one(p) for p in payloads]
+        out: list = [None] * len(payloads)
+        groups: dict[tuple, list] = {}
+        for i, payload in enumerate(payloads):
+            t0 = time.perf_counter_ns()
+            try:
+                dec, coder = self.pipeline.decode_payload(payload)
+            except PlannerError as exc:
+                out[i] = exc
+                continue
+            groups.setdefault(batch_key(dec), []).append((i, dec, coder, ms_since(t0)))
+        for members in groups.values():
+            try:
+                scores, st = self.pipeline.cloud_run([dec for _, dec, _, _ in members], members[0][2])
+            except Exception:  # noqa: BLE001 - one of them breaks the group: each runs alone, fails alone
+                for i, *_ in members:
+                    out[i] = self._one(payloads[i])
+                continue
+            size = int(scores.shape[0])
+            parts = np.split(scores.numpy(), np.cumsum([dec.shape[0] for _, dec, _, _ in members])[:-1])
+            for (i, _, _, parse_ms), part in zip(members, parts, strict=True):
+                out[i] = (part, {"decode_ms": parse_ms + st.decode_ms, "tail_ms": st.tail_ms, "batch_size": size})
+        return out
+
+    def _one(self, payload: bytes):
+        try:
+            return self.infer(payload)
+        except Exception as exc:  # noqa: BLE001 - returned: the server answers this request alone with it
+            return exc
+
     def __repr__(self) -> str:
-        return f"CloudHandler({self.model}, autoencoder={self.autoencoder})"
+        return f"CloudHandler({self.model}, autoencoder={self.autoencoder}, device={self.device})"
 
 
 def declared_batch(payload: bytes) -> int:
@@ -89,17 +131,23 @@ def committed_kind(model: str, ae_id: str | None) -> AutoencoderKind | None:
 
 
 def make_cloud_handler(model, autoencoder: str | None = AutoencoderKind.SHARED, weights=None, *,
-                       runtime: str = "torch", onnx=None, quantizer="auto") -> CloudHandler:
+                       runtime: str = "torch", onnx=None, quantizer="auto", device="cpu") -> CloudHandler:
     """The handler for a model (a zoo name, or any model as a planner.modelspec.LoadedModel) with its
     autoencoder: "shared" / "independent" (a zoo model's committed one), a file from `planner train-ae --out`,
     or None / "none" = raw features only; the raw quantizer `quantizer` ("auto": a zoo model's committed one, a
     file from `planner calibrate-quant`, or None); run by PyTorch or (`runtime` "onnxruntime") by ONNX Runtime
-    on the export folder `onnx`."""
+    on the export folder `onnx`; on `device` ('auto', 'cpu', 'cuda[:N]'; ONNX Runtime: the CPU)."""
+    from planner.devices import DeviceError, resolve_device
     from planner.execution.onnx_runtime import runtime_pipeline
     from planner.execution.pipeline import SplitPipeline
     from planner.modelspec import load_model
 
+    device = resolve_device(device)
+    if runtime != "torch" and device.type != "cpu":
+        raise DeviceError(f"the {runtime} runtime runs on the CPU here: use --device cpu (or --runtime torch)")
     pipeline = SplitPipeline.from_model(load_model(model, weights), autoencoder, quantizer)
+    if device.type != "cpu":
+        pipeline.to(device)
     handler = CloudHandler(runtime_pipeline(pipeline, runtime, onnx))
     log.info("handler ready: %r", handler)
     return handler

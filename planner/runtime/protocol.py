@@ -28,6 +28,8 @@ MAGIC = b"PLRT"
 VERSION = 1
 HEADER = struct.Struct("!4sBBHI")  # magic, version, type, flags, body length
 HEADER_SIZE = HEADER.size
+FLAG_BATCH_TIMINGS = 0x0001  # INFER: "send me the batch timings"; RESULT: the body carries them (see Scores)
+FEATURE_BATCH_TIMINGS = "batch-timings"  # in WELCOME's "features": the server understands FLAG_BATCH_TIMINGS
 
 MAX_TOKEN_BYTES = 256
 MAX_HELLO_BYTES = 4096  # the largest HELLO body a server reads before it knows who is talking
@@ -96,8 +98,10 @@ def parse_header(data: bytes, max_body: int) -> Header:
                             ErrorCode.BAD_VERSION)
     if msg_type not in MsgType._value2member_map_:
         raise ProtocolError(f"unknown message type {msg_type}", ErrorCode.UNKNOWN_TYPE)
-    if flags != 0:
-        raise ProtocolError(f"unsupported frame flags 0x{flags:04x} (version {VERSION} defines none)")
+    allowed = FLAG_BATCH_TIMINGS if msg_type in (MsgType.INFER, MsgType.RESULT) else 0
+    if flags & ~allowed:
+        raise ProtocolError(f"unsupported frame flags 0x{flags:04x} on {MsgType(msg_type).name} (version {VERSION} "
+                            f"defines 0x{allowed:04x} there)")
     if length > max_body:
         raise ProtocolError(f"frame body of {length} bytes exceeds the limit of {max_body} bytes",
                             ErrorCode.TOO_LARGE)
@@ -209,7 +213,7 @@ class Hello:
 _NUM = (int, float)
 WELCOME_SCHEMA: dict[str, Any] = {"model": str, "max_frame": int, "server": str}
 # optional: which weights (state_dict sha256), autoencoder id and raw-quantizer id the server runs, for the edge
-WELCOME_OPTIONAL: dict[str, Any] = {"weights": str, "autoencoder": str, "quantizer": str}
+WELCOME_OPTIONAL: dict[str, Any] = {"weights": str, "autoencoder": str, "quantizer": str, "features": str}
 HEALTH_SCHEMA: dict[str, Any] = {"status": str, "model": str, "uptime_s": _NUM, "requests": int,
                                  "errors": int, "connections": int, "workers": int, "max_frame": int}
 
@@ -261,12 +265,18 @@ class HealthOk:
 
 @dataclass(frozen=True)
 class Infer:
-    """Client -> server: run the tail of `model` on a codec payload."""
+    """Client -> server: run the tail of `model` on a codec payload; `batch_timings` (the frame flag
+    FLAG_BATCH_TIMINGS, sent only to a server whose WELCOME lists the feature) asks for the batch wait and size."""
 
     TYPE: ClassVar[MsgType] = MsgType.INFER
     request_id: int
     model: str
     payload: bytes
+    batch_timings: bool = False
+
+    @property
+    def flags(self) -> int:
+        return FLAG_BATCH_TIMINGS if self.batch_timings else 0
     _HEAD: ClassVar[struct.Struct] = struct.Struct("!QB")
 
     def to_body(self) -> bytes:
@@ -299,7 +309,10 @@ class Scores:
     """Server -> client: class scores (float32, up to 4-D) and the server-side timings in ms.
 
     `server_ms` spans from the request's last byte received to the reply ready to send, so
-    `client wall time - server_ms` is the network part (transfers + round trip).
+    `client wall time - server_ms` is the network part (transfers + round trip). `queue_wait_ms` is all the
+    wait before compute; to a client that asked (FLAG_BATCH_TIMINGS) the body ends with the part of it spent
+    waiting for a dynamic batch to form (`batch_wait_ms`) and the inputs computed together (`batch_size`, 0: not
+    batched).
     """
 
     TYPE: ClassVar[MsgType] = MsgType.RESULT
@@ -309,7 +322,14 @@ class Scores:
     decode_ms: float = 0.0
     tail_ms: float = 0.0
     server_ms: float = 0.0
+    batch_wait_ms: float | None = None  # None: not sent (an older server, or a client that did not ask)
+    batch_size: int = 0
     _HEAD: ClassVar[struct.Struct] = struct.Struct("!QddddB")
+    _BATCH: ClassVar[struct.Struct] = struct.Struct("!dI")
+
+    @property
+    def flags(self) -> int:
+        return 0 if self.batch_wait_ms is None else FLAG_BATCH_TIMINGS
     _DIM: ClassVar[struct.Struct] = struct.Struct("!I")
 
     def to_body(self) -> bytes:
@@ -319,10 +339,14 @@ class Scores:
         times = [getattr(self, k) for k in TIMING_FIELDS]
         _check_times(times)
         dims = b"".join(self._DIM.pack(d) for d in scores.shape)
-        return self._HEAD.pack(self.request_id, *times, scores.ndim) + dims + scores.tobytes(order="C")
+        batch = b""
+        if self.batch_wait_ms is not None:
+            _check_times([self.batch_wait_ms])
+            batch = self._BATCH.pack(self.batch_wait_ms, self.batch_size)
+        return self._HEAD.pack(self.request_id, *times, scores.ndim) + dims + scores.tobytes(order="C") + batch
 
     @classmethod
-    def from_body(cls, body: bytes) -> Scores:
+    def from_body(cls, body: bytes, batch_timings: bool = False) -> Scores:
         r = _Reader(body, "RESULT")
         request_id, *times, ndim = r.unpack(cls._HEAD)
         _check_times(times)
@@ -333,9 +357,11 @@ class Scores:
         if count > MAX_SCORES:
             raise ProtocolError(f"RESULT scores of shape {shape} exceed {MAX_SCORES} values")
         data = r.take(4 * count)
+        batch = r.unpack(cls._BATCH) if batch_timings else (None, 0)
         r.end()
+        _check_times([t for t in batch[:1] if t is not None])
         scores = np.frombuffer(data, dtype="<f4").astype(np.float32).reshape(shape)
-        return cls(request_id, scores, *times)
+        return cls(request_id, scores, *times, *batch)
 
     def timings(self) -> dict[str, float]:
         return {k: getattr(self, k) for k in TIMING_FIELDS}
@@ -383,14 +409,18 @@ MESSAGES: dict[MsgType, type] = {cls.TYPE: cls for cls in (Hello, Welcome, Healt
 def encode(msg: Message) -> bytes:
     """One complete frame (header + body) for a message."""
     body = msg.to_body()
-    return pack_header(msg.TYPE, len(body)) + body
+    return pack_header(msg.TYPE, len(body), getattr(msg, "flags", 0)) + body
 
 
 def decode_body(header: Header, body: bytes) -> Message:
     """The message a validated header and its body carry; ProtocolError when the body is malformed."""
     if len(body) != header.length:
         raise ProtocolError(f"truncated {header.type.name} body: {len(body)} of {header.length} bytes")
-    return MESSAGES[header.type].from_body(body)
+    flagged = bool(header.flags & FLAG_BATCH_TIMINGS)
+    if header.type == MsgType.RESULT:
+        return Scores.from_body(body, batch_timings=flagged)
+    msg = MESSAGES[header.type].from_body(body)
+    return Infer(msg.request_id, msg.model, msg.payload, batch_timings=True) if flagged else msg
 
 
 def decode(frame: bytes, max_body: int = DEFAULT_MAX_FRAME) -> Message:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from planner.errors import PlannerError
 from planner.extras import require
+from planner.runtime.batching import BatchSettings
 from planner.types import AutoencoderKind
 
 log = logging.getLogger("planner.runtime.ray_backend")
@@ -64,6 +65,31 @@ class CloudReplica:
                 return {"error": exc}
             compute_ms = (time.perf_counter() - t0) * 1000.0
         return {"scores": scores, "timings": {**timings, "compute_ms": compute_ms}}
+
+
+def batched_replica(max_batch_size: int, wait_s: float) -> type:
+    """A CloudReplica whose calls Ray Serve groups (`@serve.batch`): concurrent payloads reach the handler's
+    `infer_batch` together, decoder + tail once per candidate; each caller gets its own answer or error."""
+    import asyncio
+
+    _, serve = import_ray()
+
+    class BatchedCloudReplica(CloudReplica):
+        @serve.batch(max_batch_size=max_batch_size, batch_wait_timeout_s=wait_s)
+        async def __call__(self, payloads: list[bytes]) -> list[dict]:
+            return await asyncio.to_thread(self._run, list(payloads))
+
+        def _run(self, payloads: list[bytes]) -> list[dict]:
+            with self._lock:
+                t0 = time.perf_counter()
+                results = self.handler.infer_batch(payloads)
+                compute_ms = (time.perf_counter() - t0) * 1000.0
+            return [{"error": r if isinstance(r, PlannerError) else PlannerError(f"internal error in the replica "
+                                                                                 f"({type(r).__name__})")}
+                    if isinstance(r, BaseException) else {"scores": r[0], "timings": {**r[1], "compute_ms": compute_ms}}
+                    for r in results]
+
+    return BatchedCloudReplica
 
 
 class RayHandler:
@@ -115,6 +141,7 @@ class RayBackend:
     max_ongoing: int = 32
     timeout_s: float = 60.0
     app: str = "planner"
+    batching: BatchSettings | None = None  # dynamic batching in each replica (@serve.batch); None: off
 
     def __post_init__(self) -> None:
         if self.replicas < 1 or self.replica_cpus <= 0 or self.max_ongoing < 1 or self.timeout_s <= 0:
@@ -137,7 +164,9 @@ class RayBackend:
             ray.init(address=self.address, num_cpus=self.num_cpus if local else None, include_dashboard=False)
             self._started_ray = True
         serve.start(proxy_location="Disabled")
-        deployment = serve.deployment(CloudReplica, **self.deployment_options())
+        batching = self.batching if self.batching is not None and self.batching.enabled else None
+        replica = (batched_replica(batching.max_inputs, batching.delay_ms / 1000.0) if batching else CloudReplica)
+        deployment = serve.deployment(replica, **self.deployment_options())
         threads = max(1, int(self.replica_cpus))
         self._deployed = True
         handle = serve.run(deployment.bind(self.model, self.autoencoder, self.weights, threads), name=self.app,

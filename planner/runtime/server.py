@@ -29,6 +29,7 @@ import numpy as np
 
 from planner.errors import CodecError, CompressError, PlannerError
 from planner.runtime import protocol as P
+from planner.runtime.batching import Batcher, BatchSettings
 
 log = logging.getLogger("planner.runtime.server")
 
@@ -98,7 +99,7 @@ class CloudServer:
                  read_timeout: float = 10.0, *, idle_timeout: float = 300.0, max_connections: int = 256,
                  max_unauthenticated: int = 32, max_batch: int = DEFAULT_MAX_BATCH,
                  max_reply: int = DEFAULT_MAX_REPLY, compute_timeout: float = 30.0, grace_s: float = 5.0,
-                 ssl: ssl_module.SSLContext | None = None) -> None:
+                 ssl: ssl_module.SSLContext | None = None, batching: BatchSettings | None = None) -> None:
         if not isinstance(getattr(handler, "model", None), str) or not callable(getattr(handler, "infer", None)):
             raise PlannerError("a cloud handler needs a `model` name and an `infer(payload)` method")
         for name, value in (("max_frame", max_frame), ("max_connections", max_connections),
@@ -125,6 +126,8 @@ class CloudServer:
         self.compute_timeout = float(compute_timeout)
         self.grace_s = float(grace_s)
         self.ssl = ssl
+        self.batching = batching or BatchSettings.off()
+        self._batcher: Batcher | None = None
         self.stats = {"requests": 0, "errors": 0, "connections": 0, "evicted": 0}
         self._server: asyncio.base_events.Server | None = None
         self._pool: ThreadPoolExecutor | None = None
@@ -146,11 +149,14 @@ class CloudServer:
         except OSError as exc:
             raise PlannerError(f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}") from None
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="planner-tail")
+        self._batcher = (Batcher(self.handler, self.batching, self._pool, self._reply, self.workers)
+                         if self.batching.enabled else None)
         self.port = self._server.sockets[0].getsockname()[1]
         self._started = time.monotonic()
         self._closing = False
-        log.info("serving %s on %s:%d (%d workers%s)", self.handler.model, self.host, self.port, self.workers,
-                 ", TLS" if self.ssl else "")
+        log.info("serving %s on %s:%d (%d workers%s%s)", self.handler.model, self.host, self.port, self.workers,
+                 ", TLS" if self.ssl else "", f", batching {self.batching.delay_ms:g} ms / {self.batching.max_inputs}"
+                 if self._batcher else "")
         return self.port
 
     async def stop(self) -> None:
@@ -237,7 +243,8 @@ class CloudServer:
 
     def welcome(self) -> dict[str, Any]:
         """WELCOME's info: the model, frame limit and (when the handler knows them) weights hash and autoencoder."""
-        info = {"model": self.handler.model, "max_frame": self.max_frame, "server": "planner"}
+        info = {"model": self.handler.model, "max_frame": self.max_frame, "server": "planner",
+                "features": P.FEATURE_BATCH_TIMINGS}
         for key in P.WELCOME_OPTIONAL:
             value = getattr(self.handler, key, None)
             if isinstance(value, str):
@@ -248,7 +255,7 @@ class CloudServer:
         return {"status": "stopping" if self._closing else "ok", "model": self.handler.model,
                 "uptime_s": round(time.monotonic() - self._started, 3), "requests": self.stats["requests"],
                 "errors": self.stats["errors"], "connections": len(self._conns), "workers": self.workers,
-                "max_frame": self.max_frame}
+                "max_frame": self.max_frame, "batches": self._batcher.batches if self._batcher else 0}
 
 
     # ------------------------------------------------------------ connections
@@ -383,8 +390,9 @@ class CloudServer:
         if msg.model != self.handler.model:
             raise _Reject(P.ErrorCode.WRONG_MODEL,
                           f"this server holds model {self.handler.model!r}, not {msg.model!r}", msg.request_id)
-        self._check_batch(msg)
-        future = asyncio.get_running_loop().run_in_executor(self._pool, self._compute, msg, received)
+        inputs = self._check_batch(msg)
+        future = (self._batcher.submit(msg, inputs, received) if self._batcher else
+                  asyncio.get_running_loop().run_in_executor(self._pool, self._compute, msg, received))
         done, _ = await asyncio.wait({future}, timeout=self.compute_timeout)
         if not done:  # a queued request is dropped; one already running finishes in its thread, unanswered
             future.cancel()
@@ -401,11 +409,12 @@ class CloudServer:
         self.stats["requests"] += 1
         return result
 
-    def _check_batch(self, msg: P.Infer) -> None:
-        """Refuse a payload declaring more than `max_batch` inputs, from its header alone (nothing decoded)."""
+    def _check_batch(self, msg: P.Infer) -> int:
+        """Refuse a payload declaring more than `max_batch` inputs, from its header alone (nothing decoded); the
+        inputs it declares (1 when the handler cannot tell)."""
         batch_of = getattr(self.handler, "batch_of", None)
         if batch_of is None:
-            return
+            return 1
         try:
             batch = int(batch_of(msg.payload))
         except PlannerError as exc:
@@ -414,11 +423,17 @@ class CloudServer:
             raise _Reject(P.ErrorCode.TOO_LARGE, f"request {msg.request_id} declares a batch of {batch}; this "
                                                  f"server takes at most {self.max_batch} per INFER (--max-batch)",
                           msg.request_id)
+        return batch
 
     def _compute(self, msg: P.Infer, received: float) -> bytes:
         """Worker thread: run the handler and encode the RESULT frame (a handler bug becomes INTERNAL)."""
         started = time.perf_counter()
-        scores, timings = self.handler.infer(msg.payload)
+        return self._reply(msg, received, started, self.handler.infer(msg.payload))
+
+    def _reply(self, msg: P.Infer, received: float, started: float, result, batch: dict | None = None) -> bytes:
+        """The RESULT frame of a handler's (scores, timings) (reply limit checked); `batch`: the dynamic batch's
+        wait and size, sent to clients that asked for them (older clients get the four timings they know)."""
+        scores, timings = result
         if not isinstance(timings, dict):
             raise TypeError(f"handler returned timings of type {type(timings).__name__}, expected a dict")
         scores = np.asarray(scores, dtype=np.float32)
@@ -430,7 +445,9 @@ class CloudServer:
                           queue_wait_ms=(started - received) * 1000.0 + float(timings.get("queue_ms", 0.0)),
                           decode_ms=float(timings.get("decode_ms", 0.0)),
                           tail_ms=float(timings.get("tail_ms", (done - started) * 1000.0)),
-                          server_ms=(time.perf_counter() - received) * 1000.0)
+                          server_ms=(time.perf_counter() - received) * 1000.0,
+                          **((batch or {"batch_wait_ms": 0.0, "batch_size": int(timings.get("batch_size", 0))})
+                             if msg.batch_timings else {}))
         try:
             return P.encode(result)
         except P.ProtocolError as exc:

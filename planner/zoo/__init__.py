@@ -99,6 +99,17 @@ def normalization(name: str) -> tuple | None:
     return _entry(name).normalize
 
 
+def class_index(name: str) -> dict[str, int] | None:
+    """Folder names -> class index for models that ship class names (efficientnet-lite0: ImageNet WordNet ids
+    such as n01440764), so a labelled folder with any subset of the classes scores accuracy; None otherwise."""
+    if _entry(name).data != "photos":
+        return None
+    from planner.zoo.efficientnet import CLASSES_FILE
+
+    lines = [line.split("\t", 1)[0] for line in CLASSES_FILE.read_text().splitlines() if line]
+    return {wnid: k for k, wnid in enumerate(lines)}
+
+
 def default_data(name: str) -> str:
     """The data set a zoo model's commands use without --data: "fashion-mnist" or "photos"."""
     return _entry(name).data

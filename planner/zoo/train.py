@@ -38,10 +38,14 @@ def _augment(x: torch.Tensor, gen: torch.Generator, pad: int = 2) -> torch.Tenso
 
 def train_backbone(name: str, epochs: int | None = None, seed: int = 0, batch_size: int = 128, lr: float = 0.1,
                    threads: int | None = None, out_dir: str | Path | None = None, limit: int | None = None,
-                   progress: bool = True) -> dict:
-    """Train a zoo model from scratch; write NAME.pt and NAME.json to `out_dir` (default: the zoo's weights dir)."""
+                   progress: bool = True, device="cpu") -> dict:
+    """Train a zoo model from scratch; write NAME.pt and NAME.json to `out_dir` (default: the zoo's weights dir).
+    `device` ('auto', 'cpu', 'cuda[:N]'): where it trains (the augmentation and the saved weights stay on the CPU)."""
     from tqdm.auto import tqdm
 
+    from planner.devices import resolve_device
+
+    device = resolve_device(device)
     entry_epochs = zoo.recipe(name).get("epochs", 10)
     epochs = epochs or entry_epochs
     if threads:
@@ -51,7 +55,7 @@ def train_backbone(name: str, epochs: int | None = None, seed: int = 0, batch_si
     train = load_fashion_mnist("train")
     x_all, y_all = train.tensors(limit)
     val = load_fashion_mnist("val").tensors(limit)
-    model = zoo.build(name)
+    model = zoo.build(name).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
     steps_per_epoch = (len(y_all) + batch_size - 1) // batch_size
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch, pct_start=0.25)
@@ -63,7 +67,7 @@ def train_backbone(name: str, epochs: int | None = None, seed: int = 0, batch_si
         bar = tqdm(range(steps_per_epoch), desc=f"{name} epoch {epoch + 1}/{epochs}", disable=not progress)
         for step in bar:
             idx = perm[step * batch_size:(step + 1) * batch_size]
-            x, y = _augment(x_all[idx], gen), y_all[idx]
+            x, y = _augment(x_all[idx], gen).to(device), y_all[idx].to(device)
             loss = F.cross_entropy(model(x), y, label_smoothing=0.1)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -72,17 +76,17 @@ def train_backbone(name: str, epochs: int | None = None, seed: int = 0, batch_si
             if step % 20 == 0:
                 bar.set_postfix(loss=f"{loss.item():.3f}")
         model.eval()
-        val_acc = accuracy(model, val)
+        val_acc = accuracy(model, val, device=device)
         history.append({"epoch": epoch + 1, "val_accuracy": round(val_acc, 2),
                          "elapsed_s": round(time.perf_counter() - start, 1)})
         if progress:
             print(f"{name} epoch {epoch + 1}: val accuracy {val_acc:.2f}%")
         if val_acc > best_val:
-            best_val, best_state = val_acc, {k: v.clone() for k, v in model.state_dict().items()}
+            best_val, best_state = val_acc, {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     train_seconds = time.perf_counter() - start
     model.load_state_dict(best_state)
     model.eval()
-    test_acc = accuracy(model, "test", limit=limit)
+    test_acc = accuracy(model, "test", limit=limit, device=device)
     out_dir = Path(out_dir) if out_dir else zoo.WEIGHTS_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.save(best_state, out_dir / f"{name}.pt")
@@ -94,7 +98,7 @@ def train_backbone(name: str, epochs: int | None = None, seed: int = 0, batch_si
         "train": {
             "command": f"planner train-backbone {name} --epochs {epochs} --seed {seed}",
             "epochs": epochs, "seed": seed, "batch_size": batch_size, "lr": lr,
-            "threads": torch.get_num_threads(), "train_seconds": round(train_seconds, 1),
+            "threads": torch.get_num_threads(), "device": str(device), "train_seconds": round(train_seconds, 1),
             "train_images": int(len(y_all)), "machine": platform.processor() or platform.machine(),
             "torch": torch.__version__, "numpy": np.__version__, "history": history,
         },
