@@ -394,16 +394,7 @@ def read_header(data: bytes | bytearray | memoryview, *,
         raise CodecError(f"reserved header bits set (flags 0x{flags:02x}, reserved byte {reserved})")
     if mode == "codes" and not 1 <= bits <= 8:
         raise CodecError(f"mode 'codes' with bits {bits}, expected 1..8")
-    ans = LOSSLESS[lossless_id] == "ans"
-    if ans != (version == ENTROPY_VERSION):
-        raise CodecError(f"lossless stage {LOSSLESS[lossless_id]!r} in a version {version} payload (ANS payloads, "
-                         f"and only they, are version {ENTROPY_VERSION})")
-    if ans and mode != "codes":
-        raise CodecError(f"lossless 'ans' with raw mode {mode!r}: only codes are entropy-coded")
-    image = LOSSLESS[lossless_id] in IMAGE_STAGES
-    if image and (mode != "uint8" or not 1 <= bits <= 100 or flags):
-        raise CodecError(f"the {LOSSLESS[lossless_id]} stage needs mode 'uint8', a quality 1..100 in the bits byte "
-                         f"and no flags; got mode {mode!r}, bits {bits}, flags 0x{flags:02x}")
+    ans, image = _check_stage(LOSSLESS[lossless_id], version, mode, bits, flags)
     if mode != "codes" and not image and (bits or flags):
         raise CodecError(f"raw mode {mode!r} with bits {bits} / flags 0x{flags:02x}; both must be 0")
     if not 1 <= ndim <= MAX_DIMS:
@@ -452,6 +443,21 @@ def read_header(data: bytes | bytearray | memoryview, *,
     return FeatureHeader(version, mode, bits if mode == "codes" else None, lossless, cut, tuple(shape),
                          opt["scale"], opt["zero_point"], raw_len, stored_len, header_len, flags & CODER_FLAGS,
                          tag, bits if image else None)
+
+
+def _check_stage(stage: str, version: int, mode: str, bits: int, flags: int) -> tuple[bool, bool]:
+    """(ANS, an image stage) for a header's stage, checked against its version, mode, bits byte and flags."""
+    ans = stage == "ans"
+    if ans != (version == ENTROPY_VERSION):
+        raise CodecError(f"lossless stage {stage!r} in a version {version} payload (ANS payloads, "
+                         f"and only they, are version {ENTROPY_VERSION})")
+    if ans and mode != "codes":
+        raise CodecError(f"lossless 'ans' with raw mode {mode!r}: only codes are entropy-coded")
+    image = stage in IMAGE_STAGES
+    if image and (mode != "uint8" or not 1 <= bits <= 100 or flags):
+        raise CodecError(f"the {stage} stage needs mode 'uint8', a quality 1..100 in the bits byte "
+                         f"and no flags; got mode {mode!r}, bits {bits}, flags 0x{flags:02x}")
+    return ans, image
 
 
 def decode(data: bytes | bytearray | memoryview, *,
