@@ -98,3 +98,23 @@ def test_breakpoints_table_names_each_change():
         block = text.split(f"RTT {rtt:g} ms:")[1].split("RTT ")[0]
         assert points and block.count("from ") == len(points)  # one line per change of the best candidate
         assert all(b.above.label in block for b in points)
+
+
+@pytest.mark.slow
+def test_main_job_story_on_efficientnet(tmp_path, capsys):
+    """The main job's model (scripts/main.sh picks it once its autoencoder and committed profiles are here):
+    agreement, not accuracy, on the unlabelled photo crops, both links, the ends in the same run."""
+    import json
+
+    if not ((ROOT / "planner/compress/weights/efficientnet-lite0-shared.pt").exists()
+            and list((ROOT / "profiles").glob("efficientnet-lite0_edge_*-1t.json"))):
+        pytest.skip("efficientnet-lite0's shared autoencoder and committed profiles are not in this checkout yet")
+    out = tmp_path / "demo.json"
+    assert cli_main(["demo", "--model", "efficientnet-lite0", "--fast", "--n", "3", "--baseline-n", "2",
+                     "--json", str(out)]) == 0
+    assert "agreement %" in capsys.readouterr().out
+    rows = json.loads(out.read_text())["links"]
+    assert [r["link"] for r in rows] == ["1mbit/40ms", "50mbit/10ms"]
+    for r in rows:
+        assert r["metric"] == "agreement" and r["errors"] == 0 and r["edge_only"]["n"] == 2
+        assert r["cloud_only"]["plan"].startswith("cloud-only")
