@@ -471,3 +471,13 @@ def test_corrupted_ans_words_are_refused():
         struct.pack_into("<I", buf, 20, len(buf) - head.header_len)  # the stored length follows the cut
         with pytest.raises(CodecError):
             codec.decode(with_crc(buf), entropy=model)
+
+
+def test_auto_never_makes_a_payload_larger_with_a_model():
+    rng = np.random.default_rng(3)
+    for bits in (1, 2, 4, 8):
+        fit = rng.integers(0, 1 << bits, size=(64, 3, 4, 4)).astype(np.uint8)  # uniform: ANS gains ~nothing
+        model = _model(fit, bits=bits)
+        for i in range(8):
+            one = fit[i:i + 1]
+            assert len(codec.encode(one, CUT, bits, entropy=model)) <= len(codec.encode(one, CUT, bits))

@@ -297,7 +297,8 @@ def _compress(raw: bytes, lossless: str, level: int | None, entropy=None, codes=
         methods = ["zlib", "zstd"] if available("zstd") else ["zlib"]
         for method in methods + (["ans"] if entropy is not None else []):
             candidate = _compress(raw, method, level, entropy, codes, bits)
-            if len(candidate[1]) < len(best[1]):
+            extra = 4 if method == "ans" else 0  # an ANS payload's header carries the model's tag
+            if len(candidate[1]) + extra < len(best[1]) + (4 if best[0] == "ans" else 0):
                 best = candidate
         return best
     if lossless == "ans":
