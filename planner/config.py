@@ -12,6 +12,8 @@ DEFAULT_LATENT: float = 0.5  # widest latent width per cut: channels (an integer
 # channels entering the encoder (C, or 4C after the 2x2 space-to-depth)
 DEFAULT_WIDTHS: tuple[int, ...] = (4, 8, 16, 32)  # latent widths an autoencoder serves (each capped per cut)
 ARCH_LATENT: float = 8  # latent channels architecture-only profiles assume (at reduction 4: a narrow width)
+DEFAULT_INPUT_FORMATS: tuple[str, ...] = ("jpeg50", "jpeg75", "jpeg90", "jpeg95", "webp50", "webp75", "webp90")
+# the lossy files a cloud-only request may send its image input as (profiled where Pillow has the codec)
 DEFAULT_MAX_LOSS: float = 1.0  # accuracy budget of a plan, percentage points below the backbone
 DEFAULT_PORT: int = 7000  # the cloud server's TCP port
 DEFAULT_HOST: str = "127.0.0.1"  # the cloud server listens on loopback unless told otherwise

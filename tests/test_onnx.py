@@ -122,6 +122,11 @@ def test_stages_frame_the_same_codec_bytes(vgg, images):
             s_pt, _, _ = pipe.cloud_decode(b)
             assert s_ort.shape == (7, 10) and torch.equal(s_ort.argmax(1), s_pt.argmax(1))
             assert st_cloud.tail_ms > 0
+    jpeg = CandidateSpec.cloud_only("jpeg90")  # the input as a real client sends it: the same files both ways
+    payload_pt, _ = pipe.edge_encode(raw, jpeg)
+    payload_ort, _ = onnx.edge_encode(raw, jpeg)
+    assert payload_ort == payload_pt and codec.decode(payload_ort).quality == 90
+    assert torch.equal(onnx.cloud_decode(payload_pt)[0].argmax(1), pipe.cloud_decode(payload_pt)[0].argmax(1))
     scores, st = onnx.edge_local(raw[:1])
     assert scores.shape == (1, 10) and st.head_ms > 0
 

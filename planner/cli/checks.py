@@ -141,6 +141,21 @@ def join_negative_values(argv: list[str]) -> list[str]:
     return out
 
 
+def input_formats(text: str) -> tuple[str, ...]:
+    """'jpeg50,jpeg90,webp75' -> the lossy input formats, each checked (quality 1..100); 'none' -> ()."""
+    from planner.types import parse_input_format
+
+    if text.strip().lower() == "none":
+        return ()
+    items = [s for s in (t.strip() for t in text.split(",")) if s]
+    if not items:
+        raise argparse.ArgumentTypeError("give formats such as jpeg50,jpeg90,webp75, or none")
+    try:
+        return tuple(dict.fromkeys(parse_input_format(s) for s in items))
+    except PlannerError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def device(text: str) -> str:
     """A device spelling: auto, cpu, cuda or cuda:N (whether it exists here is checked when it is used)."""
     from planner.devices import parse_device

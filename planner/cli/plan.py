@@ -43,10 +43,16 @@ def _fmt(x: float) -> str:
 
 
 def format_table(plan, top: int) -> str:
-    """The best `top` candidates by predicted latency, plus cloud-only and edge-only; the chosen one starred."""
+    """The best `top` candidates by the plan's objective, plus edge-only and cloud-only (lossless, and its best
+    input format within the budget); the chosen one starred."""
+    from planner.types import CandidateKind
+
     key = {"energy": "energy_mj", "cost": "cost"}.get(plan.objective, "predicted_ms")
     ranked = sorted(range(len(plan.candidates)), key=lambda i: getattr(plan.candidates[i], key))
-    shown = ranked[:top] + [i for i in ranked[top:] if plan.candidates[i].spec.is_end]
+    cs = plan.candidate_set
+    ends = {cs.index(plan.best_of(CandidateKind.CLOUD_ONLY).spec)}
+    ends |= {i for i, s in enumerate(cs.specs) if s.is_end and s.fmt is None}
+    shown = ranked[:top] + [i for i in ranked[top:] if i in ends]
     if plan.index not in shown:
         shown.append(plan.index)
     header = ("", "candidate", "predicted ms", "edge ms", "transfer ms", "cloud ms", "bytes", "loss pp", "feasible")

@@ -14,7 +14,7 @@ from planner.cli._model import (
     data_from_args,
     model_from_args,
 )
-from planner.config import ARCH_LATENT, DEFAULT_EDGE_ACTIVE_W, DEFAULT_EDGE_IDLE_W
+from planner.config import ARCH_LATENT, DEFAULT_EDGE_ACTIVE_W, DEFAULT_EDGE_IDLE_W, DEFAULT_INPUT_FORMATS
 from planner.devices import DEVICE_HELP
 from planner.profile.power import parse_power
 from planner.profile.settings import ProfileSettings
@@ -65,6 +65,9 @@ def register(sub) -> None:
                    help="autoencoder file from `planner train-ae --out`, a zoo model's committed shared/independent "
                         "one, or none (raw cuts only); default: shared for the zoo, none for your own model")
     p.add_argument("--float16", action="store_true", help="also profile the float16 raw feature")
+    p.add_argument("--input-formats", type=check.input_formats, default=DEFAULT_INPUT_FORMATS, metavar="LIST",
+                   help="cloud-only also sends the image input as these lossy files, each a candidate (uint8 "
+                        f"images only; default {','.join(DEFAULT_INPUT_FORMATS)}; none: lossless only)")
     p.add_argument("--remeasure-accuracy", action="store_true",
                    help="measure the accuracy table again instead of reusing the cache or the autoencoder's card")
     p.add_argument("--save-accuracy", action="store_true",
@@ -101,6 +104,10 @@ def summary(profile) -> str:
     metric = profile.settings.get("metric") or "accuracy"
     out.append(f"input: {inp.raw_bytes} B raw, {inp.compressed_bytes:.0f} B compressed; whole model "
                f"{profile.whole_model_ms.median:.3f} ms; backbone {metric} {acc}")
+    if inp.formats:
+        out.append("input as a lossy file: " + ", ".join(
+            f"{f} {e.bytes_mean:.0f} B ({'-' if e.accuracy is None else f'{e.accuracy:g}%'})"
+            for f, e in inp.formats.items()))
     return "\n".join(out)
 
 
@@ -135,7 +142,7 @@ def run(args) -> int:
     settings = ProfileSettings(role=args.role, threads=args.threads, batch=args.batch, repeats=args.repeats,
                                max_seconds=args.max_seconds, device=args.device, cpu_quota=args.cpu_quota,
                                payload_samples=args.payload_samples, accuracy_limit=args.accuracy_limit,
-                               float16=args.float16, all_cuts=args.all_cuts,
+                               float16=args.float16, input_formats=args.input_formats, all_cuts=args.all_cuts,
                                remeasure_accuracy=args.remeasure_accuracy, save_accuracy=args.save_accuracy,
                                batch_sizes=tuple(args.batch_sizes or ()))
     loaded = model_from_args(args)

@@ -52,8 +52,10 @@ def register(sub) -> None:
                    help="emulate a weak edge K times slower, deterministically (no root): every edge computation "
                         "of t is followed by a wait of (K-1)t, and the plan uses the profile scaled by K")
     p.add_argument("--plan", default=None, metavar="CANDIDATE",
-                   help="pin one candidate instead of planning: edge-only, cloud-only, CUT@BITS (the widest latent "
-                        "width), CUT@BITSwW (width W), CUT@qBITS (the raw quantizer), CUT@raw, CUT@f16")
+                   help="pin one candidate instead of planning: edge-only, cloud-only (the input lossless), "
+                        "cloud-only@jpeg90 / cloud-only@webp75 (the input as a JPEG/WebP at that quality), CUT@BITS "
+                        "(the widest latent width), CUT@BITSwW (width W), CUT@qBITS (the raw quantizer), CUT@raw, "
+                        "CUT@f16")
     p.add_argument("--no-calibrate", action="store_true",
                    help="plan on the profiles as they are (default: correct them online with what requests measure)")
     p.add_argument("--explore", **_edge("explore"),

@@ -160,9 +160,11 @@ class SplitPipeline:
             return raw
         return self.preprocess(np.asarray(raw))
 
-    def input_payload(self, raw) -> bytes:
-        """The cloud-only payload of raw samples: uint8 pixels as bytes, anything else as float32."""
-        return coder_for(CLOUD_ONLY).encode(self, raw, CLOUD_ONLY)
+    def input_payload(self, raw, fmt: str | None = None) -> bytes:
+        """The cloud-only payload of raw samples: uint8 pixels as bytes, anything else as float32; or (`fmt`, e.g.
+        'jpeg90') uint8 images as lossy JPEG/WebP files."""
+        spec = CLOUD_ONLY if fmt is None else CandidateSpec.cloud_only(fmt)
+        return coder_for(spec).encode(self, raw, spec)
 
     # -- edge side -----------------------------------------------------------------------------------
     def edge_local(self, raw) -> tuple[torch.Tensor, Stages]:

@@ -17,7 +17,7 @@ from planner.compress import codec
 from planner.devices import resolve_device, synchronize
 from planner.errors import ProfileError
 from planner.execution.coders import coded_settings, coder_for, get, put
-from planner.profile.accuracy import accuracy_table
+from planner.profile.accuracy import accuracy_table, input_accuracy
 from planner.profile.device import device_facts
 from planner.profile.exchange import measure_exchange
 from planner.profile.quota import cpu_quota
@@ -89,6 +89,10 @@ class _Measurer:
         self.acc = accuracy_table(pipeline, self.bits, limit=s.accuracy_limit, progress=progress, data=data,
                                   all_cuts=s.all_cuts, use_cache=not s.remeasure_accuracy,
                                   save_to_card=s.save_accuracy)
+        uint8 = np.asarray(images[:1]).dtype == np.uint8
+        self.formats = coder_for(CandidateSpec.cloud_only()).formats(pipeline, s.input_formats) if uint8 else ()
+        self.input_acc = input_accuracy(pipeline, self.formats, limit=s.accuracy_limit, data=data,
+                                        use_cache=not s.remeasure_accuracy, save_to_card=s.save_accuracy)["formats"]
         self.data = data
 
     def move(self) -> None:
@@ -178,10 +182,23 @@ class _Measurer:
                "compressed_bytes": _stats(input_sizes)[0],
                "encode_ms": self.timed(lambda: coder.encode(p, raw_batch, spec), on_edge=True),
                "decode_ms": self.timed(lambda: self.on_device(coder.decode(p, codec.decode(in_payload))),
-                                       on_edge=False)}
+                                       on_edge=False),
+               "formats": {fmt: self.input_format(fmt) for fmt in self.formats}}
         whole = self.timed(lambda: p.model(p.input_tensor(raw_batch)), on_edge=True)
         cloud_whole = self.timed(lambda: p.model(self.x), on_edge=False)
         return inp, whole or cloud_whole
+
+    def input_format(self, fmt: str) -> dict:
+        """The input as lossy image files: sizes over the samples, encode on the edge, decode (file -> the model's
+        input tensor) on the cloud, accuracy of the whole model on what the cloud decodes."""
+        p, raw_batch, spec = self.pipeline, self.raw_batch, CandidateSpec.cloud_only(fmt)
+        coder = coder_for(spec)
+        mean, p95 = _stats([len(coder.encode(p, self.samples[i:i + 1], spec)) for i in range(len(self.samples))])
+        payload = coder.encode(p, raw_batch, spec)
+        return {"bytes_mean": mean, "bytes_p95": p95,
+                "encode_ms": self.timed(lambda: coder.encode(p, raw_batch, spec), on_edge=True),
+                "decode_ms": self.timed(lambda: self.on_device(coder.decode(p, codec.decode(payload))), on_edge=False),
+                "accuracy": self.input_acc.get(fmt)}
 
     def document(self, cuts: list[dict], inp: dict, whole) -> dict:
         p, s, acc = self.pipeline, self.s, self.acc

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from planner.config import DEFAULT_INPUT_FORMATS
 from planner.errors import ProfileError
 from planner.rules import COUNT, Choice, Number, check_fields, rule
-from planner.types import Role
+from planner.types import Role, parse_input_format
 
 ROLES = tuple(r.value for r in Role)
 
@@ -34,9 +35,11 @@ class ProfileSettings:
     remeasure_accuracy: bool = False  # measure accuracy again (not from the cache or the autoencoder's card)
     save_accuracy: bool = False  # write the measured accuracy table into the autoencoder's card
     batch_sizes: tuple[int, ...] = ()  # cloud: also time decoder + tail at these batch sizes (dynamic batching)
+    input_formats: tuple[str, ...] = DEFAULT_INPUT_FORMATS  # cloud-only as JPEG/WebP files (uint8 images only)
 
     def __post_init__(self) -> None:
         check_fields(self)
+        self.input_formats = tuple(parse_input_format(f, ProfileError) for f in self.input_formats)
         for size in self.batch_sizes:
             COUNT.check("batch_sizes", size)
         if self.cpu_quota is not None and self.role != Role.EDGE:
