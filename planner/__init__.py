@@ -85,6 +85,8 @@ _LAZY = {
     "RunReport": "planner.runtime.results",
     "Result": "planner.runtime.results",
     "EdgeOptions": "planner.runtime.options",
+    "ServerOptions": "planner.runtime.options",
+    "OptionError": "planner.rules",
     # ONNX export and ONNX Runtime (the [onnx] extra, imported on first use)
     "export_pipeline": "planner.execution.onnx_export",
     "OnnxPipeline": "planner.execution.onnx_runtime",

@@ -69,7 +69,8 @@ class Candidate:
         return {"cut": self.cut, "bits": self.bits, "predicted_ms": rounded(self.predicted_ms),
                 "accuracy_loss": rounded(self.accuracy_loss), "loss_assumed": self.loss_assumed,
                 "feasible": self.feasible, "kind": self.kind.value,
-                "dtype": self.dtype, "width": self.width, "plan": self.spec.arg, "bytes": rounded(self.nbytes), "edge_ms": rounded(self.edge_ms),
+                "dtype": self.dtype, "width": self.width, "format": self.spec.fmt, "plan": self.spec.arg,
+                "bytes": rounded(self.nbytes), "edge_ms": rounded(self.edge_ms),
                 "transfer_ms": rounded(self.transfer_ms), "cloud_ms": rounded(self.cloud_ms), **goal_dict(self)}
 
 

@@ -55,6 +55,15 @@ class Plan:
     def spec(self) -> CandidateSpec:
         return self.candidate_set.specs[self.index]
 
+    def best_of(self, kind: CandidateKind | str) -> Candidate:
+        """The fastest candidate of `kind` within the budget here (cloud-only: its best input format; the lossless
+        one when none is feasible): the end a user would pick, to compare a plan with."""
+        kind = CandidateKind(kind)
+        idx = [i for i, s in enumerate(self.candidate_set.specs) if s.kind == kind]
+        feasible = [i for i in idx if self.columns["feasible"][i]] or [
+            i for i in idx if self.candidate_set.specs[i].lossless]
+        return self.candidate(min(feasible, key=lambda i: self.columns["total"][i]))
+
     @cached_property
     def chosen(self) -> Candidate:
         return self.candidate(self.index)
@@ -120,7 +129,7 @@ class Plan:
         c = self.chosen
         return {"cut": c.cut, "bits": c.bits, "predicted_ms": rounded(c.predicted_ms), "accuracy_loss": rounded(c.accuracy_loss),
                 "breakdown": {k: rounded(v) for k, v in c.breakdown.items()}, "kind": c.kind.value, "dtype": c.dtype,
-                "width": c.width, "plan": c.spec.arg,
+                "width": c.width, "format": c.spec.fmt, "plan": c.spec.arg,
                 "bytes": rounded(c.nbytes), "objective": self.objective, "max_loss": self.max_loss,
                 "fallback_reason": self.fallback_reason, "link": self.link,
                 "assumed_loss": ({str(b): pp for b, pp in self.candidate_set.assumed_loss.items()} or None),

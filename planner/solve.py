@@ -1,6 +1,7 @@
 """Choose where to cut and how many bits to send: the latency-optimal candidate under an accuracy budget.
 
-Candidates: cloud-only (ship the input, losslessly compressed), the raw feature at every cut (float32, and
+Candidates: cloud-only (ship the input, losslessly compressed; and as a JPEG/WebP file at each quality both
+profiles measured, where its accuracy is known: what a real client sends), the raw feature at every cut (float32, and
 float16 where both profiles have it), every (cut, width, bits) through the shared autoencoder, every (cut, bits)
 through the training-free raw quantizer (where the profiles have it), and edge-only.
 Edge-side times (head, encode, serialize, input encode, whole model) come from the edge profile, cloud-side
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from dataclasses import replace
 
 import numpy as np
 
@@ -97,6 +99,7 @@ class _Rows:
         self.rows.append((CandidateSpec.cloud_only(), e(edge.input.encode_ms, "input", "encode_ms"),
                           c(cloud.input.decode_ms, "input", "decode_ms") + c(cloud.whole_model_ms, "whole_model_ms"),
                           edge.input.compressed_bytes, 0.0))
+        self.input_formats()
         for ce, cc in zip(edge.cuts, cloud.cuts, strict=True):
             head, tail = e(ce.head_ms, "cut", ce.id, "head_ms"), c(cc.tail_ms, "cut", ce.id, "tail_ms")
             for dtype in RAW_DTYPES:
@@ -119,6 +122,20 @@ class _Rows:
         if self.missing:
             self._raise_missing()
         return self.rows
+
+    def input_formats(self) -> None:
+        """Cloud-only with the input as a lossy image file: one row per format both profiles measured whose
+        accuracy is known (a format without one is not a candidate: no assumption stands in for it)."""
+        edge, cloud, e, c = self.edge, self.cloud, self.e, self.c
+        for fmt, fe in edge.input.formats.items():
+            fc = cloud.input.formats.get(fmt)
+            acc = fe.accuracy if fe.accuracy is not None else (fc.accuracy if fc is not None else None)
+            if fc is None or acc is None or self.backbone is None:
+                continue
+            self.rows.append((CandidateSpec.cloud_only(fmt), e(fe.encode_ms, "input", "formats", fmt, "encode_ms"),
+                              c(fc.decode_ms, "input", "formats", fmt, "decode_ms")
+                              + c(cloud.whole_model_ms, "whole_model_ms"),
+                              fe.bytes_mean if self.payload == "mean" else fe.bytes_p95, self.backbone - acc))
 
     def _raise_missing(self) -> None:
         why = "the backbone accuracy is unknown" if self.backbone is None else "their accuracy is unknown (null)"
@@ -245,12 +262,15 @@ class CandidateSet:
     def solve(self, link: Link, *, max_loss: float | None = DEFAULT_MAX_LOSS, start_ms: float = 0.0,
               cloud_wait_ms: float = 0.0, adjust: Adjust = NO_ADJUST, goal: Goal | None = None) -> Plan:
         """The fastest feasible candidate (or the best under `goal`) for a request starting at `start_ms` (matters
-        on a trace), when a request waits `cloud_wait_ms` in the cloud's queue, with `adjust`'s calibration applied."""
-        if adjust != NO_ADJUST:
-            edge, cloud = self.adjusted(adjust)
-            cloud = cloud + np.where(self.remote, self.cloud_with_wait(cloud_wait_ms) - self.cloud_ms, 0.0)
-        else:
-            edge, cloud = self.edge_ms, self.cloud_with_wait(cloud_wait_ms)
+        on a trace), when a request waits `cloud_wait_ms` in the cloud's queue, with `adjust`'s calibration applied.
+        The wait reaches the solver once: as `cloud_wait_ms` or as `adjust.cloud_wait_ms`, not both."""
+        if cloud_wait_ms:
+            self.cloud_with_wait(cloud_wait_ms)  # checks it
+            if adjust.cloud_wait_ms:
+                raise SolveError("the cloud's queueing delay reaches the solver once: give cloud_wait_ms or "
+                                 "adjust.cloud_wait_ms, not both")
+            adjust = replace(adjust, cloud_wait_ms=float(cloud_wait_ms))
+        edge, cloud = self.adjusted(adjust)
         transfer = self.transfer_ms(link, np.array([start_ms]), cloud, edge)[:, 0]
         return self._plan(link, transfer, max_loss, "latency", cloud=cloud, edge=edge, goal=goal)
 
@@ -307,18 +327,25 @@ class CandidateSet:
                               bool(feasible[i]) if feasible is not None else True)
 
     def ends_crossing(self, *, rtt: str | float = 0.0, low: str | float = "10kbit", high: str | float = "10gbit",
-                      cloud_wait_ms: float = 0.0) -> float | None:
+                      cloud_wait_ms: float = 0.0, max_loss: float | None = DEFAULT_MAX_LOSS) -> float | None:
         """The bandwidth in (low, high) (bit/s) where edge-only and cloud-only take equally long on a constant
-        link, if any. Exact: cloud-only is a + s / bandwidth, edge-only a constant."""
+        link, if any; cloud-only is the best of its forms within `max_loss` (lossless, or the input as a JPEG/WebP
+        file), as a real client picks. Exact: each is a + s / bandwidth, edge-only a constant, and cloud-only wins
+        above the least of its forms' crossings."""
         rtt_ms = parse_duration(rtt, allow_zero=True)
         lo_bps, hi_bps = parse_bandwidth(low), parse_bandwidth(high)
-        e, c = self.index(CandidateSpec.edge_only()), self.index(CandidateSpec.cloud_only())
+        e = self.index(CandidateSpec.edge_only())
+        feasible, _ = self.feasible(max_loss)
         cloud = self.cloud_with_wait(cloud_wait_ms)
-        gap = self.edge_ms[e] - (self.edge_ms[c] + cloud[c] + rtt_ms)  # > 0: cloud-only wins at infinite bandwidth
-        slope = (self.payload_bytes[c] + self.reply_bytes) * 8000.0  # ms x bit/s
-        if gap <= 0 or slope <= 0:
+        crossings = []
+        for c in np.flatnonzero(self.cloud_only & feasible):
+            gap = self.edge_ms[e] - (self.edge_ms[c] + cloud[c] + rtt_ms)  # > 0: cloud-only wins at infinite bandwidth
+            slope = (self.payload_bytes[c] + self.reply_bytes) * 8000.0  # ms x bit/s
+            if gap > 0 and slope > 0:
+                crossings.append(slope / gap)
+        if not crossings:
             return None
-        crossing = slope / gap
+        crossing = min(crossings)
         return float(crossing) if lo_bps < crossing < hi_bps else None
 
     def evaluated(self, i: int, transfer: float, rtt: float, feasible: bool, total: float | None = None,
@@ -382,10 +409,11 @@ def breakpoints(edge: Profile, cloud: Profile, *, rtt: str | float = 0.0, low: s
 
 def ends_crossing(edge: Profile, cloud: Profile, *, rtt: str | float = 0.0, low: str | float = "10kbit",
                   high: str | float = "10gbit", edge_slowdown: float = 1.0, assume_loss: AssumeLoss | None = None,
-                  payload: str = "mean") -> float | None:
-    """The bandwidth in (low, high) (bit/s) where edge-only and cloud-only take equally long, if any (exact)."""
+                  payload: str = "mean", max_loss: float | None = DEFAULT_MAX_LOSS) -> float | None:
+    """The bandwidth in (low, high) (bit/s) where edge-only and cloud-only (its best form within `max_loss`) take
+    equally long, if any (exact)."""
     cs = prepare(edge, cloud, edge_slowdown=edge_slowdown, assume_loss=assume_loss, payload=payload)
-    return cs.ends_crossing(rtt=rtt, low=low, high=high)
+    return cs.ends_crossing(rtt=rtt, low=low, high=high, max_loss=max_loss)
 
 
 plan = solve  # exported as `planner.plan`: the name `planner.solve` is this module

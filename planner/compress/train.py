@@ -58,12 +58,18 @@ class TrainConfig:
     checkpoint_every: int = 250
     memory_mb: int = 2048  # activations of one training step: the batch shrinks at cuts whose tail needs more
 
-    def __post_init__(self):
-        if self.steps < 1 or self.batch_size < 1 or self.bits_per_step < 1 or self.memory_mb < 16:
-            raise CompressError(f"training recipe: steps, batch_size and bits_per_step must be >= 1 and memory_mb "
-                                f">= 16 (got {self.steps}, {self.batch_size}, {self.bits_per_step}, {self.memory_mb})")
-        if self.lr <= 0 or self.temperature <= 0:
-            raise CompressError(f"training recipe: lr and temperature must be > 0 (got {self.lr}, {self.temperature})")
+    def __post_init__(self) -> None:
+        """Counts and sizes are at least 1, rates positive, weights >= 0: refused before any work."""
+        from planner.rules import COUNT, SHARE, Number
+
+        for name in ("steps", "batch_size", "bits_per_step", "recal_batches", "recal_batch_size", "checkpoint_every"):
+            COUNT.check(name, getattr(self, name))
+        for name in ("lr", "temperature"):
+            Number(0, open_low=True).check(name, getattr(self, name))
+        for name in ("weight_decay", "kd_weight", "mse_weight", "ce_weight"):
+            Number(0).check(name, getattr(self, name))
+        SHARE.check("warmup", self.warmup)
+        Number(16, integer=True, unit="MB").check("memory_mb", self.memory_mb)
 
 
 @dataclass

@@ -27,10 +27,9 @@ from planner.compress.backbone import (
     recalibrate_bn,
 )
 from planner.compress.cutselect import FEATURE_KINDS
+from planner.compress.shipped import training_output
 from planner.compress.train import TrainConfig, train
-from planner.compress.zoo import weights_path
 from planner.config import DEFAULT_BITS, DEFAULT_LATENT, DEFAULT_WIDTHS, batch_for
-from planner.errors import CompressError
 from planner.partition import Partitioner
 
 
@@ -50,7 +49,7 @@ class TrainData:
 def train_zoo_autoencoder(model_name: str, kind: str = "shared", *, limit: int | None = None, val_limit: int = 2000,
                           **kw) -> dict:
     """Train a zoo model's autoencoder on Fashion-MNIST (train split; card scored on the validation split);
-    by default it writes the committed weights path. See `train_autoencoder` for the options."""
+    by default it writes a new file (the committed weights only with `overwrite_shipped`). See `train_autoencoder` for the options."""
     from planner.data import load_fashion_mnist
     from planner.modelspec import load_model
 
@@ -79,10 +78,10 @@ def train_autoencoder(loaded, data: TrainData, kind: str = "shared", *, variant:
                       resume: bool = False, progress: bool = True, command: str = "",
                       stop_after: int | None = None, device: str | torch.device = "cpu",
                       feature_cache: str | Path | bool | None = None,
-                      cache_bytes: int | None = None) -> dict:
+                      cache_bytes: int | None = None, overwrite_shipped: bool = False) -> dict:
     """Train the autoencoder of any model (a LoadedModel), recalibrate BN, score it on `data.val_*`, and write
-    `<out>` plus a JSON card beside it (zoo default: runs/ae/<model>-<kind>.pt, never the shipped weights: copy
-    deliberately). `feature_cache`: a folder for the FeatureCache (None: the default, False or "none": run the
+    `<out>` plus a JSON card beside it (zoo default: runs/ae/<model>-<kind>.pt; the shipped weights only with
+    `overwrite_shipped`, see `planner.compress.shipped.training_output`). `feature_cache`: a folder for the FeatureCache (None: the default, False or "none": run the
     backbone every step). Returns the card (only {"stopped_at": step, "checkpoint": path} when `stop_after`
     ended the session early)."""
     from planner.devices import resolve_device
@@ -93,11 +92,8 @@ def train_autoencoder(loaded, data: TrainData, kind: str = "shared", *, variant:
     if threads:
         torch.set_num_threads(threads)
     dev = resolve_device(device)
-    if out is None:
-        if not loaded.zoo:
-            raise CompressError("give --out FILE for the autoencoder of your own model")
-        out = default_out(loaded.name, kind)
-    out = Path(out)
+    out = training_output(loaded.name, kind, out, zoo=loaded.zoo, overwrite_shipped=overwrite_shipped)
+    out.parent.mkdir(parents=True, exist_ok=True)
     wall = time.perf_counter()
     part = Partitioner(loaded.model, loaded.example(), loaded.leaf_modules)
     backbone = Backbone(loaded.model, loaded.example(), cut_ids, part,
@@ -144,7 +140,7 @@ def train_autoencoder(loaded, data: TrainData, kind: str = "shared", *, variant:
 
 def default_out(model_name: str, kind: str = "shared") -> Path:
     """Where `train-ae` writes a zoo model's autoencoder by default: beside the runs, not over the shipped file."""
-    return Path("runs") / "ae" / weights_path(model_name, kind).name
+    return training_output(model_name, kind)
 
 
 def _open_cache(backbone: Backbone, images: torch.Tensor, where, cache_bytes: int | None, seed: int, device,

@@ -20,8 +20,9 @@ import math
 from dataclasses import dataclass, field
 
 from planner.candidates import Adjust
-from planner.errors import PlannerError
 from planner.link import LiveEstimate
+from planner.rules import rule_of
+from planner.runtime.options import EdgeOptions
 
 RATIO_RANGE = (0.05, 50.0)  # a single sample cannot move a ratio outside this
 
@@ -74,8 +75,7 @@ class Calibration:
     local: Running = field(init=False)
 
     def __post_init__(self) -> None:
-        if not 0 < self.alpha <= 1:
-            raise PlannerError(f"calibration alpha must be in (0, 1], got {self.alpha}")
+        rule_of(EdgeOptions, "calibration_alpha").check("calibration_alpha", self.alpha)
         lo, hi = RATIO_RANGE
         self.edge = Running(self.edge_start, self.alpha, lo=lo, hi=hi, log=True)
         self.edge_input = Running(1.0, self.alpha, lo=lo, hi=hi, log=True)
@@ -149,8 +149,7 @@ class Explorer:
     probes: int = 0
 
     def __post_init__(self) -> None:
-        if not 0 <= self.share <= 0.5:
-            raise PlannerError(f"exploration share must be in [0, 0.5], got {self.share}")
+        rule_of(EdgeOptions, "explore").check("explore", self.share)
 
     def due(self) -> bool:
         """Whether this request should probe (and count it)."""
