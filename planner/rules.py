@@ -115,6 +115,9 @@ class Choice:
         return ["nonsense"]
 
 
+MAX_LOSS = Number(0, none=True, unit="percentage points")  # an accuracy budget (None: no budget), everywhere
+
+
 def rule(r: Number | Choice) -> dict:
     """The metadata of a dataclass field checked by `r`."""
     return {"rule": r}

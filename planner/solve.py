@@ -51,7 +51,8 @@ from planner.config import DEFAULT_MAX_LOSS
 from planner.errors import SolveError
 from planner.link import ConstantLink, Link, parse_bandwidth, parse_duration
 from planner.objectives import Goal, choose, envelope, goal_changes, goal_columns, goal_lines
-from planner.profile.schema import Profile, check_compatible
+from planner.profile.compat import check_compatible
+from planner.profile.schema import Profile
 from planner.profile.timing import Timing
 from planner.solution import Plan
 from planner.types import RAW_DTYPES, CandidateKind, CandidateSpec

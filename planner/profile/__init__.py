@@ -4,6 +4,7 @@ Importing this package never imports torch: the solver plans from profile files 
 (device facts, timing, CPU quota) lives in its own modules and imports torch only where it runs models.
 """
 
+from planner.profile.compat import check_compatible
 from planner.profile.schema import (
     SCHEMA_VERSION,
     BitsEntry,
@@ -11,7 +12,6 @@ from planner.profile.schema import (
     InputProfile,
     Profile,
     RawFormat,
-    check_compatible,
     load_profile,
 )
 from planner.profile.timing import Timing

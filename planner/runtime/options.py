@@ -8,7 +8,7 @@ import dataclasses
 from dataclasses import dataclass, field, fields
 
 from planner import config
-from planner.rules import COUNT, FRACTION, SECONDS, Choice, Number, OptionError, check_fields, rule
+from planner.rules import COUNT, FRACTION, MAX_LOSS, SECONDS, Choice, Number, OptionError, check_fields, rule
 
 ESTIMATORS = ("harmonic", "ewma")
 PAYLOAD_STATS = ("mean", "p95")
@@ -21,8 +21,7 @@ class EdgeOptions:
 
     link: object = config.DEFAULT_LINK  # starting bandwidth estimate: '10mbit', a ConstantLink/TraceLink or a LiveEstimate
     rtt: str | float | None = None  # round-trip time of the link (None: the link's own, else 20 ms)
-    max_loss: float | None = field(default=config.DEFAULT_MAX_LOSS, metadata=rule(
-        Number(0, none=True, unit="percentage points")))  # accuracy budget (None: no budget)
+    max_loss: float | None = field(default=config.DEFAULT_MAX_LOSS, metadata=rule(MAX_LOSS))  # accuracy budget (None: no budget)
     token: str | None = None  # shared secret the server asks for
     timeout: float = field(default=config.DEFAULT_TIMEOUT_S, metadata=rule(SECONDS))  # seconds to wait for a reply
     edge_cpu_quota: float | None = field(default=None, metadata=rule(Number(0, 1, open_low=True, none=True)))
