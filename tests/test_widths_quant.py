@@ -16,7 +16,8 @@ from planner.compress.aeconfig import AEConfig, plan_cut
 from planner.compress.autoencoder import SharedAutoencoder
 from planner.compress.clipquant import RawQuantizer
 from planner.link import ConstantLink
-from planner.profile.schema import Profile, check_compatible
+from planner.profile.compat import check_compatible
+from planner.profile.schema import Profile
 from planner.profile.synthetic import synthetic_pair
 from planner.solve import CandidateSet, solve
 from planner.types import CandidateKind, CandidateSpec
