@@ -5,7 +5,7 @@ Per zoo model and served cut: for the shared and the independent autoencoders ev
 quantizer every bits, the accuracy through the deployment path (integer codes; `planner.profile.accuracy`, so
 the numbers are the ones the profiles hold, and cached), the mean real payload per image (codec bytes, header
 included, lossless stage "auto"), the same payload with a static per-channel entropy model and ANS coding
-(constriction, fitted on training images' codes; header included), the encoder's time and the head's time
+(the codec's ANS stage with the coder's shipped entropy model, or one fitted on training images' codes), the encoder's time and the head's time
 (batch 1, one thread, medians). The input: plain zlib -9, the codec's cloud-only payload, PNG, and JPEG at a few
 qualities, each with its accuracy. Then the issue-15 targets, met or missed, with the figures.
 
@@ -88,35 +88,23 @@ def input_rows(pipe: SplitPipeline, raw: np.ndarray, labels: torch.Tensor, bytes
 
 
 # -- entropy coding of the codes -----------------------------------------------------------------------------
-class ChannelModel:
-    """A static categorical model per channel of one (cut, setting)'s codes, coded with ANS (constriction)."""
+def _model(coder, codes: np.ndarray, fit_codes: np.ndarray, cut: str, bits: int):
+    """The coder's shipped entropy model of these codes, else one fitted here on training images' codes."""
+    from planner.compress.entropy import EntropyModel, model_for
 
-    def __init__(self, codes: np.ndarray, bits: int):
-        n = 1 << bits
-        counts = np.stack([np.bincount(codes[:, c].ravel(), minlength=n) for c in range(codes.shape[1])])
-        p = (counts + 0.5) / (counts + 0.5).sum(1, keepdims=True)  # never a zero probability
-        self.per_symbol = np.repeat(p, int(np.prod(codes.shape[2:])), axis=0).astype(np.float64)
-
-    def nbytes(self, one: np.ndarray) -> int:
-        """Bytes of one sample's codes (C, ...) under the model (32-bit words, as ANS emits them)."""
-        import constriction
-
-        coder = constriction.stream.stack.AnsCoder()
-        coder.encode_reverse(one.reshape(-1).astype(np.int32), constriction.stream.model.Categorical(perfect=False),
-                             self.per_symbol)
-        return 4 * len(coder.get_compressed())
+    return model_for(coder, cut, codes, bits) or EntropyModel.fit(fit_codes, cut, bits)
 
 
 def _payloads(coder, feats: torch.Tensor, fit: torch.Tensor, cut: str, bits: int, width, flag: int) -> dict:
-    """Mean codec bytes per image, and the same with the entropy model (+ the codec's header)."""
+    """Mean codec bytes per image without an entropy model (zlib/zstd, the previous payloads) and with one (the
+    codec's ANS stage when smaller: what the planner sends)."""
     with torch.inference_mode():
         codes = coder.encode(feats, cut, bits, width).numpy()
         fit_codes = coder.encode(fit, cut, bits, width).numpy()
+    model = _model(coder, codes, fit_codes, cut, bits)
     sizes = [len(codec.encode(codes[i:i + 1], cut, bits, coder_flag=flag)) for i in range(len(codes))]
-    header = codec.header_size(cut, codes.ndim)
-    model = ChannelModel(fit_codes if codes.ndim > 2 else fit_codes[:, :, None], bits)
-    shaped = codes if codes.ndim > 2 else codes[:, :, None]
-    entropy = [header + model.nbytes(shaped[i]) for i in range(len(shaped))]
+    entropy = [len(codec.encode(codes[i:i + 1], cut, bits, coder_flag=flag, entropy=model))
+               for i in range(len(codes))]
     return {"bytes": round(float(np.mean(sizes)), 1), "bytes_entropy": round(float(np.mean(entropy)), 1)}
 
 
@@ -197,9 +185,10 @@ def entropy_speed(pipe: SplitPipeline, one: dict) -> dict:
     """ms per image to code the widest 4-bit codes of the middle cut: the codec's lossless stage vs ANS."""
     cut = pipe.ae.cuts[len(pipe.ae.cuts) // 2]
     codes = pipe.ae.encode(one[cut], cut, 4).numpy()
-    model = ChannelModel(np.concatenate([codes] * 4), 4)
-    return {"cut": cut, "bits": 4, "codec_ms": _ms(lambda: codec.encode(codes, cut, 4)),
-            "ans_ms": _ms(lambda: model.nbytes(codes[0]))}
+    model = _model(pipe.ae, codes, np.concatenate([codes] * 4), cut, 4)
+    return {"cut": cut, "bits": 4, "codec_ms": _ms(lambda: codec.decode(codec.encode(codes, cut, 4))),
+            "ans_ms": _ms(lambda: codec.decode(codec.encode(codes, cut, 4, lossless="ans", entropy=model),
+                                               entropy=model))}
 
 
 # -- targets ------------------------------------------------------------------------------------------------

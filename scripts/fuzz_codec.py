@@ -34,7 +34,7 @@ _WORDS = (0, 1, 2, 3, 7, 8, 255, 256, 4095, 4096, 65535, 65536, CAP, CAP + 1, 2*
 # which error each message is about (first keyword found), to show that the fuzz reaches every check
 _KINDS = ("checksum", "truncated", "trailing", "magic", "version", "cap", "raw length", "stored bytes",
           "zlib", "zstd", "padding", "utf-8", "scale", "zero_point", "reserved", "mode", "dims", "empty",
-          "lossless", "bits")
+          "lossless", "bits", "ans", "entropy")
 
 
 def corpus() -> list[bytes]:
@@ -56,7 +56,23 @@ def corpus() -> list[bytes]:
         out.append(codec.encode(feature, "layer1.0.relu", mode="float16", lossless=stage))
         out.append(codec.encode((np.arange(100) % 7).astype(np.uint8).reshape(1, 1, 10, 10), "input", lossless=stage))
     out.append(codec.encode(np.zeros((2, 3), np.uint8), "ü", 8, lossless="auto"))
+    for model in BOOK:  # version 2: entropy-coded codes
+        shape = (2, model.channels, 3)
+        codes = ((np.arange(int(np.prod(shape))) * 5) % (1 << model.bits)).astype(np.uint8).reshape(shape)
+        out.append(codec.encode(codes, model.cut, model.bits, lossless="ans", entropy=model))
     return out
+
+
+def _book():
+    """Entropy models of the fuzz corpus (2, 4 and 8 bits), from formulas."""
+    from planner.compress.entropy import EntropyBook, EntropyModel
+
+    models = [EntropyModel(f"cut.{b}", 3, b, 1 + (np.arange(3)[:, None] * 7 + np.arange(1 << b)[None, :]) % 13)
+              for b in (2, 4, 8)]
+    return EntropyBook(models)
+
+
+BOOK = _book()
 
 
 def fix_crc(buf: bytearray) -> None:
@@ -110,7 +126,7 @@ def kind(message: str) -> str:
 def check(data: bytes) -> str:
     """Decode one input: 'ok' or the kind of CodecError; any other exception propagates."""
     try:
-        got = codec.decode(data, max_decoded_bytes=CAP)
+        got = codec.decode(data, max_decoded_bytes=CAP, entropy=BOOK)
     except CodecError as e:
         return kind(str(e))
     if got.array.shape != got.shape or got.array.nbytes > CAP:

@@ -21,3 +21,15 @@ def _torch_threads():
     except ImportError:  # planning-only environments
         return
     torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _feature_cache_in_tmp(tmp_path_factory):
+    """train-ae's feature caches (planner.compress.featcache) go to a session temp folder, not runs/ of the repo."""
+    old = os.environ.get("PLANNER_FEATURE_CACHE")
+    os.environ["PLANNER_FEATURE_CACHE"] = str(tmp_path_factory.mktemp("featcache"))
+    yield
+    if old is None:
+        os.environ.pop("PLANNER_FEATURE_CACHE", None)
+    else:
+        os.environ["PLANNER_FEATURE_CACHE"] = old

@@ -179,16 +179,24 @@ def test_golden_payloads_still_decode(name):
         pytest.importorskip("zstandard")
     data = (GOLDEN / f"{name}.bin").read_bytes()
     assert len(data) == meta["bytes"]
-    got = codec.decode(data)
+    model = None
+    if "entropy_counts" in meta:  # version 2: an ANS payload, decoded with the model the index describes
+        from planner.compress.entropy import EntropyModel
+
+        model = EntropyModel(meta["cut"], meta["shape"][1], meta["bits"], np.array(meta["entropy_counts"]))
+        with pytest.raises(CodecError, match="given no entropy models"):
+            codec.decode(data)
+    got = codec.decode(data, entropy=model)
+    assert codec.read_header(data).version == meta["version"]
     fields = ("mode", "bits", "lossless", "cut", "shape", "scale", "zero_point")
     assert {k: getattr(got, k) for k in fields} == {**{k: meta[k] for k in fields}, "shape": tuple(meta["shape"])}
     canonical = got.array.astype(got.array.dtype.newbyteorder("<")).tobytes()
     assert hashlib.sha256(canonical).hexdigest() == meta["sha256"]
     again = codec.encode(got.array, got.cut, got.bits, mode=got.mode, scale=got.scale, zero_point=got.zero_point,
-                         lossless=meta["lossless"])
-    if meta["lossless"] == "none":  # no compressor involved: the encoder must still write the same bytes
+                         lossless=meta["lossless"], entropy=model)
+    if meta["lossless"] in ("none", "ans"):  # no third-party compressor state: the encoder writes the same bytes
         assert again == data
-    assert np.array_equal(codec.decode(again).array, got.array)
+    assert np.array_equal(codec.decode(again, entropy=model).array, got.array)
 
 
 def test_golden_covers_every_mode():
@@ -263,7 +271,10 @@ VALID = codec.encode(np.arange(24, dtype=np.uint8).reshape(2, 3, 4) % 16, CUT, 4
     (with_crc(VALID[:4] + b"\x09" + VALID[5:]), "unsupported format version 9"),
     (VALID[:-1] + bytes([VALID[-1] ^ 0x10]), "checksum mismatch"),
     (with_crc(header(mode=7)), "unknown mode"),
-    (with_crc(header(lossless=3)), "unknown lossless"),
+    (with_crc(header(lossless=4)), "unknown lossless"),
+    (with_crc(header(lossless=3)), "only they, are version 2"),
+    (with_crc(header(version=2, lossless=1)), "only they, are version 2"),
+    (with_crc(header(version=2, lossless=3, mode=1, bits=0)), "only codes are entropy-coded"),
     (with_crc(header(flags=0x08)), "reserved"),
     (with_crc(header(bits=0)), "expected 1..8"),
     (with_crc(header(bits=9)), "expected 1..8"),
@@ -387,3 +398,83 @@ def test_raw_quantizer_flag_round_trips_and_is_codes_only():
     assert len(data) == len(codec.encode(codes, "relu_5", 3))  # a flag, no extra bytes
     with pytest.raises(CodecError, match="a coder flag applies to mode 'codes' only"):
         codec.encode(codes.astype(np.float32), "relu_5", coder_flag=codec.FLAG_RAWQUANT)
+
+
+# ---------------------------------------------------------------- entropy coding (lossless "ans", version 2)
+
+
+def _model(codes, cut=CUT, bits=4):
+    from planner.compress.entropy import EntropyModel
+
+    return EntropyModel.fit(codes, cut, bits)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 8), st.integers(1, 3), st.integers(1, 5), st.integers(1, 6), st.integers(0, 2**32 - 1))
+def test_ans_round_trip_any_shape_and_bits(bits, n, c, side, seed):
+    rng = np.random.default_rng(seed)
+    fit = rng.integers(0, 1 << bits, size=(8, c, side, side)).astype(np.uint8)
+    codes = rng.integers(0, 1 << bits, size=(n, c, side, side)).astype(np.uint8)  # symbols unseen in fitting too
+    model = _model(fit, bits=bits)
+    data = codec.encode(codes, CUT, bits, lossless="ans", entropy=model)
+    head = codec.read_header(data)
+    assert head.version == codec.ENTROPY_VERSION and head.lossless == "ans" and head.entropy_tag == model.tag
+    assert np.array_equal(codec.decode(data, entropy=model).array, codes)
+
+
+def test_ans_beats_zlib_on_skewed_codes_and_auto_picks_it():
+    rng = np.random.default_rng(0)
+    codes = np.clip(rng.normal(3, 1.5, size=(200, 16, 7, 7)).round(), 0, 15).astype(np.uint8)
+    model = _model(codes[:150])
+    one = codes[150:151]
+    ans = codec.encode(one, CUT, 4, lossless="ans", entropy=model)
+    zl = codec.encode(one, CUT, 4, lossless="zlib")
+    assert len(ans) < 0.9 * len(zl)
+    auto = codec.encode(one, CUT, 4, entropy=model)
+    assert auto == ans and codec.encode(one, CUT, 4) == codec.encode(one, CUT, 4, lossless="auto")
+    assert codec.read_header(codec.encode(one, CUT, 4)).version == 1  # without a model: the first format
+
+
+def test_ans_payload_refused_without_its_model():
+    from planner.compress.entropy import Books, EntropyBook
+
+    rng = np.random.default_rng(1)
+    codes = rng.integers(0, 4, size=(1, 3, 5, 5)).astype(np.uint8)
+    model, other = _model(codes, bits=2), _model(codes[:, :, :4], bits=2, cut="elsewhere")
+    data = codec.encode(codes, CUT, 2, lossless="ans", entropy=model)
+    with pytest.raises(CodecError, match="given no entropy models"):
+        codec.decode(data)
+    with pytest.raises(CodecError, match="does not hold"):
+        codec.decode(data, entropy=Books(EntropyBook([other])))
+    assert np.array_equal(codec.decode(data, entropy=Books(None, EntropyBook([other, model]))).array, codes)
+    with pytest.raises(CodecError, match="needs the entropy model"):
+        codec.encode(codes, CUT, 2, lossless="ans")
+    with pytest.raises(CodecError, match="is for 2-bit codes"):
+        codec.encode(codes, CUT, 3, lossless="ans", entropy=model)
+    with pytest.raises(CodecError, match="3 channels"):
+        codec.encode(codes[:, :2], CUT, 2, lossless="ans", entropy=model)
+    with pytest.raises(CodecError, match="mode 'codes' only"):
+        codec.encode(codes.astype(np.float32), CUT, lossless="ans", entropy=model)
+
+
+def test_corrupted_ans_words_are_refused():
+    rng = np.random.default_rng(2)
+    codes = rng.integers(0, 16, size=(1, 4, 6, 6)).astype(np.uint8)
+    model = _model(codes)
+    data = bytearray(codec.encode(codes, CUT, 4, lossless="ans", entropy=model))
+    head = codec.read_header(bytes(data))
+    for mutated in (data[:-4], data + b"\x01\x00\x00\x00", data[:-1]):
+        buf = bytearray(mutated)
+        struct.pack_into("<I", buf, 20, len(buf) - head.header_len)  # the stored length follows the cut
+        with pytest.raises(CodecError):
+            codec.decode(with_crc(buf), entropy=model)
+
+
+def test_auto_never_makes_a_payload_larger_with_a_model():
+    rng = np.random.default_rng(3)
+    for bits in (1, 2, 4, 8):
+        fit = rng.integers(0, 1 << bits, size=(64, 3, 4, 4)).astype(np.uint8)  # uniform: ANS gains ~nothing
+        model = _model(fit, bits=bits)
+        for i in range(8):
+            one = fit[i:i + 1]
+            assert len(codec.encode(one, CUT, bits, entropy=model)) <= len(codec.encode(one, CUT, bits))

@@ -6,7 +6,6 @@ from torch import nn
 from planner.compress import featcache
 from planner.compress.featcache import adapt_batch, choose_rows, open_or_build
 from planner.compress.train import Backbone, TrainConfig, calibrate_scales, train
-from planner.devices import DeviceError, resolve_device
 
 
 class Toy(nn.Module):
@@ -107,13 +106,3 @@ def test_training_from_the_cache_lowers_the_loss_like_live(toy, tmp_path):
         finals.append(result.history[-1]["loss"] if result.history else None)
     live, cached = finals
     assert cached is not None and abs(cached - live) < 0.25 * live  # same recipe, float16 features
-
-
-def test_device_resolution():
-    assert resolve_device(None).type == "cpu" and resolve_device("CPU").type == "cpu"
-    assert resolve_device("auto").type in ("cpu", "cuda")
-    with pytest.raises(DeviceError, match="expected one of"):
-        resolve_device("gpu0")
-    if not torch.cuda.is_available():
-        with pytest.raises(DeviceError, match="no CUDA device"):
-            resolve_device("cuda")

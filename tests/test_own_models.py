@@ -94,7 +94,7 @@ def test_whole_chain(tmp_path, name, data_kind, labelled):
     assert kinds == ({2} if name == "vit" else {3}), [(c.id, c.shape) for c in served]
     deepest = served[-1].id
     card = train_autoencoder(loaded, split_data(data, loaded.preprocess, seed=0), cut_ids=[deepest],
-                             bits=(4, 8), cfg=TrainConfig(steps=60, batch_size=64, recal_batches=4,
+                             bits=(4, 8), cfg=TrainConfig(steps=200, batch_size=64, recal_batches=4,
                                                           recal_batch_size=128),
                              out=tmp_path / "ae.pt", progress=False, threads=1)
     assert card["served_cuts"] == [deepest] and card["weights_sha256"] == loaded.weights_sha256
@@ -106,7 +106,7 @@ def test_whole_chain(tmp_path, name, data_kind, labelled):
     assert at8 >= table["backbone"] - 1.0, (name, deepest, at8, table["backbone"])
     print(f"\nFIGURES {name}: {data.metric} backbone {table['backbone']:.1f}%, {deepest} "
           f"{tuple(served[-1].shape)} @8 {at8:.1f}% @4 {table['cuts'][deepest]['bits']['4']:.1f}% "
-          f"(n={table['n']}); {len(served)} default served cuts; train-ae 60 steps {card['train']['train_seconds']} s")
+          f"(n={table['n']}); {len(served)} default served cuts; train-ae 200 steps {card['train']['train_seconds']} s")
 
     settings = ProfileSettings(role="both", threads=1, repeats=2, max_seconds=0.01, payload_samples=8,
                                accuracy_limit=240)

@@ -134,10 +134,12 @@ def test_cli_train_ae_smoke(tmp_path):
     out = tmp_path / "resnet-fmnist-shared.pt"
     rc = main(["train-ae", "--model", "resnet-fmnist", "--cuts", "relu_5,relu_7", "--bits", "2,8", "--steps", "3",
                "--widths", "8", "--limit", "300", "--recal-batches", "1", "--val-limit", "50", "--threads", "1", "--no-progress",
-               "--out", str(out), "--checkpoint", str(tmp_path / "c.ckpt")])
+               "--out", str(out), "--checkpoint", str(tmp_path / "c.ckpt"), "--feature-cache", str(tmp_path / "fc")])
     assert rc == 0
     card = json.loads(out.with_suffix(".json").read_text())
     assert card["train"]["steps"] == 3 and set(card["val_accuracy"]) == {
         f"{c}@{b}w{w}" for c in ("relu_5", "relu_7") for w in (8, 32) for b in (2, 8)}
     ae = load_autoencoder_file(out)
     assert ae.id == card["id"] and ae.cuts == ["relu_5", "relu_7"] and ae.bits == (2, 8)
+    assert card["entropy_models"] == len(ae.entropy) == 2 * 2 * 2  # per (cut, width, bits), in the file
+    assert card["train"]["feature_cache"]["rows"] == 300

@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from planner.compress.entropy import EntropyBook
 from planner.compress.quantize import check_bits, fake_quantize, from_codes, levels, to_codes
 from planner.config import DEFAULT_BITS, DEFAULT_LATENT, DEFAULT_WIDTHS
 from planner.errors import CompressError
@@ -318,6 +319,17 @@ class _Serves:
     def bits(self) -> tuple[int, ...]:
         return tuple(self.config.bits)
 
+    def entropy_model(self, cut: str, codes, bits: int):
+        """The static entropy model of these codes (N, width, h, w) at `cut` and `bits`, or None (an autoencoder
+        file without them: the codec then uses zlib/zstd)."""
+        return self.entropy.for_codes(cut, codes, bits)
+
+    def fit_entropy(self, features: dict[str, torch.Tensor]) -> None:
+        """Fit the entropy models of every (cut, width, bits) on training features ({cut: (N, ...)})."""
+        from planner.compress.entropy import fit_book
+
+        self.entropy = fit_book(self, {c: f for c, f in features.items() if c in self.cuts}, self.widths)
+
 
 class SharedAutoencoder(_Serves, nn.Module):
     """One encoder/decoder pair serving every cut in `config.cuts` at every latent width and bitwidth.
@@ -332,6 +344,7 @@ class SharedAutoencoder(_Serves, nn.Module):
         super().__init__()
         self.config = config
         self.id = ""
+        self.entropy = EntropyBook()
         specs = config.cuts
         n, wd = len(specs), config.decoder_width
         cmax = max(s.entry_channels for s in specs)
@@ -549,6 +562,7 @@ class IndependentAutoencoders(_Serves, nn.Module):
         super().__init__()
         self.config = config
         self.id = ""
+        self.entropy = EntropyBook()
         self.members = nn.ModuleList([SharedAutoencoder(config.only(s.id)) for s in config.cuts])
         self._index = {s.id: i for i, s in enumerate(config.cuts)}
 
@@ -626,6 +640,8 @@ def save_autoencoder(ae: Autoencoder, path: str | Path, half: bool = True) -> st
     """Write config + weights (float16 on disk when `half`, to keep committed files small); return the sha256."""
     state = {k: (v.half() if half and v.is_floating_point() else v).clone() for k, v in ae.state_dict().items()}
     blob = {"format": FORMAT_VERSION, "kind": ae.kind, "config": json.dumps(ae.config.to_dict()), "state": state}
+    if len(ae.entropy):  # static entropy models per (cut, width, bits): optional, older files have none
+        blob["entropy"] = ae.entropy.to_state()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(blob, path)
@@ -645,6 +661,7 @@ def load_autoencoder_file(path: str | Path) -> Autoencoder:
                                 f"{FORMAT_VERSION} (slimmable widths): retrain it with `planner train-ae`")
         ae = build_autoencoder(AEConfig.from_dict(json.loads(blob["config"])), blob["kind"])
         ae.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["state"].items()})
+        ae.entropy = EntropyBook.from_state(blob.get("entropy"))
     except CompressError:
         raise
     except Exception as exc:  # noqa: BLE001 - any failure here means a bad or foreign file

@@ -11,6 +11,7 @@ Both sides load the same calibration file; its id is "<model>/quant@<first 8 hex
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from collections.abc import Sequence
@@ -20,9 +21,10 @@ from pathlib import Path
 import torch
 
 from planner.compress.autoencoder import WEIGHTS_DIR, feature_kind, from_map, to_map
+from planner.compress.entropy import EntropyBook, fit_book
 from planner.compress.quantize import from_codes, levels
 from planner.config import DEFAULT_BITS, batch_for
-from planner.errors import CompressError
+from planner.errors import CodecError, CompressError
 from planner.types import check_bits
 
 FORMAT = "planner-rawquant/1"
@@ -46,6 +48,15 @@ class RawQuantizer:
         self.bits = tuple(sorted(check_bits(b) for b in bits))
         self.extra = dict(extra or {})
         self.id = id
+        self.entropy = EntropyBook()
+
+    def entropy_model(self, cut: str, codes, bits: int):
+        """The static entropy model of these codes at `cut` and `bits`, or None (then zlib/zstd)."""
+        return self.entropy.for_codes(cut, codes, bits)
+
+    def fit_entropy(self, features: dict[str, torch.Tensor]) -> None:
+        """Fit the entropy models of every (cut, bits) on calibration features ({cut: (N, ...)})."""
+        self.entropy = fit_book(self, {c: f for c, f in features.items() if c in self._cuts})
 
     @property
     def cuts(self) -> list[str]:
@@ -119,10 +130,14 @@ class RawQuantizer:
 
     # -- files ------------------------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        return {"format": FORMAT, "bits": list(self.bits), "extra": self.extra,
-                "cuts": {c: {"shape": list(r.shape), "nonneg": r.nonneg,
-                             "clip": {str(b): [round(float(v), 6) for v in t] for b, t in r.clip.items()}}
-                         for c, r in self._cuts.items()}}
+        d = {"format": FORMAT, "bits": list(self.bits), "extra": self.extra,
+             "cuts": {c: {"shape": list(r.shape), "nonneg": r.nonneg,
+                          "clip": {str(b): [round(float(v), 6) for v in t] for b, t in r.clip.items()}}
+                      for c, r in self._cuts.items()}}
+        if len(self.entropy):  # optional: counts per channel and symbol, base64 of little-endian uint32
+            d["entropy"] = {k: base64.b64encode(v.numpy().astype("<u4").tobytes()).decode()
+                            for k, v in self.entropy.to_state().items()}
+        return d
 
     def save(self, path: str | Path) -> str:
         """Write the calibration as JSON; return its sha256 (and set `id`)."""
@@ -144,12 +159,24 @@ class RawQuantizer:
                                  {int(b): torch.tensor(t, dtype=torch.float32) for b, t in v["clip"].items()})
                     for c, v in d["cuts"].items()}
             q = cls(cuts, d["bits"], d.get("extra"))
+            q.entropy = EntropyBook.from_state({k: _counts(k, v) for k, v in d.get("entropy", {}).items()})
         except CompressError:
             raise
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, CodecError) as exc:
             raise CompressError(f"cannot load raw-quantizer calibration {path}: {exc}") from None
         q.id = _id(q.extra.get("model", path.stem), raw)
         return q
+
+
+def _counts(key: str, text: str):
+    """A table of `to_dict`'s entropy models back as an int64 array (C, 2**bits)."""
+    import numpy as np
+
+    bits = int(key.rpartition("@")[2].partition("w")[0])
+    flat = np.frombuffer(base64.b64decode(text, validate=True), "<u4").astype(np.int64)
+    if flat.size % (1 << bits):
+        raise ValueError(f"entropy table {key} has {flat.size} counts, not a multiple of {1 << bits}")
+    return flat.reshape(-1, 1 << bits)
 
 
 def _mse(m: torch.Tensor, clip: torch.Tensor, nonneg: bool, bits: int) -> float:
@@ -208,6 +235,8 @@ def calibrate_model(loaded, inputs: torch.Tensor, cut_ids: Sequence[str] | None 
         for chunk in inputs.split(batch_size or batch_for(inputs.shape[1:], 256)):
             for c, f in backbone.features(chunk.to(device))[1].items():
                 feats[c].append(f.cpu())
-    return RawQuantizer.calibrate({c: torch.cat(v) for c, v in feats.items()}, bits,
-                                  {"model": loaded.name, "weights_sha256": loaded.weights_sha256,
-                                   "samples": int(len(inputs))})
+    features = {c: torch.cat(v) for c, v in feats.items()}
+    q = RawQuantizer.calibrate(features, bits, {"model": loaded.name, "weights_sha256": loaded.weights_sha256,
+                                                "samples": int(len(inputs))})
+    q.fit_entropy(features)
+    return q

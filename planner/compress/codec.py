@@ -2,7 +2,8 @@
 
 `encode(x, cut, bits)` packs the autoencoder's quantized latent (b-bit codes, b in 1..8), or ships a raw
 feature (`float32`, `float16`) or the model input (`uint8`) for the uncompressed candidates; a lossless
-stage (zlib, or zstd with the extra) is kept only when it makes the payload smaller. `decode(data)` checks
+stage (zlib, or zstd with the extra, or ANS under a static entropy model when the caller passes one:
+`compress.entropy`) is kept only when it makes the payload smaller. `decode(data)` checks
 every header field against the bytes it was given and against a size cap before allocating, inflates
 with a bound, never unpickles, and raises only `planner.CodecError`. Byte layout: docs/codec.md.
 """
@@ -22,8 +23,9 @@ from planner.errors import CodecError
 from planner.extras import available, require
 
 MAGIC = b"PLFC"
-VERSION = 1
-SUPPORTED_VERSIONS = (1,)
+VERSION = 1  # what every payload without an entropy model is written as (byte for byte the first format)
+ENTROPY_VERSION = 2  # 2: lossless "ans" exists; its header carries the entropy model's u32 tag after the options
+SUPPORTED_VERSIONS = (1, 2)
 MAX_DIMS = 8
 MAX_CUT_BYTES = 255
 MAX_U32 = 2**32 - 1
@@ -44,7 +46,7 @@ CODER_FLAGS = FLAG_RAWQUANT  # the flags that say which coder made the codes (pl
 _KNOWN_FLAGS = FLAG_SCALE | FLAG_ZERO_POINT | CODER_FLAGS
 
 MODES = ("codes", "float32", "float16", "uint8")
-LOSSLESS = ("none", "zlib", "zstd")
+LOSSLESS = ("none", "zlib", "zstd", "ans")
 _RAW_DTYPES = {"float32": np.dtype("<f4"), "float16": np.dtype("<f2"), "uint8": np.dtype("u1")}
 _NATIVE = {"codes": np.dtype(np.uint8), "float32": np.dtype(np.float32), "float16": np.dtype(np.float16),
            "uint8": np.dtype(np.uint8)}
@@ -66,6 +68,7 @@ class FeatureHeader:
     stored_len: int
     header_len: int
     coder_flag: int = 0  # the CODER_FLAGS bits set (0: the autoencoder's codes, or a raw mode)
+    entropy_tag: int | None = None  # the entropy model's tag (lossless "ans", version 2)
 
     @property
     def count(self) -> int:
@@ -125,12 +128,14 @@ def payload_size(shape: tuple[int, ...], bits: int | None, cut: str, *, mode: st
 
 def encode(x: Any, cut: str, bits: int | None = None, *, mode: str | None = None, scale: float | None = None,
            zero_point: float | None = None, lossless: str = "auto", level: int | None = None,
-           coder_flag: int = 0) -> bytes:
+           coder_flag: int = 0, entropy=None) -> bytes:
     """Frame a feature as bytes. With `bits`, `x` holds integer codes in [0, 2**bits - 1] (mode "codes");
     without, `x` is a raw feature: "float32" (any float, cast), "float16" or "uint8" (the model input),
-    inferred from the dtype unless `mode` says. `lossless`: "auto" (smallest of zlib/zstd if smaller than
-    plain), "none", "zlib" or "zstd"; `level` goes to the compressor(s) (default zlib 6, zstd 3). `coder_flag`
-    (CODER_FLAGS bits, e.g. FLAG_RAWQUANT) marks which coder made the codes."""
+    inferred from the dtype unless `mode` says. `lossless`: "auto" (smallest of zlib/zstd, and of ANS when an
+    `entropy` model of these codes is given, if smaller than plain), "none", "zlib", "zstd" or "ans" (needs
+    `entropy`, an `EntropyModel` of this (cut, width, bits)); `level` goes to the compressor(s) (default zlib 6,
+    zstd 3). `coder_flag` (CODER_FLAGS bits, e.g. FLAG_RAWQUANT) marks which coder made the codes. ANS payloads
+    are format version 2 (they carry the model's tag); all others are version 1."""
     arr = _as_array(x)
     mode = _resolve_mode(arr, bits, mode)
     cut_b = _cut_bytes(cut)
@@ -159,10 +164,15 @@ def encode(x: Any, cut: str, bits: int | None = None, *, mode: str | None = None
         if not np.issubdtype(arr.dtype, np.floating):
             raise CodecError(f"mode {mode!r} needs a floating-point feature, got dtype {arr.dtype}")
         raw = np.ascontiguousarray(arr, dtype=_RAW_DTYPES[mode]).tobytes()
-    method, stored = _compress(raw, lossless, level)
+    if entropy is not None and mode != "codes":
+        raise CodecError(f"an entropy model codes mode 'codes' only, not {mode!r}")
+    method, stored = _compress(raw, lossless, level, entropy, arr, bits)
     if len(raw) > MAX_U32 or len(stored) > MAX_U32:
         raise CodecError(f"feature of {len(raw)} bytes does not fit the format's 32-bit lengths")
-    fixed = _FIXED.pack(MAGIC, VERSION, MODES.index(mode), bits or 0, LOSSLESS.index(method), flags,
+    version = VERSION
+    if method == "ans":
+        version, opt = ENTROPY_VERSION, opt + struct.pack("<I", entropy.tag)
+    fixed = _FIXED.pack(MAGIC, version, MODES.index(mode), bits or 0, LOSSLESS.index(method), flags,
                         len(shape), len(cut_b), 0, 0, len(raw), len(stored))
     head = bytearray(fixed + struct.pack(f"<{len(shape)}I", *shape) + cut_b + opt)
     crc = zlib.crc32(stored, zlib.crc32(head[CRC_OFFSET + 4:], zlib.crc32(head[:CRC_OFFSET])))
@@ -264,16 +274,26 @@ def _raw_len(mode: str, bits: int | None, count: int) -> int:
 # ---------------------------------------------------------------- lossless stage
 
 
-def _compress(raw: bytes, lossless: str, level: int | None) -> tuple[str, bytes]:
+def _compress(raw: bytes, lossless: str, level: int | None, entropy=None, codes=None,
+              bits: int | None = None) -> tuple[str, bytes]:
     if lossless == "none":
         return "none", raw
     if lossless == "auto":
         best = ("none", raw)
-        for method in ("zlib", "zstd") if available("zstd") else ("zlib",):
-            candidate = _compress(raw, method, level)
-            if len(candidate[1]) < len(best[1]):
+        methods = ["zlib", "zstd"] if available("zstd") else ["zlib"]
+        for method in methods + (["ans"] if entropy is not None else []):
+            candidate = _compress(raw, method, level, entropy, codes, bits)
+            extra = 4 if method == "ans" else 0  # an ANS payload's header carries the model's tag
+            if len(candidate[1]) + extra < len(best[1]) + (4 if best[0] == "ans" else 0):
                 best = candidate
         return best
+    if lossless == "ans":
+        if entropy is None:
+            raise CodecError("lossless 'ans' needs the entropy model of these codes (entropy=...)")
+        if entropy.bits != bits:
+            raise CodecError(f"entropy model {entropy.cut}@{entropy.bits}w{entropy.width} is for {entropy.bits}-bit "
+                             f"codes, not {bits}-bit")
+        return "ans", entropy.compress(_as_codes(np.asarray(codes), bits))
     if lossless == "zlib":
         try:
             return "zlib", zlib.compress(raw, ZLIB_LEVEL if level is None else level)
@@ -357,6 +377,12 @@ def read_header(data: bytes | bytearray | memoryview, *,
         raise CodecError(f"reserved header bits set (flags 0x{flags:02x}, reserved byte {reserved})")
     if mode == "codes" and not 1 <= bits <= 8:
         raise CodecError(f"mode 'codes' with bits {bits}, expected 1..8")
+    ans = LOSSLESS[lossless_id] == "ans"
+    if ans != (version == ENTROPY_VERSION):
+        raise CodecError(f"lossless stage {LOSSLESS[lossless_id]!r} in a version {version} payload (ANS payloads, "
+                         f"and only they, are version {ENTROPY_VERSION})")
+    if ans and mode != "codes":
+        raise CodecError(f"lossless 'ans' with raw mode {mode!r}: only codes are entropy-coded")
     if mode != "codes" and (bits or flags):
         raise CodecError(f"raw mode {mode!r} with bits {bits} / flags 0x{flags:02x}; both must be 0")
     if not 1 <= ndim <= MAX_DIMS:
@@ -364,7 +390,7 @@ def read_header(data: bytes | bytearray | memoryview, *,
     if cut_len == 0:
         raise CodecError("empty cut id")
     n_opt = bin(flags & (FLAG_SCALE | FLAG_ZERO_POINT)).count("1")
-    header_len = FIXED_SIZE + 4 * ndim + cut_len + 4 * n_opt
+    header_len = FIXED_SIZE + 4 * ndim + cut_len + 4 * n_opt + 4 * ans
     if len(view) < header_len:
         raise CodecError(f"truncated: {len(view)} bytes, the header alone declares {header_len}")
     shape = struct.unpack_from(f"<{ndim}I", view, FIXED_SIZE)
@@ -401,18 +427,41 @@ def read_header(data: bytes | bytearray | memoryview, *,
         if flags & flag:
             opt[name] = _check_float(name, _F32.unpack_from(view, at)[0])
             at += 4
+    tag = struct.unpack_from("<I", view, at)[0] if ans else None
     return FeatureHeader(version, mode, bits if mode == "codes" else None, lossless, cut, tuple(shape),
-                         opt["scale"], opt["zero_point"], raw_len, stored_len, header_len, flags & CODER_FLAGS)
+                         opt["scale"], opt["zero_point"], raw_len, stored_len, header_len, flags & CODER_FLAGS,
+                         tag)
 
 
 def decode(data: bytes | bytearray | memoryview, *,
-           max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES) -> DecodedFeature:
-    """Bytes from `encode` back to the array and its metadata; anything else raises CodecError."""
+           max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES, entropy=None) -> DecodedFeature:
+    """Bytes from `encode` back to the array and its metadata; anything else raises CodecError. `entropy`: what
+    resolves an ANS payload's model tag (an `EntropyBook`, `Books` or one `EntropyModel`); such a payload without
+    the model it names is refused."""
     head = read_header(data, max_decoded_bytes=max_decoded_bytes)
-    raw = _inflate(_view(data)[head.header_len:], head.lossless, head.raw_len)
-    if head.mode == "codes":
-        array = unpack(raw, head.bits, head.count)
+    stored = _view(data)[head.header_len:]
+    if head.lossless == "ans":
+        array = _entropy_decode(stored, head, entropy)
+    elif head.mode == "codes":
+        array = unpack(_inflate(stored, head.lossless, head.raw_len), head.bits, head.count)
     else:
+        raw = _inflate(stored, head.lossless, head.raw_len)
         array = np.frombuffer(raw, _RAW_DTYPES[head.mode]).astype(_NATIVE[head.mode])
     return DecodedFeature(array.reshape(head.shape), head.cut, head.bits, head.mode, head.shape,
                           head.scale, head.zero_point, head.lossless, head.coder_flag)
+
+
+def _entropy_decode(stored: memoryview, head: FeatureHeader, entropy) -> np.ndarray:
+    """The codes of an ANS payload, with the model its tag names (refused when the receiver lacks it)."""
+    if entropy is None:
+        raise CodecError(f"payload for cut {head.cut!r} is entropy-coded (model tag {head.entropy_tag:08x}) and "
+                         "this decoder was given no entropy models: decode with the coder's models")
+    model = entropy.by_tag(head.entropy_tag) if hasattr(entropy, "by_tag") else (
+        entropy if entropy.tag == head.entropy_tag else None)
+    if model is None:
+        raise CodecError(f"payload for cut {head.cut!r} is entropy-coded with model tag {head.entropy_tag:08x}, "
+                         "which this receiver does not hold (another autoencoder, quantizer or version of it)")
+    if model.bits != head.bits or model.cut != head.cut:
+        raise CodecError(f"entropy model tag {head.entropy_tag:08x} is for {model.cut}@{model.bits} bits, the "
+                         f"payload is {head.cut}@{head.bits} bits")
+    return model.decompress(stored, head.shape)

@@ -26,6 +26,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from planner.compress import codec
+from planner.compress.entropy import model_for
 from planner.errors import CompressError
 from planner.types import INPUT_CUT, RAW_DTYPES, CandidateKind, CandidateSpec
 
@@ -57,7 +58,8 @@ class Coder:
 
     def reconstruct(self, pipeline, x, spec: CandidateSpec):
         """What the cloud gets back for `x` at `spec`, without the framing (lossless): what accuracy measures."""
-        return self.decode(pipeline, codec.decode(self.encode(pipeline, x, spec)))
+        books = getattr(pipeline, "entropy_books", None)
+        return self.decode(pipeline, codec.decode(self.encode(pipeline, x, spec), entropy=books() if books else None))
 
     def expected_shape(self, pipeline, dec: codec.DecodedFeature) -> tuple[bool, object]:
         """(whether dec's per-sample shape is right, the expected shape for the message)."""
@@ -80,8 +82,9 @@ class Coder:
         head/tail graphs run around the coder, eagerly)."""
         return False
 
-    def frame(self, array: np.ndarray, spec: CandidateSpec) -> bytes:
-        """The codec bytes of what this coder's model produced (codes, or the raw array) at `spec`."""
+    def frame(self, array: np.ndarray, spec: CandidateSpec, pipeline=None) -> bytes:
+        """The codec bytes of what this coder's model produced (codes, or the raw array) at `spec` (with the
+        entropy model of `pipeline`'s coder, when it has one, so that the codec may entropy-code the codes)."""
         raise NotImplementedError
 
     def check_payload(self, pipeline, dec: codec.DecodedFeature) -> None:
@@ -111,7 +114,7 @@ class InputCoder(Coder):
     def encode(self, pipeline, x, spec: CandidateSpec) -> bytes:
         return self.frame(_as_numpy(x), spec)
 
-    def frame(self, array: np.ndarray, spec: CandidateSpec) -> bytes:
+    def frame(self, array: np.ndarray, spec: CandidateSpec, pipeline=None) -> bytes:
         mode = "uint8" if array.dtype == np.uint8 else (spec.dtype or "float32")
         return codec.encode(array, INPUT_CUT, mode=mode)
 
@@ -144,7 +147,7 @@ class RawCoder(Coder):
     def encode(self, pipeline, x, spec: CandidateSpec) -> bytes:
         return self.frame(_as_numpy(x), spec)
 
-    def frame(self, array: np.ndarray, spec: CandidateSpec) -> bytes:
+    def frame(self, array: np.ndarray, spec: CandidateSpec, pipeline=None) -> bytes:
         return codec.encode(array, spec.cut, mode=spec.dtype, lossless="none")
 
     def decode(self, pipeline, dec: codec.DecodedFeature):
@@ -192,10 +195,13 @@ class CodesCoder(Coder):
             raise CompressError(f"the {self.what} was not made for {spec.bits} bits; it serves {model.bits}")
 
     def encode(self, pipeline, x, spec: CandidateSpec) -> bytes:
-        return self.frame(self.model_of(pipeline).encode(x, spec.cut, spec.bits, spec.width).numpy(), spec)
+        return self.frame(self.model_of(pipeline).encode(x, spec.cut, spec.bits, spec.width).numpy(), spec, pipeline)
 
-    def frame(self, array: np.ndarray, spec: CandidateSpec) -> bytes:
-        return codec.encode(array, spec.cut, spec.bits, coder_flag=self.flag)
+    def frame(self, array: np.ndarray, spec: CandidateSpec, pipeline=None) -> bytes:
+        """The codes framed by the codec: entropy-coded (ANS) with the coder's static model of this (cut, width,
+        bits) when it has one and that is the smallest, else zlib/zstd/plain."""
+        model = model_for(self.model_of(pipeline), spec.cut, array, spec.bits) if pipeline is not None else None
+        return codec.encode(array, spec.cut, spec.bits, coder_flag=self.flag, entropy=model)
 
     def decode(self, pipeline, dec: codec.DecodedFeature):
         return self.model_of(pipeline).decode(dec.tensor(), dec.cut, dec.bits)

@@ -197,7 +197,7 @@ class OnnxPipeline(SplitPipeline):
         out = self.edge_codes(x, spec.cut, spec.bits) if coder.kind.coded else self.head_feature(x, spec.cut)
         st.head_ms = ms_since(t0)
         t0 = time.perf_counter_ns()
-        payload = coder.frame(out, spec)
+        payload = coder.frame(out, spec, self)
         st.encode_ms = ms_since(t0)
         return payload, st
 

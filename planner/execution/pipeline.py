@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from planner.compress import codec
+from planner.compress.entropy import Books
 from planner.errors import PartitionError
 from planner.execution.coders import Coder, coder_for, coder_of_payload
 from planner.partition import INPUT, OUTPUT, Partitioner
@@ -186,11 +187,15 @@ class SplitPipeline:
         st.encode_ms = ms_since(t0)
         return payload, st
 
+    def entropy_books(self) -> Books:
+        """The entropy models this side holds (the autoencoder's and the raw quantizer's), looked up by tag."""
+        return Books(getattr(self.ae, "entropy", None), getattr(self.quantizer, "entropy", None))
+
     # -- cloud side ----------------------------------------------------------------------------------
     def decode_payload(self, payload: bytes) -> tuple[codec.DecodedFeature, Coder]:
         """Codec bytes -> the decoded feature and the coder that made it, checked to be a candidate of this
         pipeline with the right shape."""
-        dec = codec.decode(payload)
+        dec = codec.decode(payload, entropy=self.entropy_books())
         if dec.cut == OUTPUT:
             raise PartitionError("a payload at the 'output' cut has nothing left to run on the cloud (edge-only)")
         self.partitioner.cut(dec.cut)

@@ -188,7 +188,8 @@ class _Measurer:
         payload = coder.encode(p, feature, spec)
         return {"bytes_mean": mean, "bytes_p95": p95,
                 "encode_ms": self.timed(lambda: coder.encode(p, feature, spec), on_edge=True),
-                "decode_ms": self.timed(lambda: self.on_device(coder.decode(p, codec.decode(payload))), on_edge=False),
+                "decode_ms": self.timed(lambda: self.on_device(coder.decode(p, codec.decode(payload, entropy=p.entropy_books()))),
+                                        on_edge=False),
                 "accuracy": get(self.acc["cuts"][spec.cut], coder.accuracy_key(spec))}
 
     def input_and_whole(self) -> tuple[dict, object]:

@@ -4,7 +4,9 @@
 
 Each case is built from a formula (no RNG), encoded, written as NAME.bin, and described in golden.json
 (the header fields and the SHA-256 of the decoded array in little-endian bytes). A later format version
-adds files beside these; it must not rewrite them, because decoding them is what the test checks.
+adds files beside these; it must not rewrite them, because decoding them is what the test checks: cases whose
+file exists are skipped. Version 2 (lossless "ans") adds an entropy-coded case; its model's counts are in
+golden.json ("entropy_counts", per channel and symbol) so the test rebuilds the same model.
 """
 
 from __future__ import annotations
@@ -27,6 +29,14 @@ def _codes(shape: tuple[int, ...], bits: int, step: int = 7) -> np.ndarray:
     return values.astype(np.uint8).reshape(shape)
 
 
+def ans_model():
+    """The entropy model of the "ans" golden case: counts from a formula (4 channels x 16 symbols)."""
+    from planner.compress.entropy import EntropyModel
+
+    counts = 1 + (np.arange(4)[:, None] + 1) * (16 - np.abs(np.arange(16)[None, :] - 5)) % 23
+    return EntropyModel("layer3.relu", 4, 4, counts)
+
+
 def cases() -> dict[str, tuple[np.ndarray, dict]]:
     ramp = np.linspace(-3.5, 7.25, 48, dtype=np.float32).reshape(1, 3, 4, 4)
     image = ((np.arange(28)[:, None] * 9 + np.arange(28)[None, :] * 3) % 256).astype(np.uint8)
@@ -44,6 +54,8 @@ def cases() -> dict[str, tuple[np.ndarray, dict]]:
         "float16_zlib": (np.tile(ramp[:, :, :3, :3], (1, 6, 1, 1)).astype(np.float16),
                          dict(cut="pool3", lossless="zlib")),
         "uint8_input_zlib": (image.reshape(1, 1, 28, 28), dict(cut="input", lossless="zlib")),
+        "codes_b4_ans_v2": (np.minimum(_codes((1, 4, 5, 6), 4, step=5), 9),
+                            dict(cut="layer3.relu", bits=4, lossless="ans", entropy=ans_model())),
     }
 
 
@@ -52,16 +64,22 @@ def digest(array: np.ndarray) -> str:
 
 
 def main() -> None:
-    index = {}
+    index_file = HERE / "golden.json"
+    index = json.loads(index_file.read_text()) if index_file.exists() else {}
     for name, (array, kwargs) in cases().items():
+        if (HERE / f"{name}.bin").exists() and name in index:
+            continue  # written by an earlier version: never rewritten
         data = codec.encode(array, **kwargs)
         (HERE / f"{name}.bin").write_bytes(data)
         head = codec.read_header(data)
+        model = kwargs.get("entropy")
         index[name] = {
             "version": head.version, "mode": head.mode, "bits": head.bits, "lossless": head.lossless,
             "cut": head.cut, "shape": list(head.shape), "scale": head.scale, "zero_point": head.zero_point,
-            "bytes": len(data), "sha256": digest(codec.decode(data).array),
+            "bytes": len(data), "sha256": digest(codec.decode(data, entropy=model).array),
         }
+        if model is not None:
+            index[name]["entropy_counts"] = model.counts.tolist()
     (HERE / "golden.json").write_text(json.dumps(index, indent=1, ensure_ascii=False) + "\n")
     print(f"wrote {len(index)} golden payloads to {HERE}")
 
