@@ -274,11 +274,10 @@ def main() -> int:
     import torch
 
     from planner.data import load_arrays
+    from planner.execution.factory import committed_kind, edge_pipeline
     from planner.link import parse_duration
     from planner.profile.schema import Profile
     from planner.profile.store import find_profiles
-    from planner.runtime.edge import pipeline_for_profile
-    from planner.runtime.handlers import committed_kind
     from planner.runtime.local import ServerProcess
 
     rtt_ms = parse_duration(args.rtt, allow_zero=True)
@@ -311,7 +310,7 @@ def main() -> int:
     print(f"server on {server.address}; edges {[e[0] for e in edges]}; bandwidths {args.bandwidths} Mbit/s; "
           f"rtt {rtt_ms:g} ms", file=sys.stderr)
     images, labels = load_arrays("test")
-    pipeline = pipeline_for_profile(args.model, edges[0][2])
+    pipeline = edge_pipeline(args.model, edges[0][2])
     out = {"model": args.model, "quick": q, "rtt_ms": rtt_ms, "settings": [], "load": None, "fault": None,
            "args": vars(args),
            "profiles": {e[0]: e[2].name for e in edges} | {"cloud": cloud.name}}

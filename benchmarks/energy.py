@@ -19,12 +19,13 @@ import argparse
 import json
 import sys
 
+from planner.candidates import parse_assume_loss
 from planner.energy import EnergyModel
 from planner.link import ConstantLink
 from planner.objectives import Goal
 from planner.profile.power import profile_power
 from planner.profile.store import load_pair
-from planner.solve import parse_assume_loss, prepare
+from planner.solve import prepare
 
 
 def cell(cs, bw_mbps: float, rtt_ms: float, radio: str, max_loss: float) -> dict:

@@ -52,9 +52,9 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     from planner.compress import codec
-    from planner.compress.autoencoder import load_autoencoder
+    from planner.compress.backbone import Backbone, entropy_features
     from planner.compress.clipquant import load_quantizer
-    from planner.compress.train import Backbone, entropy_features
+    from planner.compress.zoo import load_autoencoder
     from planner.data import load_fashion_mnist
     from planner.modelspec import load_model
 

@@ -249,16 +249,16 @@ def run_threads(server: Server, model: str, images: np.ndarray, threads: int = 1
 
 
 def run_broken(model: str, images: np.ndarray) -> list[dict]:
+    from planner.execution.factory import edge_pipeline, profiles
     from planner.runtime.broken import KINDS, BrokenServer
     from planner.runtime.edge import EdgeClient
 
-    rows, pipeline = [], None
+    rows, pipeline = [], edge_pipeline(model, profiles(model)[0])
     for kind in KINDS:
-        with BrokenServer(kind, model, timeout_s=2.0) as bad:
+        with BrokenServer(kind, model, timeout_s=2.0, identity=pipeline.identity()) as bad:
             try:
-                with EdgeClient(pipeline or model, cloud=bad.address, link="50mbit", rtt="1ms", timeout=0.5,
+                with EdgeClient(pipeline, cloud=bad.address, link="50mbit", rtt="1ms", timeout=0.5,
                                 token=TOKEN, backoff_s=0.05, backoff_max_s=0.05) as client:
-                    pipeline = client.pipeline
                     report = client.run(images, choice="cloud-only")
                 rows.append({"kind": kind, "inputs": len(images), "answered": len(report.answered),
                              "fallbacks": report.fallbacks, "exception": None,

@@ -34,16 +34,11 @@ def main() -> None:
     ap.add_argument("--recipes", default=None, help="comma-separated indices into RECIPES (default all)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    from planner.compress.autoencoder import AEConfig, build_autoencoder
+    from planner.compress.aeconfig import AEConfig
+    from planner.compress.autoencoder import build_autoencoder
+    from planner.compress.backbone import Backbone, calibrate_scales, evaluate, recalibrate_bn
     from planner.compress.featcache import open_or_build
-    from planner.compress.train import (
-        Backbone,
-        TrainConfig,
-        calibrate_scales,
-        evaluate,
-        recalibrate_bn,
-        train,
-    )
+    from planner.compress.train import TrainConfig, train
     from planner.data import load_fashion_mnist
     from planner.modelspec import load_model
 

@@ -29,8 +29,10 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None, help="training images (default all)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    from planner.compress.autoencoder import AEConfig, build_autoencoder
-    from planner.compress.train import Backbone, TrainConfig, calibrate_scales, train
+    from planner.compress.aeconfig import AEConfig
+    from planner.compress.autoencoder import build_autoencoder
+    from planner.compress.backbone import Backbone, calibrate_scales
+    from planner.compress.train import TrainConfig, train
     from planner.data import load_fashion_mnist
     from planner.modelspec import load_model
 

@@ -37,13 +37,13 @@ _LAZY = {
     # compress
     "DecodedFeature": "planner.compress.codec",
     "SharedAutoencoder": "planner.compress.autoencoder",
-    "load_autoencoder": "planner.compress.autoencoder",
+    "load_autoencoder": "planner.compress.zoo",
     # profiles, links, solver (torch-free)
     "Profile": "planner.profile.schema",
     "load_profile": "planner.profile.schema",
     "profile_arch": "planner.profile.arch",
     "ArchSettings": "planner.profile.arch",
-    "Plan": "planner.solve",
+    "Plan": "planner.solution",
     # vocabulary, defaults, extras (torch-free)
     "Role": "planner.types",
     "AutoencoderKind": "planner.types",
@@ -52,11 +52,11 @@ _LAZY = {
     "available": "planner.extras",
     "require": "planner.extras",
     "MissingExtra": "planner.extras",
-    "Candidate": "planner.solve",
+    "Candidate": "planner.candidates",
     "plan": "planner.solve",  # planner.solve.solve (`planner.solve` is the module)
     "solve_trace": "planner.solve",
     "breakpoints": "planner.solve",
-    "parse_assume_loss": "planner.solve",
+    "parse_assume_loss": "planner.candidates",
     "find_profiles": "planner.profile.store",
     "load_pair": "planner.profile.store",
     "ProfileKey": "planner.profile.store",
@@ -85,6 +85,8 @@ _LAZY = {
     "RunReport": "planner.runtime.results",
     "Result": "planner.runtime.results",
     "EdgeOptions": "planner.runtime.options",
+    "ServerOptions": "planner.runtime.options",
+    "OptionError": "planner.rules",
     # ONNX export and ONNX Runtime (the [onnx] extra, imported on first use)
     "export_pipeline": "planner.execution.onnx_export",
     "OnnxPipeline": "planner.execution.onnx_runtime",

@@ -1,7 +1,7 @@
 """Defaults that more than one layer relies on, each defined once with what it means.
 
 Torch-free. The dataclass configs of each part keep their own documented defaults (`compress.train.TrainConfig`
-for the training recipe, `compress.autoencoder.AEConfig` for the autoencoder's shape, `runtime.options.EdgeOptions`
+for the training recipe, `compress.aeconfig.AEConfig` for the autoencoder's shape, `runtime.options.EdgeOptions`
 for the edge client, `profile.measure.ProfileSettings` for the profiler); the values they share live here.
 """
 
@@ -12,12 +12,26 @@ DEFAULT_LATENT: float = 0.5  # widest latent width per cut: channels (an integer
 # channels entering the encoder (C, or 4C after the 2x2 space-to-depth)
 DEFAULT_WIDTHS: tuple[int, ...] = (4, 8, 16, 32)  # latent widths an autoencoder serves (each capped per cut)
 ARCH_LATENT: float = 8  # latent channels architecture-only profiles assume (at reduction 4: a narrow width)
+DEFAULT_INPUT_FORMATS: tuple[str, ...] = ("jpeg50", "jpeg75", "jpeg90", "jpeg95", "webp50", "webp75", "webp90")
+# the lossy files a cloud-only request may send its image input as (profiled where Pillow has the codec)
 DEFAULT_MAX_LOSS: float = 1.0  # accuracy budget of a plan, percentage points below the backbone
 DEFAULT_PORT: int = 7000  # the cloud server's TCP port
 DEFAULT_HOST: str = "127.0.0.1"  # the cloud server listens on loopback unless told otherwise
 DEFAULT_CLOUD: str = f"{DEFAULT_HOST}:{DEFAULT_PORT}"
 DEFAULT_BACKOFF_S: float = 0.5  # first wait after the cloud failed, doubled per failure
 DEFAULT_BACKOFF_MAX_S: float = 10.0  # the longest wait between tries of a failing cloud
+DEFAULT_LINK: str = "10mbit"  # the edge's starting bandwidth estimate when nothing else is known
+DEFAULT_RTT: str = "20ms"  # the round-trip time assumed when the link does not say
+DEFAULT_TIMEOUT_S: float = 5.0  # the edge waits this long for a reply (stretched for large transfers)
+DEFAULT_EXPLORE: float = 0.05  # share of requests probing the other side's best candidate
+DEFAULT_MAX_FRAME: int = 64 * 2**20  # the largest request frame a server accepts
+DEFAULT_MAX_REPLY: int = 16 * 2**20  # the largest reply a server sends and a client accepts
+DEFAULT_MAX_BATCH: int = 64  # most inputs one request may carry
+DEFAULT_READ_TIMEOUT_S: float = 10.0  # seconds a client has for a whole frame (and its HELLO)
+DEFAULT_IDLE_TIMEOUT_S: float = 300.0  # seconds an idle connection is kept
+DEFAULT_COMPUTE_TIMEOUT_S: float = 30.0  # seconds from a request's arrival to its answer
+DEFAULT_MAX_CONNECTIONS: int = 256  # open connections a server keeps at most
+DEFAULT_MAX_UNAUTHENTICATED: int = 32  # connections still in their TLS handshake or waiting for HELLO, at most
 DEFAULT_BATCH_DELAY_MS: float = 2.0  # the cloud server's dynamic batching: wait this long for more requests (0: off)
 DEFAULT_BATCH_MAX: int = 64  # most inputs in one dynamic batch (a request carrying more runs alone)
 # the edge's power when a profile neither measured (RAPL) nor declared it (`planner profile --edge-power-w`):

@@ -1,6 +1,7 @@
 """Choose where to cut and how many bits to send: the latency-optimal candidate under an accuracy budget.
 
-Candidates: cloud-only (ship the input, losslessly compressed), the raw feature at every cut (float32, and
+Candidates: cloud-only (ship the input, losslessly compressed; and as a JPEG/WebP file at each quality both
+profiles measured, where its accuracy is known: what a real client sends), the raw feature at every cut (float32, and
 float16 where both profiles have it), every (cut, width, bits) through the shared autoencoder, every (cut, bits)
 through the training-free raw quantizer (where the profiles have it), and edge-only.
 Edge-side times (head, encode, serialize, input encode, whole model) come from the edge profile, cloud-side
@@ -31,120 +32,29 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from dataclasses import dataclass, field
-from functools import cached_property
+from dataclasses import replace
 
 import numpy as np
 
+from planner.candidates import (
+    NO_ADJUST,
+    OBJECTIVES,
+    RAW_FLOAT16,
+    Adjust,
+    AssumeLoss,
+    Breakpoint,
+    Candidate,
+    check_assume_loss,
+    check_max_loss,
+)
 from planner.config import DEFAULT_MAX_LOSS
 from planner.errors import SolveError
 from planner.link import ConstantLink, Link, parse_bandwidth, parse_duration
-from planner.objectives import Goal, choose, envelope, goal_changes, goal_columns, goal_dict, goal_lines
-from planner.objectives import with_goal_fields as _with_goal
+from planner.objectives import Goal, choose, envelope, goal_changes, goal_columns, goal_lines
 from planner.profile.schema import Profile, check_compatible
 from planner.profile.timing import Timing
-from planner.types import RAW_DTYPES, CandidateKind, CandidateSpec, check_bits
-
-OBJECTIVES = ("mean", "p95")
-RAW_FLOAT16 = "float16"  # the assume_loss key of the raw float16 candidates (the others are bitwidths)
-AssumeLoss = dict[int | str, float]  # {bits: pp, "float16": pp}
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """One way to run a request, evaluated on one link: where it cuts, what it sends, how long each part takes."""
-
-    spec: CandidateSpec  # what it is: kind, cut, bits, dtype (width)
-    nbytes: float  # payload sent to the cloud (0 for edge-only)
-    edge_ms: float
-    transfer_ms: float  # payload + reply on the wire, plus the RTT
-    cloud_ms: float
-    rtt_ms: float  # the part of transfer_ms that is RTT
-    predicted_ms: float
-    accuracy_loss: float  # percentage points vs the backbone
-    feasible: bool
-    loss_assumed: bool = False  # accuracy_loss is the user's assumption (assume_loss), not a measurement
-    energy_mj: float | None = None  # edge energy per request (under an energy or cost goal; planner.energy)
-    energy_parts: dict[str, float] | None = None  # compute, radio, idle (mJ)
-    cost: float | None = None  # cloud cost per request (under a goal with a price)
-
-    @property
-    def kind(self) -> CandidateKind:
-        return self.spec.kind
-
-    @property
-    def cut(self) -> str:
-        return self.spec.cut
-
-    @property
-    def bits(self) -> int | None:
-        return self.spec.bits
-
-    @property
-    def dtype(self) -> str | None:
-        return self.spec.dtype
-
-    @property
-    def width(self) -> int | None:
-        """The autoencoder's latent width (None: its widest, or not an autoencoder candidate)."""
-        return self.spec.width
-
-    @property
-    def label(self) -> str:
-        """A short name: 'cloud-only', 'edge-only', 'pool1 raw float16', 'pool1 @ 4 bits'."""
-        return self.spec.label
-
-    @property
-    def breakdown(self) -> dict[str, float]:
-        return {"edge_ms": self.edge_ms, "transfer_ms": self.transfer_ms, "cloud_ms": self.cloud_ms,
-                "rtt_ms": self.rtt_ms}
-
-    def to_dict(self) -> dict:
-        """The contract fields (cut, bits, predicted_ms, accuracy_loss, feasible) plus kind, dtype, bytes, parts."""
-        return {"cut": self.cut, "bits": self.bits, "predicted_ms": _r(self.predicted_ms),
-                "accuracy_loss": _r(self.accuracy_loss), "loss_assumed": self.loss_assumed,
-                "feasible": self.feasible, "kind": self.kind.value,
-                "dtype": self.dtype, "width": self.width, "plan": self.spec.arg, "bytes": _r(self.nbytes), "edge_ms": _r(self.edge_ms),
-                "transfer_ms": _r(self.transfer_ms), "cloud_ms": _r(self.cloud_ms), **goal_dict(self)}
-
-
-def _r(x: float) -> float:
-    return round(float(x), 6)
-
-
-@dataclass(frozen=True)
-class Adjust:
-    """Corrections applied to every candidate at solve time (the edge client's online calibration):
-    edge compute x `edge_scale` (cloud-only's edge part, the input's encoding, x `input_scale`), cloud compute x
-    `cloud_scale`, `extra_ms` on every candidate (local overhead) and `cloud_wait_ms` (the cloud's queue) on
-    every candidate that uses the cloud."""
-
-    edge_scale: float = 1.0
-    cloud_scale: float = 1.0
-    extra_ms: float = 0.0
-    cloud_wait_ms: float = 0.0
-    input_scale: float = 1.0
-
-    def __post_init__(self) -> None:
-        for name in ("edge_scale", "cloud_scale", "extra_ms", "cloud_wait_ms", "input_scale"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
-                raise SolveError(f"{name} must be a finite number >= 0, got {v!r}")
-
-
-NO_ADJUST = Adjust()
-
-
-@dataclass(frozen=True)
-class Breakpoint:
-    """A bandwidth at which the optimal candidate changes: `below` wins under it, `above` over it."""
-
-    bandwidth_bps: float
-    below: Candidate
-    above: Candidate
-
-    def to_dict(self) -> dict:
-        return {"bandwidth_bps": self.bandwidth_bps, "below": self.below.to_dict(), "above": self.above.to_dict()}
+from planner.solution import Plan
+from planner.types import RAW_DTYPES, CandidateKind, CandidateSpec
 
 
 def _timed(t: Timing | None, profile: Profile, side: str, *where: object) -> float:
@@ -153,68 +63,6 @@ def _timed(t: Timing | None, profile: Profile, side: str, *where: object) -> flo
         raise SolveError(f"{side} profile {profile.name}: {what} was not measured (null); profile the {side} device "
                          f"with the role '{side}' or 'both'")
     return t.median
-
-
-def _loss_key(key) -> int | str:
-    """An assume_loss key: a bitwidth 1..8, or 'float16' for the raw float16 feature ('f16' and the former 16
-    are read as 'float16')."""
-    if isinstance(key, str) and key.lower() in ("f16", RAW_FLOAT16):
-        return RAW_FLOAT16
-    if key == 16 and isinstance(key, int) and not isinstance(key, bool):
-        return RAW_FLOAT16
-    if isinstance(key, str):
-        raise SolveError(f"assume_loss key {key!r} is not a bitwidth (an integer 1..8) or {RAW_FLOAT16!r} (the raw "
-                         f"float16 feature)")
-    try:
-        return check_bits(key, error=SolveError)
-    except SolveError:
-        raise SolveError(f"assume_loss key {key!r} is not a bitwidth (an integer 1..8) or {RAW_FLOAT16!r} (the raw "
-                         f"float16 feature)") from None
-
-
-def check_assume_loss(assume_loss: dict) -> AssumeLoss:
-    """Validate an assumed accuracy loss per bitwidth ({bits: percentage points, 'float16': pp})."""
-    if not isinstance(assume_loss, dict):
-        raise SolveError(f"assume_loss must be a dict {{bits: percentage points}}, got {type(assume_loss).__name__}")
-    out: AssumeLoss = {}
-    for key, pp in assume_loss.items():
-        k = _loss_key(key)
-        if isinstance(pp, bool) or not isinstance(pp, int | float) or not math.isfinite(pp) or pp < 0:
-            raise SolveError(f"assumed loss for {k} {'' if k == RAW_FLOAT16 else 'bits '}must be a finite number of "
-                             f"percentage points >= 0, got {pp!r}")
-        if k in out:
-            raise SolveError(f"assume_loss gives {k} twice")
-        out[k] = float(pp)
-    return dict(sorted(out.items(), key=lambda kv: (isinstance(kv[0], str), kv[0])))
-
-
-def parse_assume_loss(text: str) -> AssumeLoss:
-    """'8:0.1,4:0.5,2:2.0' -> {2: 2.0, 4: 0.5, 8: 0.1}: assumed accuracy loss in percentage points per bitwidth
-    (`f16:PP` for the raw float16 feature), for profiles whose accuracy is unknown."""
-    if not isinstance(text, str) or not text.strip():
-        raise SolveError("--assume-loss needs BITS:PP pairs, e.g. 8:0.1,4:0.5,2:2.0 (percentage points per bitwidth)")
-    pairs: list[tuple[int | str, float]] = []
-    for item in text.split(","):
-        key, sep, value = item.strip().partition(":")
-        key = key.strip()
-        if not sep or not (key.isdigit() or key.lower() in ("f16", RAW_FLOAT16)):
-            raise SolveError(f"--assume-loss: {item.strip()!r} is not BITS:PP (e.g. 4:0.5, or f16:0 for raw "
-                             f"float16) in {text!r}")
-        try:
-            pp = float(value)
-        except ValueError:
-            raise SolveError(f"--assume-loss: {value.strip()!r} for {key} bits is not a number of percentage "
-                             f"points in {text!r}") from None
-        k = _loss_key(int(key) if key.isdigit() else key)
-        if k in dict(pairs):
-            raise SolveError(f"--assume-loss: {key} bits is given twice in {text!r}")
-        pairs.append((k, pp))
-    return check_assume_loss(dict(pairs))
-
-
-def _check_max_loss(max_loss: float | None) -> None:
-    if max_loss is not None and (isinstance(max_loss, bool) or not math.isfinite(max_loss)):
-        raise SolveError(f"the accuracy budget must be a finite number of percentage points, got {max_loss!r}")
 
 
 class _Rows:
@@ -251,6 +99,7 @@ class _Rows:
         self.rows.append((CandidateSpec.cloud_only(), e(edge.input.encode_ms, "input", "encode_ms"),
                           c(cloud.input.decode_ms, "input", "decode_ms") + c(cloud.whole_model_ms, "whole_model_ms"),
                           edge.input.compressed_bytes, 0.0))
+        self.input_formats()
         for ce, cc in zip(edge.cuts, cloud.cuts, strict=True):
             head, tail = e(ce.head_ms, "cut", ce.id, "head_ms"), c(cc.tail_ms, "cut", ce.id, "tail_ms")
             for dtype in RAW_DTYPES:
@@ -273,6 +122,20 @@ class _Rows:
         if self.missing:
             self._raise_missing()
         return self.rows
+
+    def input_formats(self) -> None:
+        """Cloud-only with the input as a lossy image file: one row per format both profiles measured whose
+        accuracy is known (a format without one is not a candidate: no assumption stands in for it)."""
+        edge, cloud, e, c = self.edge, self.cloud, self.e, self.c
+        for fmt, fe in edge.input.formats.items():
+            fc = cloud.input.formats.get(fmt)
+            acc = fe.accuracy if fe.accuracy is not None else (fc.accuracy if fc is not None else None)
+            if fc is None or acc is None or self.backbone is None:
+                continue
+            self.rows.append((CandidateSpec.cloud_only(fmt), e(fe.encode_ms, "input", "formats", fmt, "encode_ms"),
+                              c(fc.decode_ms, "input", "formats", fmt, "decode_ms")
+                              + c(cloud.whole_model_ms, "whole_model_ms"),
+                              fe.bytes_mean if self.payload == "mean" else fe.bytes_p95, self.backbone - acc))
 
     def _raise_missing(self) -> None:
         why = "the backbone accuracy is unknown" if self.backbone is None else "their accuracy is unknown (null)"
@@ -339,7 +202,7 @@ class CandidateSet:
 
     def feasible(self, max_loss: float | None) -> tuple[np.ndarray, str | None]:
         """Mask of candidates within the budget (None = no budget), or the lossless ones and why."""
-        _check_max_loss(max_loss)
+        check_max_loss(max_loss)
         if max_loss is None:
             return np.ones(len(self), dtype=bool), None
         mask = self.loss <= max_loss + 1e-9
@@ -399,12 +262,15 @@ class CandidateSet:
     def solve(self, link: Link, *, max_loss: float | None = DEFAULT_MAX_LOSS, start_ms: float = 0.0,
               cloud_wait_ms: float = 0.0, adjust: Adjust = NO_ADJUST, goal: Goal | None = None) -> Plan:
         """The fastest feasible candidate (or the best under `goal`) for a request starting at `start_ms` (matters
-        on a trace), when a request waits `cloud_wait_ms` in the cloud's queue, with `adjust`'s calibration applied."""
-        if adjust != NO_ADJUST:
-            edge, cloud = self.adjusted(adjust)
-            cloud = cloud + np.where(self.remote, self.cloud_with_wait(cloud_wait_ms) - self.cloud_ms, 0.0)
-        else:
-            edge, cloud = self.edge_ms, self.cloud_with_wait(cloud_wait_ms)
+        on a trace), when a request waits `cloud_wait_ms` in the cloud's queue, with `adjust`'s calibration applied.
+        The wait reaches the solver once: as `cloud_wait_ms` or as `adjust.cloud_wait_ms`, not both."""
+        if cloud_wait_ms:
+            self.cloud_with_wait(cloud_wait_ms)  # checks it
+            if adjust.cloud_wait_ms:
+                raise SolveError("the cloud's queueing delay reaches the solver once: give cloud_wait_ms or "
+                                 "adjust.cloud_wait_ms, not both")
+            adjust = replace(adjust, cloud_wait_ms=float(cloud_wait_ms))
+        edge, cloud = self.adjusted(adjust)
         transfer = self.transfer_ms(link, np.array([start_ms]), cloud, edge)[:, 0]
         return self._plan(link, transfer, max_loss, "latency", cloud=cloud, edge=edge, goal=goal)
 
@@ -461,18 +327,25 @@ class CandidateSet:
                               bool(feasible[i]) if feasible is not None else True)
 
     def ends_crossing(self, *, rtt: str | float = 0.0, low: str | float = "10kbit", high: str | float = "10gbit",
-                      cloud_wait_ms: float = 0.0) -> float | None:
+                      cloud_wait_ms: float = 0.0, max_loss: float | None = DEFAULT_MAX_LOSS) -> float | None:
         """The bandwidth in (low, high) (bit/s) where edge-only and cloud-only take equally long on a constant
-        link, if any. Exact: cloud-only is a + s / bandwidth, edge-only a constant."""
+        link, if any; cloud-only is the best of its forms within `max_loss` (lossless, or the input as a JPEG/WebP
+        file), as a real client picks. Exact: each is a + s / bandwidth, edge-only a constant, and cloud-only wins
+        above the least of its forms' crossings."""
         rtt_ms = parse_duration(rtt, allow_zero=True)
         lo_bps, hi_bps = parse_bandwidth(low), parse_bandwidth(high)
-        e, c = self.index(CandidateSpec.edge_only()), self.index(CandidateSpec.cloud_only())
+        e = self.index(CandidateSpec.edge_only())
+        feasible, _ = self.feasible(max_loss)
         cloud = self.cloud_with_wait(cloud_wait_ms)
-        gap = self.edge_ms[e] - (self.edge_ms[c] + cloud[c] + rtt_ms)  # > 0: cloud-only wins at infinite bandwidth
-        slope = (self.payload_bytes[c] + self.reply_bytes) * 8000.0  # ms x bit/s
-        if gap <= 0 or slope <= 0:
+        crossings = []
+        for c in np.flatnonzero(self.cloud_only & feasible):
+            gap = self.edge_ms[e] - (self.edge_ms[c] + cloud[c] + rtt_ms)  # > 0: cloud-only wins at infinite bandwidth
+            slope = (self.payload_bytes[c] + self.reply_bytes) * 8000.0  # ms x bit/s
+            if gap > 0 and slope > 0:
+                crossings.append(slope / gap)
+        if not crossings:
             return None
-        crossing = slope / gap
+        crossing = min(crossings)
         return float(crossing) if lo_bps < crossing < hi_bps else None
 
     def evaluated(self, i: int, transfer: float, rtt: float, feasible: bool, total: float | None = None,
@@ -486,120 +359,6 @@ class CandidateSet:
                          predicted_ms=edge + float(transfer) + cloud if total is None else float(total),
                          accuracy_loss=float(self.loss[i]), feasible=feasible,
                          loss_assumed=bool(self.loss_assumed[i]))
-
-
-@dataclass(eq=False)
-class Plan:
-    """The chosen candidate with its predicted breakdown, and every candidate it was chosen from."""
-
-    candidate_set: CandidateSet = field(repr=False)
-    index: int = field(repr=False)
-    columns: dict[str, np.ndarray] = field(repr=False)
-    objective: str = "latency"  # "latency" (one request), or "mean" / "p95" over a trace
-    max_loss: float | None = DEFAULT_MAX_LOSS
-    fallback_reason: str | None = None
-    link: dict = field(default_factory=dict)
-    goal_info: dict = field(default_factory=dict)  # the energy model, price and latency limit under a goal
-
-    def candidate(self, which: int | CandidateSpec | str) -> Candidate:
-        """One candidate (by index, CandidateSpec or name such as 'edge-only' or 'relu_5@4') as planned here."""
-        i = which if isinstance(which, int) else self.candidate_set.index(which)
-        col = self.columns
-        return _with_goal(self.candidate_set.evaluated(i, col["transfer"][i], col["rtt"][i],
-                                                             bool(col["feasible"][i]), col["total"][i],
-                                                             col["cloud"][i], col["edge"][i]), col, i)
-
-    def predicted_ms_of(self, which: int | CandidateSpec | str) -> float:
-        """The predicted latency of any candidate in this plan (not only the chosen one)."""
-        i = which if isinstance(which, int) else self.candidate_set.index(which)
-        return float(self.columns["total"][i])
-
-    def transfer_ms_of(self, which: int | CandidateSpec | str) -> float:
-        """The predicted transfer time (payload + reply + RTT) of any candidate in this plan."""
-        i = which if isinstance(which, int) else self.candidate_set.index(which)
-        return float(self.columns["transfer"][i])
-
-    @property
-    def spec(self) -> CandidateSpec:
-        return self.candidate_set.specs[self.index]
-
-    @cached_property
-    def chosen(self) -> Candidate:
-        return self.candidate(self.index)
-
-    @property
-    def cut(self) -> str:
-        return self.chosen.cut
-
-    @property
-    def bits(self) -> int | None:
-        return self.chosen.bits
-
-    @property
-    def kind(self) -> CandidateKind:
-        return self.chosen.kind
-
-    @property
-    def predicted_ms(self) -> float:
-        return self.chosen.predicted_ms
-
-    @property
-    def accuracy_loss(self) -> float:
-        return self.chosen.accuracy_loss
-
-    @property
-    def breakdown(self) -> dict[str, float]:
-        """edge_ms + transfer_ms + cloud_ms = predicted_ms; rtt_ms is the RTT's part of transfer_ms."""
-        return self.chosen.breakdown
-
-    @cached_property
-    def candidates(self) -> list[Candidate]:
-        return [self.candidate(i) for i in range(len(self.candidate_set))]
-
-    @cached_property
-    def pareto(self) -> list[Candidate]:
-        """Candidates no other beats on both latency and accuracy loss, by increasing latency."""
-        order = np.lexsort((self.candidate_set.loss, self.columns["total"]))
-        front, best_loss = [], math.inf
-        for i in order:
-            if self.candidate_set.loss[i] < best_loss - 1e-12:
-                front.append(int(i))
-                best_loss = self.candidate_set.loss[i]
-        return [self.candidates[i] for i in front]
-
-    @cached_property
-    def table(self):
-        """Every candidate as a pandas DataFrame (one row each, `chosen` and `pareto` marked)."""
-        import pandas as pd
-
-        df = pd.DataFrame([{**c.to_dict(), "label": c.label} for c in self.candidates])
-        df["bits"] = df["bits"].astype("Int64")
-        df["width"] = df["width"].astype("Int64")
-        df["chosen"] = df.index == self.index
-        on_front = {c.spec for c in self.pareto}
-        df["pareto"] = [c.spec in on_front for c in self.candidates]
-        for name in ("mean_ms", "p95_ms", "max_ms"):
-            if name in self.columns:
-                df[name] = self.columns[name]
-        return df
-
-    def to_dict(self) -> dict:
-        """The `planner plan --json` object (DESIGN.md contract, plus kind, dtype, link, fallback_reason...)."""
-        c = self.chosen
-        return {"cut": c.cut, "bits": c.bits, "predicted_ms": _r(c.predicted_ms), "accuracy_loss": _r(c.accuracy_loss),
-                "breakdown": {k: _r(v) for k, v in c.breakdown.items()}, "kind": c.kind.value, "dtype": c.dtype,
-                "width": c.width, "plan": c.spec.arg,
-                "bytes": _r(c.nbytes), "objective": self.objective, "max_loss": self.max_loss,
-                "fallback_reason": self.fallback_reason, "link": self.link,
-                "assumed_loss": ({str(b): pp for b, pp in self.candidate_set.assumed_loss.items()} or None),
-                "edge_profile": self.candidate_set.edge.name, "cloud_profile": self.candidate_set.cloud.name,
-                "edge_slowdown": self.candidate_set.edge_slowdown, **goal_dict(c), **self.goal_info,
-                "candidates": [x.to_dict() for x in self.candidates]}
-
-    def __repr__(self) -> str:
-        c = self.chosen
-        return (f"Plan({c.label}: {c.predicted_ms:.3f} ms = edge {c.edge_ms:.3f} + transfer {c.transfer_ms:.3f} + "
-                f"cloud {c.cloud_ms:.3f}, loss {c.accuracy_loss:.3g} pp{' (assumed)' if c.loss_assumed else ''})")
 
 
 _PREPARED: OrderedDict[tuple, CandidateSet] = OrderedDict()
@@ -650,10 +409,11 @@ def breakpoints(edge: Profile, cloud: Profile, *, rtt: str | float = 0.0, low: s
 
 def ends_crossing(edge: Profile, cloud: Profile, *, rtt: str | float = 0.0, low: str | float = "10kbit",
                   high: str | float = "10gbit", edge_slowdown: float = 1.0, assume_loss: AssumeLoss | None = None,
-                  payload: str = "mean") -> float | None:
-    """The bandwidth in (low, high) (bit/s) where edge-only and cloud-only take equally long, if any (exact)."""
+                  payload: str = "mean", max_loss: float | None = DEFAULT_MAX_LOSS) -> float | None:
+    """The bandwidth in (low, high) (bit/s) where edge-only and cloud-only (its best form within `max_loss`) take
+    equally long, if any (exact)."""
     cs = prepare(edge, cloud, edge_slowdown=edge_slowdown, assume_loss=assume_loss, payload=payload)
-    return cs.ends_crossing(rtt=rtt, low=low, high=high)
+    return cs.ends_crossing(rtt=rtt, low=low, high=high, max_loss=max_loss)
 
 
 plan = solve  # exported as `planner.plan`: the name `planner.solve` is this module

@@ -18,6 +18,8 @@ INPUT_CUT = "input"  # the cut id of cloud-only: the model's input crosses the l
 OUTPUT_CUT = "output"  # the cut id of edge-only: nothing crosses
 RAW_DTYPES = ("float32", "float16")  # raw-feature encodings, in order of preference
 BITS_RANGE = (1, 8)  # the bitwidths the quantizer and the codec can carry
+INPUT_CODECS = ("jpeg", "webp")  # lossy image codecs a cloud-only request can send its input with
+QUALITY_RANGE = (1, 100)  # their quality setting
 
 
 class Role(enum.StrEnum):
@@ -104,6 +106,29 @@ def check_bits(bits, trained: tuple[int, ...] | None = None, error: type[Planner
     return b
 
 
+_INPUT_FORMAT = re.compile(r"^(?P<codec>[a-z]+?)(?:[ _-]?q)?(?P<quality>-?\d+)$")
+
+
+def parse_input_format(text, error: type[PlannerError] = PlannerError) -> str:
+    """A lossy input format as its canonical name: 'jpeg90', 'webp75' (also read: 'jpeg_q90', 'jpeg q90', 'JPEG90');
+    a bad codec or a quality outside 1..100 raises `error` in one line."""
+    m = _INPUT_FORMAT.match(text.strip().lower()) if isinstance(text, str) else None
+    if not m or m["codec"] not in INPUT_CODECS:
+        raise error(f"{text!r} is not an input format: use one of {', '.join(INPUT_CODECS)} with a quality, e.g. "
+                    f"jpeg90 or webp75")
+    lo, hi = QUALITY_RANGE
+    quality = int(m["quality"])
+    if not lo <= quality <= hi:
+        raise error(f"{m['codec'].upper()} quality must be an integer in {lo}..{hi}, got {quality} (in {text!r})")
+    return f"{m['codec']}{quality}"
+
+
+def split_input_format(fmt: str, error: type[PlannerError] = PlannerError) -> tuple[str, int]:
+    """'jpeg90' -> ('jpeg', 90) (the name checked)."""
+    m = _INPUT_FORMAT.match(parse_input_format(fmt, error))
+    return m["codec"], int(m["quality"])
+
+
 _PLAN_ARG = re.compile(r"^(?P<cut>.+)@(?:(?P<q>q)?(?P<bits>\d+)(?:w(?P<width>\d+))?|(?P<raw>raw|f32|float32|f16|float16))$")
 _DTYPE_TAG = {"float32": "f32", "float16": "f16"}
 
@@ -121,9 +146,15 @@ class CandidateSpec:
     bits: int | None = None
     dtype: str | None = None
     width: int | None = None  # latent channels of the autoencoder (None: its widest)
+    fmt: str | None = None  # cloud-only: the lossy image format of the input ('jpeg90'); None: lossless
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", CandidateKind(self.kind))
+        if self.fmt is not None:
+            if self.kind != CandidateKind.CLOUD_ONLY:
+                raise PlannerError(f"an input format belongs to a cloud-only candidate, got {self.fmt!r} for "
+                                   f"{self.kind.value}")
+            object.__setattr__(self, "fmt", parse_input_format(self.fmt))
         if self.kind == CandidateKind.RAW and self.dtype not in RAW_DTYPES:
             raise PlannerError(f"a raw candidate needs a dtype in {', '.join(RAW_DTYPES)}, got {self.dtype!r}")
         if self.kind.coded:
@@ -134,8 +165,9 @@ class CandidateSpec:
                                f"{self.width!r} for {self.kind.value}")
 
     @classmethod
-    def cloud_only(cls) -> CandidateSpec:
-        return cls(CandidateKind.CLOUD_ONLY, INPUT_CUT)
+    def cloud_only(cls, fmt: str | None = None) -> CandidateSpec:
+        """Ship the input: losslessly (None) or as a lossy image ('jpeg90', 'webp75')."""
+        return cls(CandidateKind.CLOUD_ONLY, INPUT_CUT, fmt=fmt)
 
     @classmethod
     def edge_only(cls) -> CandidateSpec:
@@ -164,12 +196,16 @@ class CandidateSpec:
 
     @property
     def lossless(self) -> bool:
-        """Computes exactly what the unsplit model computes (the ends, and the raw float32 feature)."""
-        return self.is_end or self.dtype == "float32"
+        """Computes exactly what the unsplit model computes (the ends, the input sent losslessly, and the raw
+        float32 feature)."""
+        return (self.is_end and self.fmt is None) or self.dtype == "float32"
 
     @property
     def tag(self) -> str:
-        """What is sent, in a few characters: 'cloud-only', 'edge-only', 'f32', 'f16', '4b', '4b w8'."""
+        """What is sent, in a few characters: 'cloud-only', 'cloud-only jpeg90', 'edge-only', 'f32', 'f16', '4b',
+        '4b w8'."""
+        if self.fmt is not None:
+            return f"{self.kind.value} {self.fmt}"
         if self.is_end:
             return self.kind.value
         if self.kind == CandidateKind.RAW:
@@ -185,8 +221,9 @@ class CandidateSpec:
 
     @property
     def label(self) -> str:
-        """The human name: 'cloud-only', 'edge-only', 'pool1 raw float16', 'pool1 @ 4 bits'."""
+        """The human name: 'cloud-only', 'cloud-only jpeg90', 'edge-only', 'pool1 raw float16', 'pool1 @ 4 bits'."""
         if self.is_end:
+            return self.tag
             return self.kind.value
         if self.kind == CandidateKind.RAW:
             return f"{self.cut} raw {self.dtype}"
@@ -196,9 +233,10 @@ class CandidateSpec:
 
     @property
     def arg(self) -> str:
-        """The command-line spelling: 'edge-only', 'cloud-only', 'pool1@4', 'pool1@4w8', 'pool1@raw', 'pool1@f16'."""
+        """The command-line spelling: 'edge-only', 'cloud-only', 'cloud-only@jpeg90', 'pool1@4', 'pool1@4w8',
+        'pool1@raw', 'pool1@f16'."""
         if self.is_end:
-            return self.kind.value
+            return self.kind.value + (f"@{self.fmt}" if self.fmt is not None else "")
         if self.kind == CandidateKind.RAW:
             return f"{self.cut}@{'raw' if self.dtype == 'float32' else _DTYPE_TAG[self.dtype]}"
         if self.kind == CandidateKind.QUANT:
@@ -210,11 +248,14 @@ class CandidateSpec:
         """Read `arg` (or `label`) back: 'edge-only', 'cloud-only', 'CUT@BITS', 'CUT@BITSwW', 'CUT@raw', 'CUT@f16',
         'CUT raw float16', 'CUT @ 4 bits'."""
         if not isinstance(text, str) or not text.strip():
-            raise PlannerError("a candidate needs a name: edge-only, cloud-only, CUT@BITS, CUT@BITSwWIDTH, CUT@qBITS or "
+            raise PlannerError("a candidate needs a name: edge-only, cloud-only, cloud-only@jpeg90, CUT@BITS, CUT@BITSwWIDTH, CUT@qBITS or "
                                "CUT@raw")
         s = text.strip()
         if s in (CandidateKind.EDGE_ONLY, CandidateKind.CLOUD_ONLY):
             return cls.edge_only() if s == CandidateKind.EDGE_ONLY else cls.cloud_only()
+        lossy = re.fullmatch(rf"{CandidateKind.CLOUD_ONLY.value}[@ ](?P<fmt>.+)", s)
+        if lossy:
+            return cls.cloud_only(lossy["fmt"])
         label = re.fullmatch(r"(?P<cut>\S+) (?:raw (?P<dtype>float32|float16)|quant (?P<qbits>\d+) bits|@ (?P<bits>\d+) "
                              r"bits(?:, width (?P<width>\d+))?)", s)
         if label:
@@ -237,7 +278,7 @@ class CandidateSpec:
 
     def to_dict(self) -> dict:
         return {"kind": self.kind.value, "cut": self.cut, "bits": self.bits, "dtype": self.dtype,
-                "width": self.width}
+                "width": self.width, "format": self.fmt}
 
     def __str__(self) -> str:
         return self.label

@@ -23,9 +23,10 @@ def main() -> None:
     ap.add_argument("--out", required=True, help="the new file (never the shipped one)")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    from planner.compress.autoencoder import load_autoencoder, save_autoencoder, weights_path
+    from planner.compress.aefile import save_autoencoder
+    from planner.compress.backbone import Backbone, entropy_features
     from planner.compress.clipquant import load_quantizer, quant_path
-    from planner.compress.train import Backbone, entropy_features
+    from planner.compress.zoo import load_autoencoder, weights_path
     from planner.data import load_fashion_mnist
     from planner.errors import CompressError
     from planner.modelspec import load_model

@@ -12,3 +12,9 @@ for m in ${MODELS:-resnet-fmnist vgg-fmnist}; do
   $P profile --model "$m" --role edge --threads 1 --autoencoder independent
   $P profile --model "$m" --role cloud --autoencoder independent
 done
+# the ImageNet story (issue 26): its edge on one core (weaker edges are emulated by --edge-slowdown at plan and
+# run time), its cloud on two threads; the lossy input formats (JPEG/WebP) are profiled by default
+for m in ${IMAGENET_MODELS-efficientnet-lite0}; do
+  $P profile --model "$m" --role edge --threads 1
+  $P profile --model "$m" --role cloud --threads 2
+done

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Train a zoo model's committed autoencoders, the shared one then the independent baseline, on one thread each,
+# Train (and replace: --overwrite-shipped) a zoo model's committed autoencoders, the shared one then the independent baseline, on one thread each,
 # checkpointed every 250 steps and resumable (rerun after an interruption: --resume picks up the checkpoint).
 # Writes runs/ae/MODEL-KIND.pt (+ .json card); the shipped weights change only with COPY=1 (deliberately).
 #   bash scripts/train_zoo_aes.sh resnet-fmnist & bash scripts/train_zoo_aes.sh vgg-fmnist &   # both, 2 cores

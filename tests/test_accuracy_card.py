@@ -9,7 +9,7 @@ import shutil
 import pytest
 import torch
 
-from planner.compress.autoencoder import weights_path
+from planner.compress.zoo import weights_path
 from planner.datasets import DataSet, fashion_mnist, fingerprint
 from planner.execution.pipeline import SplitPipeline
 from planner.profile import accuracy

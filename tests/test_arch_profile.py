@@ -11,14 +11,10 @@ import torch
 from planner import images
 from planner.cli import main
 from planner.compress import codec
-from planner.compress.autoencoder import (
-    AEConfig,
-    SharedAutoencoder,
-    load_autoencoder,
-    plan_cut,
-    select_cuts,
-    weights_path,
-)
+from planner.compress.aeconfig import AEConfig, plan_cut
+from planner.compress.autoencoder import SharedAutoencoder
+from planner.compress.cutselect import select_cuts
+from planner.compress.zoo import load_autoencoder, weights_path
 from planner.errors import ProfileError
 from planner.partition import Partitioner
 from planner.profile.arch import (

@@ -4,11 +4,12 @@ import json
 
 import pytest
 
+from planner.candidates import RAW_FLOAT16, check_assume_loss, parse_assume_loss
 from planner.cli import main
 from planner.errors import SolveError
 from planner.link import ConstantLink
 from planner.profile.synthetic import synthetic_pair
-from planner.solve import RAW_FLOAT16, check_assume_loss, parse_assume_loss, solve
+from planner.solve import solve
 
 
 def test_parse_assume_loss():

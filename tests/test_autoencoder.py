@@ -5,16 +5,10 @@ import pytest
 import torch
 
 from planner import CompressError, load_autoencoder
-from planner.compress.autoencoder import (
-    AEConfig,
-    IndependentAutoencoders,
-    SharedAutoencoder,
-    build_autoencoder,
-    load_autoencoder_file,
-    plan_cut,
-    save_autoencoder,
-    select_cuts,
-)
+from planner.compress.aeconfig import AEConfig, plan_cut
+from planner.compress.aefile import load_autoencoder_file, save_autoencoder
+from planner.compress.autoencoder import IndependentAutoencoders, SharedAutoencoder, build_autoencoder
+from planner.compress.cutselect import select_cuts
 from planner.partition import cuts as list_cuts
 from planner.zoo import build
 
@@ -235,7 +229,7 @@ def test_committed_weights_load_by_name(name):
 
 def test_committed_weights_reproduce_the_rate_table():
     """The committed shared autoencoder scores what the rate table says (full test set) on 2,000 images (+-2 pp)."""
-    from planner.compress.train import Backbone, evaluate
+    from planner.compress.backbone import Backbone, evaluate
     from planner.data import DEFAULT_ROOT, load_fashion_mnist
     from planner.zoo import load
 

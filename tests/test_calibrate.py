@@ -11,12 +11,13 @@ import time
 import numpy as np
 import pytest
 
+from planner.candidates import Adjust
 from planner.data import DEFAULT_ROOT
 from planner.errors import PlannerError
 from planner.link import LiveEstimate
 from planner.runtime.calibrate import Calibration, Explorer, GuardedEstimate, Running
 from planner.runtime.compute import Stretched
-from planner.solve import Adjust, prepare
+from planner.solve import prepare
 
 
 def test_running_ratio_tracks_a_level_and_shrugs_off_a_spike():
@@ -209,7 +210,9 @@ def test_a_server_stall_does_not_collapse_the_bandwidth_estimate(setup):
     assert after.results[0].measured_ms > 900  # the stalled request
     assert all(r.spec.remote and not r.fallback for r in after.results)
     stalled_bps = (after.results[0].request_bytes + after.results[0].reply_bytes) * 8 / 1.0  # ~5 kbit/s
-    assert c.bandwidth.held_back >= 1 and c.estimate.bandwidth_bps > 20 * stalled_bps, (before, c.estimate)
+    assert c.estimate.bandwidth_bps > 20 * stalled_bps, (before, c.estimate)
+    # the stall is the server's time, not the wire's: the one wire time (wall - server_ms) leaves it out
+    assert after.results[0].transfer_ms < 0.5 * after.results[0].measured_ms
 
 
 def test_profile_warns_when_the_machine_was_busy():
@@ -227,12 +230,16 @@ def test_profile_warns_when_the_machine_was_busy():
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--edge-slowdown", "0.5"], "--edge-slowdown must be a finite number >= 1"),
-    (["--explore", "0.9"], "--explore must be a share"),
+    (["--edge-slowdown", "0.5"], "edge_slowdown must be a finite number >= 1"),
+    (["--explore", "0.9"], "explore must be a finite number in [0, 0.5]"),
     (["--plan", "relu_5@many"], "is not a candidate"),
 ])
 def test_run_rejects_bad_calibration_flags_before_any_work(argv, message, capsys):
     from planner.cli import main
 
-    assert main(["run", "--model", "resnet-fmnist", "--bandwidth", "1mbit", *argv]) == 2
+    try:
+        rc = main(["run", "--model", "resnet-fmnist", "--bandwidth", "1mbit", *argv])
+    except SystemExit as exc:  # refused by the flag's own rule, while parsing
+        rc = exc.code
+    assert rc == 2
     assert message in capsys.readouterr().err

@@ -35,6 +35,16 @@ def test_no_function_over_80_lines():
     assert not long, long
 
 
+MAX_MODULE_LINES = 500
+TO_SPLIT = {"planner/profile/schema.py"}  # 511 lines on main (issue 25's input formats): not yet split
+
+
+def test_no_module_over_500_lines():
+    long = [f"{p.relative_to(ROOT).as_posix()} ({n} lines)" for p in _py("planner")
+            if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES and p.relative_to(ROOT).as_posix() not in TO_SPLIT]
+    assert not long, long
+
+
 def test_candidate_kind_strings_live_in_the_vocabulary():
     """'edge-only' / 'cloud-only' as literals (docstrings aside) in at most 2 files: the rest use CandidateKind."""
     spelled = {path.relative_to(ROOT).as_posix() for path in _py("planner")

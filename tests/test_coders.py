@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from planner.compress import codec
-from planner.compress.autoencoder import AEConfig, SharedAutoencoder, plan_cut
+from planner.compress.aeconfig import AEConfig, plan_cut
+from planner.compress.autoencoder import SharedAutoencoder
 from planner.compress.clipquant import RawQuantizer
 from planner.errors import CompressError
 from planner.execution import coders

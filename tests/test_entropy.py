@@ -6,7 +6,9 @@ import pytest
 import torch
 
 from planner.compress import codec
-from planner.compress.autoencoder import AEConfig, build_autoencoder, load_autoencoder_file, save_autoencoder
+from planner.compress.aeconfig import AEConfig
+from planner.compress.aefile import load_autoencoder_file, save_autoencoder
+from planner.compress.autoencoder import build_autoencoder
 from planner.compress.clipquant import RawQuantizer
 from planner.compress.entropy import Books, EntropyBook, EntropyModel, model_for
 from planner.errors import CodecError

@@ -4,8 +4,9 @@ import torch
 from torch import nn
 
 from planner.compress import featcache
+from planner.compress.backbone import Backbone, calibrate_scales
 from planner.compress.featcache import adapt_batch, choose_rows, open_or_build
-from planner.compress.train import Backbone, TrainConfig, calibrate_scales, train
+from planner.compress.train import TrainConfig, train
 
 
 class Toy(nn.Module):
@@ -91,7 +92,8 @@ def test_batches_adapt_to_the_memory_budget():
 
 
 def test_training_from_the_cache_lowers_the_loss_like_live(toy, tmp_path):
-    from planner.compress.autoencoder import AEConfig, build_autoencoder
+    from planner.compress.aeconfig import AEConfig
+    from planner.compress.autoencoder import build_autoencoder
 
     backbone, x = toy
     y = backbone.features(x)[0].argmax(1)

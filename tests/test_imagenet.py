@@ -90,7 +90,7 @@ def test_photos_are_disjoint_seeded_and_round_trip_a_folder(tmp_path, lite0):
 def test_default_served_cuts_are_block_outputs(lite0):
     """Inverted residuals: train-ae serves what blocks return (residual sums, projection outputs), never the
     expanded maps inside a block; padding and dropout are marked as repeats of their neighbour."""
-    from planner.compress.train import default_cuts
+    from planner.compress.backbone import default_cuts
     from planner.partition import Partitioner
 
     part = Partitioner(lite0.model, lite0.example(), verify=False)

@@ -57,12 +57,14 @@ def test_queue_estimate_is_an_ewma_that_fades():
 
 
 class QueuedHandler:
-    """The model handler behind a pretend queue: every reply reports `queue_ms` of waiting (as Ray's handler does)."""
+    """The model handler behind a queue: every request waits `queue_ms` and its reply reports it (as Ray's handler
+    does). The wait is real: a server cannot report more waiting than the edge saw (`Reply.of` bounds it)."""
 
     def __init__(self, inner: CloudHandler, queue_ms: float) -> None:
         self.inner, self.model, self.queue_ms = inner, inner.model, queue_ms
 
     def infer(self, payload: bytes):
+        time.sleep(self.queue_ms / 1000.0)
         scores, timings = self.inner.infer(payload)
         return scores, {**timings, "queue_ms": self.queue_ms}
 
@@ -71,10 +73,10 @@ class QueuedHandler:
 def setup():
     pipe = make_pipeline()
     raw = np.random.default_rng(0).integers(0, 256, size=(1, 28, 28), dtype=np.uint8)
-    handler = QueuedHandler(CloudHandler(pipe), queue_ms=5000.0)  # far beyond the 1000 ms edge-only profile
+    handler = QueuedHandler(CloudHandler(pipe), queue_ms=800.0)  # 0.3 x 800 (the EWMA's first step) > the 150 ms edge-only
     server = CloudServer(handler, port=0, workers=1)
     port = server.start_in_thread()
-    yield pipe, raw, make_profiles(pipe, raw), f"127.0.0.1:{port}"
+    yield pipe, raw, make_profiles(pipe, raw, edge_whole_ms=150.0), f"127.0.0.1:{port}"
     server.stop_thread()
 
 
@@ -85,9 +87,21 @@ def test_a_reported_queue_moves_the_edge_client_off_the_cloud(setup, load_aware)
                     load_aware=load_aware, queue_half_life_s=0.05, calibrate=False, freshness_runs=0) as edge:
         first = edge.infer(raw)  # the cloud candidate depends on the live bandwidth estimate: any will do
         assert first.kind != "edge-only" and not first.fallback
-        assert first.queue_wait_ms >= 5000.0  # the handler's queue reaches the edge through the reply
+        assert first.queue_wait_ms >= 800.0  # the handler's queue reaches the edge through the reply
         second = edge.infer(raw)
         assert (second.kind == "edge-only") == load_aware and not second.fallback
         time.sleep(0.6)  # twelve half-lives: the estimate fades and the edge tries the cloud again
         third = edge.infer(raw)
         assert third.kind != "edge-only" and not third.fallback
+
+
+def test_the_queue_wait_reaches_the_solver_once():
+    from planner.candidates import Adjust
+
+    cs = prepare(*synthetic_pair(0, edge_ms=50.0, cloud_ms=1.0))
+    link = ConstantLink(10e6, 5.0)
+    by_arg = cs.solve(link, cloud_wait_ms=3.0)
+    by_adjust = cs.solve(link, adjust=Adjust(cloud_wait_ms=3.0))
+    assert by_arg.predicted_ms == pytest.approx(by_adjust.predicted_ms)
+    with pytest.raises(SolveError, match="reaches the solver once"):
+        cs.solve(link, cloud_wait_ms=3.0, adjust=Adjust(cloud_wait_ms=3.0))

@@ -122,6 +122,11 @@ def test_stages_frame_the_same_codec_bytes(vgg, images):
             s_pt, _, _ = pipe.cloud_decode(b)
             assert s_ort.shape == (7, 10) and torch.equal(s_ort.argmax(1), s_pt.argmax(1))
             assert st_cloud.tail_ms > 0
+    jpeg = CandidateSpec.cloud_only("jpeg90")  # the input as a real client sends it: the same files both ways
+    payload_pt, _ = pipe.edge_encode(raw, jpeg)
+    payload_ort, _ = onnx.edge_encode(raw, jpeg)
+    assert payload_ort == payload_pt and codec.decode(payload_ort).quality == 90
+    assert torch.equal(onnx.cloud_decode(payload_pt)[0].argmax(1), pipe.cloud_decode(payload_pt)[0].argmax(1))
     scores, st = onnx.edge_local(raw[:1])
     assert scores.shape == (1, 10) and st.head_ms > 0
 
@@ -131,6 +136,7 @@ def test_manifest_records_what_was_exported(vgg):
     m = load_manifest(out)
     assert m["model"] == "vgg-fmnist" and m["opset"] == 17 and m["autoencoder"] == pipe.ae_id
     assert m["weights_sha256"] == state_sha256(pipe.model) and m["autoencoder_sha256"] == state_sha256(pipe.ae)
+    assert m["weights_sha256"] == pipe.weights_sha256  # one digest, one definition
     assert m["input"]["shape"] == [1, 28, 28] and m["input"]["batch"] == "dynamic"
     assert list(m["cuts"]) == VGG_CUTS and m["bits"] == VGG_BITS
     entry = m["cuts"]["pool2"]
@@ -283,3 +289,14 @@ def test_profile_times_from_onnxruntime(tmp_path):
             assert 0.0 <= e["encode_ms"]["p10"] <= e["encode_ms"]["median"] and e["decode_ms"]["median"] >= 0.0
     profile = Profile.from_dict(d)
     assert len(prepare(profile, profile)) == len(prepare(Profile.from_dict(torch_profile), Profile.from_dict(torch_profile)))
+
+
+def test_onnx_runtime_announces_the_same_identity(vgg):
+    """The ONNX Runtime backend's WELCOME carries what the torch one does (weights digest, autoencoder, quantizer)."""
+    from planner.runtime.handlers import CloudHandler
+    from planner.runtime.server import CloudServer
+
+    pipe, onnx, _ = vgg
+    assert onnx.identity() == pipe.identity() and pipe.identity()["weights_sha256"] == pipe.weights_sha256
+    welcome = CloudServer(CloudHandler(onnx, warm=False), port=0).welcome()
+    assert {k: welcome[k] for k in pipe.identity()} == pipe.identity()

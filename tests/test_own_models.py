@@ -11,8 +11,12 @@ import user_models as um
 from PIL import Image
 
 from planner import DataError, MismatchError
-from planner.compress.autoencoder import AEConfig, SharedAutoencoder, load_autoencoder_file, save_autoencoder
-from planner.compress.train import TrainConfig, default_cuts, split_data, train_autoencoder
+from planner.compress.aeconfig import AEConfig
+from planner.compress.aefile import load_autoencoder_file, save_autoencoder
+from planner.compress.autoencoder import SharedAutoencoder
+from planner.compress.backbone import default_cuts
+from planner.compress.train import TrainConfig
+from planner.compress.trainjob import split_data, train_autoencoder
 from planner.datasets import load_data
 from planner.evaluate import score
 from planner.execution.pipeline import SplitPipeline
@@ -119,7 +123,7 @@ def test_whole_chain(tmp_path, name, data_kind, labelled):
     port = server.start_in_thread()
     try:
         with EdgeClient(pipeline, profile, profile, cloud=f"127.0.0.1:{port}", link="1mbit") as client:
-            assert client.check_cloud()["weights"] == loaded.weights_sha256
+            assert client.check_cloud()["weights_sha256"] == loaded.weights_sha256
             raw = data.raw[:6]
             pinned = client.run(raw, choice=(deepest, 8))
             planned = client.run(raw)

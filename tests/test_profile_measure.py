@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 from planner.cli.profile import summary
-from planner.compress.autoencoder import AEConfig, SharedAutoencoder
+from planner.compress.aeconfig import AEConfig
+from planner.compress.autoencoder import SharedAutoencoder
 from planner.data import DEFAULT_ROOT, normalize
 from planner.execution.pipeline import SplitPipeline
 from planner.profile.measure import ProfileSettings, profile_pipeline

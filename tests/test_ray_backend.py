@@ -19,6 +19,7 @@ from planner.errors import PlannerError
 from planner.execution.pipeline import SplitPipeline
 from planner.profile.schema import CutProfile, InputProfile, Profile, RawFormat
 from planner.profile.timing import Timing
+from planner.runtime import protocol as P
 from planner.runtime.batching import BatchSettings
 from planner.runtime.client import CloudClient, ServerError
 from planner.runtime.edge import EdgeClient
@@ -128,6 +129,22 @@ def test_every_candidate_and_a_bad_payload_through_ray(pipe, images, ray_address
             np.testing.assert_allclose(r.scores, full, atol=1e-4)
     with CloudClient(ray_address, timeout=30.0) as c, pytest.raises(ServerError, match="BAD_PAYLOAD"):
         c.infer(MODEL, b"garbage")  # the replica's CodecError crosses Ray as itself
+
+
+@needs_ray
+def test_ray_announces_the_same_identity_as_the_asyncio_backend(pipe, ray_address):
+    """WELCOME of the Ray front carries the replicas' weights digest, autoencoder and quantizer ids, as the asyncio
+    backend's does, so the edge's identity check checks something."""
+    server = CloudServer(CloudHandler(pipe), port=0, workers=1)
+    try:
+        direct_address = f"127.0.0.1:{server.start_in_thread()}"
+        with CloudClient(ray_address, timeout=30.0) as via_ray, CloudClient(direct_address, timeout=5.0) as direct:
+            ray_info, direct_info = via_ray.connect(), direct.connect()
+    finally:
+        server.stop_thread()
+    for key in ("model", *P.IDENTITY_KEYS):
+        assert key in ray_info and ray_info[key] == direct_info[key], key
+    assert ray_info["weights_sha256"] == pipe.weights_sha256
 
 
 @needs_ray

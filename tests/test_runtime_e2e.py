@@ -17,8 +17,11 @@ import pytest
 import torch
 from torch import nn
 
-from planner.compress.autoencoder import AEConfig, build_autoencoder, load_autoencoder, select_cuts
+from planner.compress.aeconfig import AEConfig
+from planner.compress.autoencoder import build_autoencoder
 from planner.compress.clipquant import RawQuantizer
+from planner.compress.cutselect import select_cuts
+from planner.compress.zoo import load_autoencoder
 from planner.data import normalize
 from planner.errors import CompressError, ProfileError
 from planner.execution.pipeline import SplitPipeline
@@ -274,7 +277,9 @@ def test_estimate_ignores_transfers_below_the_noise_floor(pipe, profiles):
         decode_ms, tail_ms, queue_wait_ms = 1.0, 2.0, 0.5
 
         def __init__(self, network_ms):  # the server's compute and queue come on top of the network time
-            self.wall_ms = network_ms + self.decode_ms + self.tail_ms + self.queue_wait_ms
+            self.server_ms = self.decode_ms + self.tail_ms + self.queue_wait_ms
+            self.wall_ms = network_ms + self.server_ms
+            self.network_ms = network_ms  # the one wire time (client.Reply.network_ms: wall_ms - server_ms)
 
     exchange = edge.candidates.exchange_ms
     edge._observe(R(20.5 + exchange))  # 580 B in 0.5 ms of noise: says nothing about a 100 Mbit/s link

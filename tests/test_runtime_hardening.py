@@ -276,7 +276,7 @@ def test_auth_failures_back_off_instead_of_reconnecting_per_request(server, pipe
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_broken_server_never_breaks_the_edge(kind, pipe, profiles, images):
-    with BrokenServer(kind, "tiny", timeout_s=2.0) as bad:
+    with BrokenServer(kind, "tiny", timeout_s=2.0, identity=pipe.identity()) as bad:
         with edge(pipe, profiles, bad.address, timeout=0.5) as client:
             report = client.run(images[:3])
     assert len(report.results) == 3 and report.errors == 0

@@ -5,17 +5,11 @@ import pytest
 import torch
 from torch import nn
 
-from planner.compress.autoencoder import AEConfig, build_autoencoder, load_autoencoder_file
-from planner.compress.train import (
-    Backbone,
-    TrainConfig,
-    calibrate_scales,
-    evaluate,
-    recalibrate_bn,
-    settings_sandwich,
-    step_loss,
-    train,
-)
+from planner.compress.aeconfig import AEConfig
+from planner.compress.aefile import load_autoencoder_file
+from planner.compress.autoencoder import build_autoencoder
+from planner.compress.backbone import Backbone, calibrate_scales, evaluate, recalibrate_bn
+from planner.compress.train import TrainConfig, settings_sandwich, step_loss, train
 
 
 class Toy(nn.Module):
@@ -143,3 +137,68 @@ def test_cli_train_ae_smoke(tmp_path):
     assert ae.id == card["id"] and ae.cuts == ["relu_5", "relu_7"] and ae.bits == (2, 8)
     assert card["entropy_models"] == len(ae.entropy) == 2 * 2 * 2  # per (cut, width, bits), in the file
     assert card["train"]["feature_cache"]["rows"] == 300
+
+
+# -- the command's safety: bad counts refused before any work, shipped weights never replaced by default ------
+def _cli(*argv, cwd):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    return subprocess.run([sys.executable, "-m", "planner", "train-ae", *argv], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=600)
+
+
+@pytest.mark.parametrize("flag", ["--steps=-5", "--steps=0", "--batch-size=0", "--limit=0", "--val-limit=0",
+                                  "--recal-batches=-1", "--bits-per-step=0", "--lr=0", "--threads=0",
+                                  "--decoder-width=0", "--latent=-1", "--stop-after=0"])
+def test_train_ae_refuses_counts_and_sizes_below_one_before_any_work(flag, capsys):
+    from planner.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["train-ae", "--model", "resnet-fmnist", flag])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1 and flag.split("=")[0] in err
+
+
+def test_train_config_checks_itself():
+    from planner.rules import OptionError
+
+    for bad in ({"steps": -5}, {"batch_size": 0}, {"lr": 0.0}, {"warmup": 2.0}, {"ce_weight": -1.0}):
+        with pytest.raises(OptionError):
+            TrainConfig(**bad)
+
+
+def test_train_ae_refuses_the_shipped_file_unless_told(tmp_path):
+    from planner.compress.shipped import training_output
+    from planner.compress.zoo import weights_path
+    from planner.errors import CompressError
+
+    shipped = weights_path("resnet-fmnist", "shared")
+    with pytest.raises(CompressError, match="shipped with planner.*--overwrite-shipped"):
+        training_output("resnet-fmnist", "shared", shipped)
+    assert training_output("resnet-fmnist", "shared", shipped, overwrite_shipped=True) == shipped
+    assert training_output("resnet-fmnist", "shared").as_posix() == "runs/ae/resnet-fmnist-shared.pt"
+    r = _cli("--model", "resnet-fmnist", "--out", str(shipped), "--steps", "1", cwd=tmp_path)
+    assert r.returncode == 2 and "--overwrite-shipped" in r.stderr and r.stderr.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_default_train_ae_run_leaves_the_shipped_weights_untouched(tmp_path):
+    import hashlib
+
+    from planner.compress.shipped import shipped_dir
+
+    def digests():
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(shipped_dir().iterdir())}
+
+    before = digests()
+    r = _cli("--model", "resnet-fmnist", "--steps", "2", "--batch-size", "8", "--limit", "64", "--val-limit", "16",
+             "--recal-batches", "1", "--threads", "1", "--no-progress", "--cuts", "relu_5", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert digests() == before
+    assert (tmp_path / "runs" / "ae" / "resnet-fmnist-shared.pt").is_file()
+    assert (tmp_path / "runs" / "ae" / "resnet-fmnist-shared.json").is_file()

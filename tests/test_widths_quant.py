@@ -12,7 +12,8 @@ import torch
 
 from planner import CompressError, PlannerError, ProfileError, SolveError
 from planner.compress import codec
-from planner.compress.autoencoder import AEConfig, SharedAutoencoder, plan_cut
+from planner.compress.aeconfig import AEConfig, plan_cut
+from planner.compress.autoencoder import SharedAutoencoder
 from planner.compress.clipquant import RawQuantizer
 from planner.link import ConstantLink
 from planner.profile.schema import Profile, check_compatible

@@ -141,6 +141,21 @@ def join_negative_values(argv: list[str]) -> list[str]:
     return out
 
 
+def input_formats(text: str) -> tuple[str, ...]:
+    """'jpeg50,jpeg90,webp75' -> the lossy input formats, each checked (quality 1..100); 'none' -> ()."""
+    from planner.types import parse_input_format
+
+    if text.strip().lower() == "none":
+        return ()
+    items = [s for s in (t.strip() for t in text.split(",")) if s]
+    if not items:
+        raise argparse.ArgumentTypeError("give formats such as jpeg50,jpeg90,webp75, or none")
+    try:
+        return tuple(dict.fromkeys(parse_input_format(s) for s in items))
+    except PlannerError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def device(text: str) -> str:
     """A device spelling: auto, cpu, cuda or cuda:N (whether it exists here is checked when it is used)."""
     from planner.devices import parse_device
@@ -149,3 +164,29 @@ def device(text: str) -> str:
         return parse_device(text)
     except PlannerError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def option(cls, name: str, read: Callable[[str], object] | None = None) -> Callable[[str], object]:
+    """The argparse type of the flag for field `name` of the options dataclass `cls` (EdgeOptions, ServerOptions,
+    ProfileSettings): the field's own rule, so the flag and the Python keyword refuse the same values with the
+    same message. `read` turns the text into the value first (e.g. '64MiB' -> bytes; a PlannerError refuses)."""
+    from planner.rules import rule_of
+
+    r = rule_of(cls, name)
+
+    def parse(text: str):
+        try:
+            return r.check(name, (read or r.parse)(text))
+        except PlannerError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = name
+    parse.option = (cls, name)  # the tests walk the flags that carry an option's rule
+    return parse
+
+
+def default(cls, name: str):
+    """The default of field `name` of the options dataclass `cls` (one place for a flag's default)."""
+    from dataclasses import fields
+
+    return next(f.default for f in fields(cls) if f.name == name)

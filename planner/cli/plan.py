@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 
+from planner.cli import checks as check
 from planner.cli.goal import add_goal_args, goal_from_args
+from planner.config import DEFAULT_RTT
 from planner.errors import PlannerError
+from planner.link import parse_duration
+from planner.runtime.options import PAYLOAD_STATS, EdgeOptions
 
 
 def register(sub) -> None:
@@ -16,18 +20,20 @@ def register(sub) -> None:
     link.add_argument("--bandwidth", help="constant uplink bandwidth, e.g. 10mbit, 500kbit, 2MB/s")
     link.add_argument("--trace", help="bandwidth trace (seconds, Mbit/s per line; or Mahimahi) or a shipped "
                                       "trace's name; plans for the least --objective latency over the trace")
-    p.add_argument("--rtt", default="20ms", help="round-trip time (default 20ms)")
-    p.add_argument("--max-loss", type=float, default=1.0,
-                   help="accuracy budget: percentage points of loss vs the backbone (default 1.0)")
+    p.add_argument("--rtt", type=check.checked(lambda t: parse_duration(t, allow_zero=True)), default=DEFAULT_RTT,
+                   help=f"round-trip time (default {DEFAULT_RTT})")
+    p.add_argument("--max-loss", type=check.option(EdgeOptions, "max_loss"), default=check.default(EdgeOptions, "max_loss"),
+                   help="accuracy budget: percentage points of loss vs the backbone (default %(default)s)")
     add_goal_args(p)
     p.add_argument("--assume-loss", metavar="BITS:PP,...",
                    help="assumed accuracy loss (percentage points) per bitwidth where the profiles have no accuracy "
                         "(architecture-only profiles), e.g. 8:0.1,4:0.5,2:2.0 (f16:PP for raw float16)")
-    p.add_argument("--edge-slowdown", type=float, default=1.0, help="multiply every edge compute time (what-if)")
-    p.add_argument("--payload", choices=("mean", "p95"), default="mean", help="payload size statistic (default mean)")
+    p.add_argument("--edge-slowdown", type=check.positive_number, default=1.0,
+                   help="multiply every edge compute time (what-if; below 1: a faster edge)")
+    p.add_argument("--payload", choices=PAYLOAD_STATS, default="mean", help="payload size statistic (default mean)")
     p.add_argument("--breakpoints", nargs="?", const="10kbit:10gbit", metavar="LOW:HIGH",
                    help="also list the bandwidths where the best choice changes (default range 10kbit:10gbit)")
-    p.add_argument("--top", type=int, default=8, help="rows of the table (default 8)")
+    p.add_argument("--top", type=check.int_at_least(1), default=8, help="rows of the table (default 8)")
     p.add_argument("--json", action="store_true", help="print the plan as one JSON object")
     p.set_defaults(func=run)
 
@@ -37,10 +43,16 @@ def _fmt(x: float) -> str:
 
 
 def format_table(plan, top: int) -> str:
-    """The best `top` candidates by predicted latency, plus cloud-only and edge-only; the chosen one starred."""
+    """The best `top` candidates by the plan's objective, plus edge-only and cloud-only (lossless, and its best
+    input format within the budget); the chosen one starred."""
+    from planner.types import CandidateKind
+
     key = {"energy": "energy_mj", "cost": "cost"}.get(plan.objective, "predicted_ms")
     ranked = sorted(range(len(plan.candidates)), key=lambda i: getattr(plan.candidates[i], key))
-    shown = ranked[:top] + [i for i in ranked[top:] if plan.candidates[i].spec.is_end]
+    cs = plan.candidate_set
+    ends = {cs.index(plan.best_of(CandidateKind.CLOUD_ONLY).spec)}
+    ends |= {i for i, s in enumerate(cs.specs) if s.is_end and s.fmt is None}
+    shown = ranked[:top] + [i for i in ranked[top:] if i in ends]
     if plan.index not in shown:
         shown.append(plan.index)
     header = ("", "candidate", "predicted ms", "edge ms", "transfer ms", "cloud ms", "bytes", "loss pp", "feasible")
@@ -77,12 +89,11 @@ def goal_line(plan) -> str:
 
 
 def run(args) -> int:
+    from planner.candidates import RAW_FLOAT16, parse_assume_loss
     from planner.link import ConstantLink, TraceLink, format_bandwidth
     from planner.profile.schema import Profile
-    from planner.solve import RAW_FLOAT16, parse_assume_loss, prepare
+    from planner.solve import prepare
 
-    if args.top < 1:
-        raise PlannerError(f"--top must be >= 1, got {args.top}")
     edge, cloud = Profile.load(args.edge), Profile.load(args.cloud)
     assume = parse_assume_loss(args.assume_loss) if args.assume_loss is not None else None
     cs = prepare(edge, cloud, edge_slowdown=args.edge_slowdown, payload=args.payload, assume_loss=assume)

@@ -14,11 +14,18 @@ from planner.cli._model import (
     data_from_args,
     model_from_args,
 )
-from planner.config import ARCH_LATENT, DEFAULT_EDGE_ACTIVE_W, DEFAULT_EDGE_IDLE_W
+from planner.config import ARCH_LATENT, DEFAULT_EDGE_ACTIVE_W, DEFAULT_EDGE_IDLE_W, DEFAULT_INPUT_FORMATS
 from planner.devices import DEVICE_HELP
 from planner.profile.power import parse_power
+from planner.profile.settings import ProfileSettings
 from planner.profile.store import ProfileKey
+from planner.runtime.options import EdgeOptions
 from planner.types import AutoencoderKind, Role
+
+
+def _setting(name: str, **kw) -> dict:
+    """argparse keywords of the flag for ProfileSettings field `name`: its rule as the type, its default."""
+    return {"type": check.option(ProfileSettings, name), "default": check.default(ProfileSettings, name), **kw}
 
 
 def register(sub) -> None:
@@ -30,7 +37,7 @@ def register(sub) -> None:
     arch.add_argument("--arch", default=None, help="profile an architecture instead of --model: resnet18, resnet50, "
                                                    "mobilenet_v2, vgg16, vgg16_bn or torchvision:NAME")
     arch.add_argument("--input", default=None, metavar="CxHxW", help="input shape for --arch (default 3x224x224)")
-    arch.add_argument("--latent", type=float, default=ARCH_LATENT,
+    arch.add_argument("--latent", type=check.positive_number, default=ARCH_LATENT,
                       help="latent width of the assumed autoencoder: channels (>= 1) or a fraction of C (default 8)")
     arch.add_argument("--bits", default=None, help="bitwidths for --arch, e.g. 2,4,8 (default 2,3,4,6,8)")
     arch.add_argument("--input-format", default="jpeg_q90", choices=["raw", "jpeg_q90", "jpeg_q75", "png"],
@@ -39,25 +46,28 @@ def register(sub) -> None:
                                                      "matplotlib's sample photo)")
     p.add_argument("--role", choices=[r.value for r in Role], default=Role.BOTH)
     p.add_argument("--out", default=None, help="profile file (default: profiles/MODEL_ROLE_CPU-Nt.json)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: 1 for edge, all otherwise)")
-    p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--repeats", type=int, default=7, help="minimum timed repeats per stage")
-    p.add_argument("--max-seconds", type=float, default=0.25, help="time cap per stage")
+    p.add_argument("--threads", **_setting("threads", help="torch threads (default: 1 for edge, all otherwise)"))
+    p.add_argument("--batch", **_setting("batch"))
+    p.add_argument("--repeats", **_setting("repeats", help="minimum timed repeats per stage"))
+    p.add_argument("--max-seconds", **_setting("max_seconds", help="time cap per stage"))
     p.add_argument("--device", type=check.device, default=None,
                    help=DEVICE_HELP + "; default auto for --role cloud, else cpu (an edge runs on its CPU)")
     p.add_argument("--batch-sizes", type=check.int_list(1), default=None, metavar="N,N,...",
                    help="cloud: also time decoder + tail at these batch sizes, e.g. 1,4,16,64 (what a dynamically "
                         "batching server runs; the load-aware estimate reads them)")
-    p.add_argument("--edge-slowdown", type=float, default=None, metavar="K",
+    p.add_argument("--edge-slowdown", type=check.option(EdgeOptions, "edge_slowdown"), default=None, metavar="K",
                    help="emulate a weak edge K times slower (role edge): the measured profile scaled by K and "
                         "marked so, as `planner run --edge-slowdown K` stretches every edge computation")
-    p.add_argument("--cpu-quota", type=float, default=None,
+    p.add_argument("--cpu-quota", **_setting("cpu_quota"),
                    help="emulate a weak edge: run the edge side on this fraction of one core (root, cgroups)")
     add_quantizer_arg(p)
     p.add_argument("--autoencoder", default=None, metavar="FILE|shared|independent|none",
                    help="autoencoder file from `planner train-ae --out`, a zoo model's committed shared/independent "
                         "one, or none (raw cuts only); default: shared for the zoo, none for your own model")
     p.add_argument("--float16", action="store_true", help="also profile the float16 raw feature")
+    p.add_argument("--input-formats", type=check.input_formats, default=DEFAULT_INPUT_FORMATS, metavar="LIST",
+                   help="cloud-only also sends the image input as these lossy files, each a candidate (uint8 "
+                        f"images only; default {','.join(DEFAULT_INPUT_FORMATS)}; none: lossless only)")
     p.add_argument("--remeasure-accuracy", action="store_true",
                    help="measure the accuracy table again instead of reusing the cache or the autoencoder's card")
     p.add_argument("--save-accuracy", action="store_true",
@@ -68,8 +78,8 @@ def register(sub) -> None:
                    help="declare the edge's power in watts (recorded as declared); default: measured with RAPL "
                         "(Linux powercap) where readable, else none recorded and plans assume "
                         f"{DEFAULT_EDGE_ACTIVE_W:g},{DEFAULT_EDGE_IDLE_W:g}")
-    p.add_argument("--payload-samples", type=int, default=200, help="test images for payload statistics")
-    p.add_argument("--accuracy-limit", type=int, default=None, help="test images for accuracy (default: all)")
+    p.add_argument("--payload-samples", **_setting("payload_samples", help="test images for payload statistics"))
+    p.add_argument("--accuracy-limit", **_setting("accuracy_limit", help="test images for accuracy (default: all)"))
     p.add_argument("--edge-runtime", choices=("torch", "onnxruntime"), default="torch",
                    help="what runs the edge side: PyTorch eager (default) or ONNX Runtime on the graphs of --onnx")
     p.add_argument("--cloud-runtime", choices=("torch", "onnxruntime"), default="torch",
@@ -94,6 +104,10 @@ def summary(profile) -> str:
     metric = profile.settings.get("metric") or "accuracy"
     out.append(f"input: {inp.raw_bytes} B raw, {inp.compressed_bytes:.0f} B compressed; whole model "
                f"{profile.whole_model_ms.median:.3f} ms; backbone {metric} {acc}")
+    if inp.formats:
+        out.append("input as a lossy file: " + ", ".join(
+            f"{f} {e.bytes_mean:.0f} B ({'-' if e.accuracy is None else f'{e.accuracy:g}%'})"
+            for f, e in inp.formats.items()))
     return "\n".join(out)
 
 
@@ -102,8 +116,8 @@ def run(args) -> int:
 
     from planner.devices import device_slug, resolve_device
     from planner.errors import ProfileError
-    from planner.execution.pipeline import SplitPipeline
-    from planner.profile.measure import ProfileSettings, profile_pipeline
+    from planner.execution.factory import assemble
+    from planner.profile.measure import profile_pipeline
     from planner.profile.quota import check_available
     from planner.profile.schema import Profile
 
@@ -125,16 +139,16 @@ def run(args) -> int:
     if args.arch:
         return run_arch(args)
     start = time.perf_counter()
-    loaded = model_from_args(args)
-    autoencoder = args.autoencoder or ("shared" if loaded.zoo else "none")
-    data = data_from_args(args, loaded, split="test")
-    pipeline = SplitPipeline.from_model(loaded, autoencoder, args.quantizer)
     settings = ProfileSettings(role=args.role, threads=args.threads, batch=args.batch, repeats=args.repeats,
                                max_seconds=args.max_seconds, device=args.device, cpu_quota=args.cpu_quota,
                                payload_samples=args.payload_samples, accuracy_limit=args.accuracy_limit,
-                               float16=args.float16, all_cuts=args.all_cuts,
+                               float16=args.float16, input_formats=args.input_formats, all_cuts=args.all_cuts,
                                remeasure_accuracy=args.remeasure_accuracy, save_accuracy=args.save_accuracy,
                                batch_sizes=tuple(args.batch_sizes or ()))
+    loaded = model_from_args(args)
+    autoencoder = args.autoencoder or ("shared" if loaded.zoo else "none")
+    data = data_from_args(args, loaded, split="test")
+    pipeline = assemble(loaded, autoencoder, args.quantizer)
     onnx, on_edge, on_cloud = onnx_sides(pipeline, args)
     measured = profile_pipeline(pipeline, settings, data=data)
     if onnx is not None:

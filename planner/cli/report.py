@@ -36,9 +36,9 @@ def run(args) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
+    from planner.candidates import parse_assume_loss
     from planner.profile.schema import Profile
     from planner.report import write_report
-    from planner.solve import parse_assume_loss
 
     if (args.independent_edge is None) != (args.independent_cloud is None):
         raise PlannerError("give both --independent-edge and --independent-cloud, or neither")

@@ -9,9 +9,15 @@ import sys
 from planner.cli import checks as check
 from planner.cli._model import add_data_args, add_model_args, add_quantizer_arg, model_from_args
 from planner.cli.goal import add_goal_args, goal_from_args
+from planner.config import DEFAULT_CLOUD, DEFAULT_RTT
 from planner.errors import PlannerError
 from planner.link import parse_bandwidth, parse_duration
-from planner.types import CandidateSpec
+from planner.runtime.options import ESTIMATORS, RUNTIMES, EdgeOptions
+
+
+def _edge(name: str, **kw) -> dict:
+    """argparse keywords of the flag for EdgeOptions field `name`: its rule as the type, its default."""
+    return {"type": check.option(EdgeOptions, name), "default": check.default(EdgeOptions, name), **kw}
 
 
 def register(sub) -> None:
@@ -21,12 +27,12 @@ def register(sub) -> None:
     add_quantizer_arg(p)
     p.add_argument("--autoencoder", default=None, metavar="FILE|shared|independent|none",
                    help="autoencoder the edge encodes with (default: the zoo's committed one the edge profile names)")
-    p.add_argument("--cloud", default="127.0.0.1:7000",
-                   help="HOST:PORT of `planner serve`, or 'local' for a server in this process (default 127.0.0.1:7000)")
+    p.add_argument("--cloud", default=DEFAULT_CLOUD,
+                   help=f"HOST:PORT of `planner serve`, or 'local' for a server in this process (default {DEFAULT_CLOUD})")
     p.add_argument("--bandwidth", type=check.checked(parse_bandwidth), default=None,
                    help="link bandwidth, e.g. 10mbit: the shaper's rate and the planner's starting estimate")
-    p.add_argument("--rtt", type=check.checked(lambda t: parse_duration(t, allow_zero=True)), default="20ms",
-                   help="round-trip time the shaper adds and the planner assumes (20ms)")
+    p.add_argument("--rtt", type=check.checked(lambda t: parse_duration(t, allow_zero=True)), default=DEFAULT_RTT,
+                   help=f"round-trip time the shaper adds and the planner assumes ({DEFAULT_RTT})")
     p.add_argument("--trace", default=None, help="shape the link by this bandwidth trace (file or shipped name) "
                                                  "instead of a constant rate; the planner is not told the trace")
     p.add_argument("--no-shape", action="store_true", help="do not emulate the link (a real network to --cloud)")
@@ -36,37 +42,42 @@ def register(sub) -> None:
                    help="edge profile JSON (default: the committed one for --model)")
     p.add_argument("--cloud-profile", type=check.readable_file, default=None,
                    help="cloud profile JSON (default: the committed one)")
-    p.add_argument("--edge-cpu-quota", type=check.fraction, default=None,
+    p.add_argument("--edge-cpu-quota", **_edge("edge_cpu_quota"),
                    help="emulate a weak edge: run head+encode under this fraction of one core (root), "
                         "with the profile measured the same way")
-    p.add_argument("--edge-runtime", choices=("torch", "onnxruntime"), default="torch",
+    p.add_argument("--edge-runtime", choices=RUNTIMES, default=check.default(EdgeOptions, "edge_runtime"),
                    help="what runs head + encoder: PyTorch eager (default) or ONNX Runtime on the graphs of --onnx")
     p.add_argument("--onnx", default=None, metavar="DIR", help="export folder from `planner export`")
-    p.add_argument("--edge-slowdown", type=float, default=1.0,
+    p.add_argument("--edge-slowdown", **_edge("edge_slowdown"),
                    help="emulate a weak edge K times slower, deterministically (no root): every edge computation "
                         "of t is followed by a wait of (K-1)t, and the plan uses the profile scaled by K")
     p.add_argument("--plan", default=None, metavar="CANDIDATE",
-                   help="pin one candidate instead of planning: edge-only, cloud-only, CUT@BITS (the widest latent "
-                        "width), CUT@BITSwW (width W), CUT@qBITS (the raw quantizer), CUT@raw, CUT@f16")
+                   help="pin one candidate instead of planning: edge-only, cloud-only (the input lossless), "
+                        "cloud-only@jpeg90 / cloud-only@webp75 (the input as a JPEG/WebP at that quality), CUT@BITS "
+                        "(the widest latent width), CUT@BITSwW (width W), CUT@qBITS (the raw quantizer), CUT@raw, "
+                        "CUT@f16")
     p.add_argument("--no-calibrate", action="store_true",
                    help="plan on the profiles as they are (default: correct them online with what requests measure)")
-    p.add_argument("--explore", type=float, default=0.05,
+    p.add_argument("--explore", **_edge("explore"),
                    help="share of requests that probe the other side's best candidate (default 0.05; 0: never)")
-    p.add_argument("--max-loss", type=check.non_negative_number, default=1.0,
-                   help="accuracy budget in percentage points (default 1.0)")
+    p.add_argument("--max-loss", **_edge("max_loss"),
+                   help=f"accuracy budget in percentage points (default {check.default(EdgeOptions, 'max_loss')})")
     add_goal_args(p, objectives=("mean", "energy", "cost"))
-    p.add_argument("--estimator", choices=("harmonic", "ewma"), default="harmonic",
+    p.add_argument("--estimator", choices=ESTIMATORS, default=check.default(EdgeOptions, "estimator"),
                    help="live bandwidth estimate (default harmonic mean of the last 5 transfers)")
     p.add_argument("--no-replan", action="store_true", help="plan once on the starting estimate (static baseline)")
     p.add_argument("--no-load-aware", action="store_true",
                    help="ignore the cloud's reported queueing delay when planning (default: add it to cloud candidates)")
-    p.add_argument("--timeout", type=check.positive_seconds, default=5.0,
+    p.add_argument("--timeout", **_edge("timeout"),
                    help="least seconds to wait for the cloud per request")
     p.add_argument("--token", default=None, help="the server's shared token (default: $PLANNER_TOKEN)")
     tls = p.add_mutually_exclusive_group()
     tls.add_argument("--tls-ca", type=check.readable_file, default=None, metavar="FILE",
                      help="connect with TLS, trusting the server certificate signed by (or equal to) FILE")
     tls.add_argument("--tls", action="store_true", help="connect with TLS, trusting the system's CA store")
+    p.add_argument("--no-strict-identity", action="store_true",
+                   help="accept a server that does not announce its weights digest, autoencoder or quantizer "
+                        "(default: refuse it; one that announces other ones is always refused)")
     p.add_argument("--threads", type=check.int_at_least(1), default=None,
                    help="torch threads (default: the edge profile's)")
     p.add_argument("--results", type=check.writable_file, default=None, metavar="FILE",
@@ -88,16 +99,11 @@ def _shaper(args):
     return Shaper(parse_bandwidth(args.bandwidth), delay_ms=delay), None
 
 
-def run(args) -> int:
+def _options(args) -> EdgeOptions:
+    """The edge options the flags ask for, checked (with the flags' cross-checks) before anything loads."""
     import os
 
-    import torch
-
-    from planner.link import LiveEstimate
-    from planner.profile.schema import Profile
-    from planner.profile.store import find_profiles
     from planner.runtime.client import parse_address
-    from planner.runtime.edge import EdgeClient, pipeline_for_profile
     from planner.runtime.tls import client_context
 
     if not args.bandwidth and not args.trace:
@@ -106,27 +112,30 @@ def run(args) -> int:
         parse_address(args.cloud)
     if args.cloud == "local" and (args.tls_ca or args.tls):
         raise PlannerError("--tls and --tls-ca need --cloud HOST:PORT (the local server speaks plain TCP)")
-    tls = client_context(args.tls_ca or args.tls or None)
-    if not (args.edge_slowdown >= 1.0 and args.edge_slowdown < float("inf")):
-        raise PlannerError(f"--edge-slowdown must be a finite number >= 1, got {args.edge_slowdown}")
-    if not 0.0 <= args.explore <= 0.5:
-        raise PlannerError(f"--explore must be a share in [0, 0.5], got {args.explore}")
-    if args.plan is not None:
-        CandidateSpec.parse(args.plan)  # the spelling, before anything is loaded
-    goal = goal_from_args(args)
+    return EdgeOptions(max_loss=args.max_loss, token=args.token or os.environ.get("PLANNER_TOKEN"),
+                       timeout=args.timeout, edge_cpu_quota=args.edge_cpu_quota, estimator=args.estimator,
+                       replan=not args.no_replan, load_aware=not args.no_load_aware,
+                       tls=client_context(args.tls_ca or args.tls or None), edge_slowdown=args.edge_slowdown,
+                       calibrate=not args.no_calibrate, explore=args.explore, edge_runtime=args.edge_runtime,
+                       onnx=args.onnx, plan=args.plan, autoencoder=args.autoencoder, quantizer=args.quantizer,
+                       strict_identity=not args.no_strict_identity, objective=goal_from_args(args) or "mean")
+
+
+def run(args) -> int:
+    import torch
+
+    from planner.execution.factory import edge_pipeline, profiles
+    from planner.link import LiveEstimate
+    from planner.runtime.edge import EdgeClient
+
+    options = _options(args)
     loaded = model_from_args(args)
-    edge_path, cloud_path = args.edge, args.cloud_profile
-    if edge_path is None or cloud_path is None:
-        e, c = find_profiles(args.model, quota=args.edge_cpu_quota)
-        edge_path, cloud_path = edge_path or e, cloud_path or c
-    edge_profile, cloud_profile = Profile.load(edge_path), Profile.load(cloud_path)
+    edge_profile, cloud_profile = profiles(args.model, args.edge, args.cloud_profile, args.edge_cpu_quota)
     torch.set_num_threads(args.threads or int(edge_profile.device.get("threads") or 1))
     shaper, trace = (None, None) if args.no_shape else _shaper(args)
     start = args.bandwidth or (float(trace.bandwidth_at(0.0)) or trace.mean_bps)
-    estimate = LiveEstimate(parse_bandwidth(start), args.rtt, method=args.estimator)
-
-    token = args.token or os.environ.get("PLANNER_TOKEN")
-    pipeline = pipeline_for_profile(loaded, edge_profile, args.autoencoder, args.quantizer)
+    options = options.updated(link=LiveEstimate(parse_bandwidth(start), args.rtt, method=args.estimator))
+    pipeline = edge_pipeline(loaded, edge_profile, options)
     x, y, metric = _samples(args, loaded, pipeline)
     server, address = None, args.cloud
     try:
@@ -134,20 +143,24 @@ def run(args) -> int:
             from planner.runtime.handlers import CloudHandler
             from planner.runtime.server import CloudServer
 
-            server = CloudServer(CloudHandler(pipeline), port=0, token=token)
+            server = CloudServer(CloudHandler(pipeline), port=0, token=options.token)
             address = f"127.0.0.1:{server.start_in_thread()}"
-        with EdgeClient(pipeline, edge_profile, cloud_profile, cloud=address, link=estimate, max_loss=args.max_loss,
-                        shaper=shaper, token=token, timeout=args.timeout, edge_cpu_quota=args.edge_cpu_quota,
-                        replan=not args.no_replan, load_aware=not args.no_load_aware, tls=tls,
-                        edge_slowdown=args.edge_slowdown, calibrate=not args.no_calibrate,
-                        explore=args.explore, edge_runtime=args.edge_runtime, onnx=args.onnx,
-                        objective=goal) as client:
-            choice = None if args.plan is None else client.candidates.specs[client.index_of(args.plan)]
-            report = client.run(x, y, progress=args.progress, start_index=args.offset, choice=choice)
+        with EdgeClient(pipeline, edge_profile, cloud_profile, cloud=address, shaper=shaper,
+                        options=options) as client:
+            report = client.run(x, y, progress=args.progress, start_index=args.offset)
             cloud = client.client
     finally:
         if server is not None:
             server.stop_thread()
+    _print(args, report, metric, shaper, trace)
+    if cloud.auth_failures and not cloud.answers:
+        raise PlannerError(f"the cloud at {address} refused the token (AUTH: wrong or missing --token); no request "
+                           f"was answered by it, {report.fallbacks} fell back to the edge")
+    return 0
+
+
+def _print(args, report, metric: str, shaper, trace) -> None:
+    """The summary (text or --json) and the --results file."""
     link = report.link
     if shaper is not None:
         link["shaper"] = {"trace": trace.name} if trace else {"bandwidth_bps": parse_bandwidth(args.bandwidth)}
@@ -163,10 +176,6 @@ def run(args) -> int:
         print(report.format(metric))
         if args.results:
             print(f"wrote {args.results}", file=sys.stderr)
-    if cloud.auth_failures and not cloud.answers:
-        raise PlannerError(f"the cloud at {address} refused the token (AUTH: wrong or missing --token); no request "
-                           f"was answered by it, {report.fallbacks} fell back to the edge")
-    return 0
 
 
 def _write_results(path: str, report) -> None:

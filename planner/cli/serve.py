@@ -12,70 +12,78 @@ from planner.cli._model import add_model_args, add_quantizer_arg
 from planner.config import DEFAULT_BATCH_DELAY_MS, DEFAULT_BATCH_MAX
 from planner.devices import DEVICE_HELP
 from planner.errors import PlannerError
-from planner.runtime.server import DEFAULT_MAX_BATCH
+from planner.runtime.options import RUNTIMES, ServerOptions
 
 RAY_FRONT_WORKERS = 64
 _UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "kib": 1024, "mib": 1024**2, "gib": 1024**3}
 
 
-def parse_size(text: str) -> int:
-    """'64MiB', '512KB', '1000' -> bytes (B, KB/MB/GB decimal, KiB/MiB/GiB binary)."""
+def read_size(text: str) -> int | float:
+    """'64MiB', '512KB', '1000' -> bytes (B, KB/MB/GB decimal, KiB/MiB/GiB binary); a float when not whole (the
+    option's rule refuses it)."""
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(text))
     unit = m and m.group(2).lower()
     if not m or unit not in _UNITS:
         raise PlannerError(f"bad size {text!r}: expected a number with B, KB, MB, GB, KiB, MiB or GiB")
-    size = int(float(m.group(1)) * _UNITS[unit])
-    if size < 1:
-        raise PlannerError(f"size {text!r} must be at least 1 byte")
+    size = float(m.group(1)) * _UNITS[unit]
+    return int(size) if size.is_integer() else size
+
+
+def parse_size(text: str) -> int:
+    """A size of at least one whole byte (see `read_size`)."""
+    size = read_size(text)
+    if size < 1 or not isinstance(size, int):
+        raise PlannerError(f"size {text!r} must be a whole number of bytes, at least 1")
     return size
 
 
-def _size_arg(text: str) -> int:
-    import argparse
+def _server(name: str, **kw) -> dict:
+    """argparse keywords of the flag for ServerOptions field `name`: its rule as the type, its default."""
+    return {"type": check.option(ServerOptions, name), "default": check.default(ServerOptions, name), **kw}
 
-    try:
-        return parse_size(text)
-    except PlannerError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+def _size(name: str, **kw) -> dict:
+    """The same for a size field, read as '64MiB', '512KB' or bytes."""
+    return _server(name, type=check.option(ServerOptions, name, read_size), **kw)
 
 
 def register(sub) -> None:
     p = sub.add_parser("serve", help="run the cloud server for a model (tails + shared decoder)")
     add_model_args(p)
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
-    p.add_argument("--port", type=check.listen_port, default=7000, help="TCP port (0: any free port)")
-    p.add_argument("--max-frame", type=_size_arg, default="64MiB", help="largest request accepted, e.g. 64MiB")
-    p.add_argument("--max-batch", type=check.int_at_least(1), default=DEFAULT_MAX_BATCH,
-                   help=f"most inputs one request may carry, checked before decoding (default {DEFAULT_MAX_BATCH})")
-    p.add_argument("--max-reply", type=_size_arg, default="16MiB", help="largest reply sent (default 16MiB)")
-    p.add_argument("--compute-timeout", type=check.positive_seconds, default=30.0,
-                   help="seconds from a request's arrival to its answer before it gets a TIMEOUT error (30)")
+    p.add_argument("--host", default=check.default(ServerOptions, "host"), help="address to bind (default: loopback only)")
+    p.add_argument("--port", **_server("port", help="TCP port (0: any free port)"))
+    p.add_argument("--max-frame", **_size("max_frame", help="largest request accepted, e.g. 64MiB (64MiB)"))
+    p.add_argument("--max-batch", **_server("max_batch", help="most inputs one request may carry, checked before "
+                                                             "decoding (default %(default)s)"))
+    p.add_argument("--max-reply", **_size("max_reply", help="largest reply sent (default 16MiB)"))
+    p.add_argument("--compute-timeout", **_server("compute_timeout", help="seconds from a request's arrival to its "
+                                                  "answer before it gets a TIMEOUT error (%(default)s)"))
+    p.add_argument("--max-connections", **_server("max_connections", help="open connections at most; when full the "
+                                                  "one idle the longest is closed (%(default)s)"))
+    p.add_argument("--max-unauthenticated", **_server("max_unauthenticated", help="connections still in their TLS "
+                                                      "handshake or waiting for their HELLO at most; the oldest is "
+                                                      "dropped (%(default)s)"))
+    p.add_argument("--workers", **_server("workers", help="compute threads (default: CPU cores)"))
     p.add_argument("--batch-delay-ms", type=check.non_negative_number, default=DEFAULT_BATCH_DELAY_MS,
                    help="dynamic batching: requests arriving within this many ms of a batch's first one run their "
                         f"decoder + tail together, per cut and bitwidth (0: off; default {DEFAULT_BATCH_DELAY_MS:g}; "
                         "with --backend ray in each replica, through @serve.batch)")
     p.add_argument("--batch-max", type=check.int_at_least(1), default=DEFAULT_BATCH_MAX,
                    help=f"most inputs in one dynamic batch (default {DEFAULT_BATCH_MAX})")
-    p.add_argument("--max-connections", type=check.int_at_least(1), default=256,
-                   help="open connections at most; when full the one idle the longest is closed (256)")
-    p.add_argument("--max-unauthenticated", type=check.int_at_least(1), default=32,
-                   help="connections still waiting for their HELLO at most; the oldest is dropped (32)")
-    p.add_argument("--workers", type=check.int_at_least(1), default=None, help="compute threads (default: CPU cores)")
     p.add_argument("--token", default=os.environ.get("PLANNER_TOKEN"),
                    help="shared token every client must present (default: $PLANNER_TOKEN)")
     p.add_argument("--tls-cert", type=check.readable_file, default=None, metavar="FILE",
                    help="serve TLS with this certificate (PEM; needs --tls-key)")
     p.add_argument("--tls-key", type=check.readable_file, default=None, metavar="FILE",
                    help="private key of --tls-cert (PEM)")
-    p.add_argument("--read-timeout", type=check.positive_seconds, default=10.0,
-                   help="seconds a client has for a whole frame (and for its HELLO after connecting)")
-    p.add_argument("--idle-timeout", type=check.positive_seconds, default=300.0,
-                   help="seconds an idle connection is kept")
+    p.add_argument("--read-timeout", **_server("read_timeout", help="seconds a client has for a whole frame (and "
+                                               "for its HELLO after connecting)"))
+    p.add_argument("--idle-timeout", **_server("idle_timeout", help="seconds an idle connection is kept"))
     add_quantizer_arg(p)
     p.add_argument("--autoencoder", default=None, metavar="FILE|shared|independent|none",
                    help="autoencoder to decode with: a file from `planner train-ae --out`, a zoo model's committed "
                         "shared/independent one, or none (raw features only); default shared for the zoo, else none")
-    p.add_argument("--runtime", choices=("torch", "onnxruntime"), default="torch",
+    p.add_argument("--runtime", choices=RUNTIMES, default="torch",
                    help="what runs decoder + tails: PyTorch eager (default) or ONNX Runtime on the graphs of --onnx")
     p.add_argument("--onnx", default=None, metavar="DIR", help="export folder from `planner export`")
     p.add_argument("--device", type=check.device, default="auto", help=DEVICE_HELP + " (the asyncio backend)")
@@ -89,6 +97,14 @@ def register(sub) -> None:
                    help="Ray backend: cluster to join ('auto' or ray://HOST:PORT; default: start a local Ray)")
     p.add_argument("--replica-cpus", type=check.positive_number, default=1.0, help="Ray backend: CPUs reserved per replica (1)")
     p.set_defaults(func=run)
+
+
+def _options(args) -> ServerOptions:
+    """The server options the flags ask for, checked before anything loads."""
+    return ServerOptions(host=args.host, port=args.port, max_frame=args.max_frame, workers=args.workers,
+                         token=args.token, read_timeout=args.read_timeout, idle_timeout=args.idle_timeout,
+                         max_connections=args.max_connections, max_unauthenticated=args.max_unauthenticated,
+                         max_batch=args.max_batch, max_reply=args.max_reply, compute_timeout=args.compute_timeout)
 
 
 def run(args) -> int:
@@ -115,6 +131,7 @@ def run(args) -> int:
     batching = BatchSettings(args.batch_delay_ms, args.batch_max)  # Ray: in each replica (@serve.batch), not the front
     from planner.runtime.tls import is_loopback, server_context
 
+    options = _options(args)
     tls = server_context(args.tls_cert, args.tls_key) if args.tls_cert else None
     check_bindable(args.host, args.port)  # before the model loads: a port in use is one line, not a traceback
 
@@ -139,26 +156,21 @@ def run(args) -> int:
     if args.backend == "ray" and not (loaded.zoo and autoencoder in (None, "shared", "independent")):
         raise PlannerError("--backend ray serves zoo models with their committed autoencoders; use the asyncio "
                            "backend for your own model or autoencoder file")
-    backend, workers, where = None, args.workers, None
+    backend, where = None, None
     if args.backend == "ray":
         from planner.runtime.ray_backend import RayBackend, parse_autoscale
 
         backend = RayBackend(args.model, autoencoder, replicas=1 if args.replicas is None else args.replicas, address=args.address,
                              autoscale=parse_autoscale(args.autoscale) if args.autoscale else None,
                              replica_cpus=args.replica_cpus, batching=batching)
-        workers = workers or RAY_FRONT_WORKERS  # the front's threads only wait on Ray: queueing happens there
+        options = options.updated(workers=options.workers or RAY_FRONT_WORKERS)  # the front's threads only wait
         where = (f"Ray Serve, autoscale {args.autoscale}" if args.autoscale else
                  f"Ray Serve, {backend.replicas} replicas")
     try:
         handler = backend.start() if backend else make_cloud_handler(loaded, autoencoder, runtime=args.runtime,
                                                                            onnx=args.onnx, quantizer=args.quantizer,
                                                                            device=device)
-        server = CloudServer(handler, host=args.host, port=args.port, max_frame=args.max_frame, workers=workers,
-                             token=args.token, read_timeout=args.read_timeout, idle_timeout=args.idle_timeout,
-                             max_connections=args.max_connections, max_unauthenticated=args.max_unauthenticated,
-                             max_batch=args.max_batch, max_reply=args.max_reply,
-                             compute_timeout=args.compute_timeout, ssl=tls,
-                             batching=None if backend else batching)
+        server = CloudServer(handler, options=options, ssl=tls, batching=None if backend else batching)
         where = f"{where or f'{server.workers} workers'}, {args.runtime} on {device}" + (
             f", batching {batching.delay_ms:g} ms / {batching.max_inputs}" if batching.enabled else "")
         server.serve_forever(on_ready=lambda port: print(

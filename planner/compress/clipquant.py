@@ -20,9 +20,11 @@ from pathlib import Path
 
 import torch
 
-from planner.compress.autoencoder import WEIGHTS_DIR, feature_kind, from_map, to_map
+from planner.compress.cutselect import feature_kind
 from planner.compress.entropy import EntropyBook, fit_book
 from planner.compress.quantize import from_codes, levels
+from planner.compress.shapes import from_map, to_map
+from planner.compress.zoo import WEIGHTS_DIR
 from planner.config import DEFAULT_BITS, batch_for
 from planner.errors import CodecError, CompressError
 from planner.types import check_bits
@@ -223,7 +225,7 @@ def calibrate_model(loaded, inputs: torch.Tensor, cut_ids: Sequence[str] | None 
                     bits: Sequence[int] = DEFAULT_BITS, batch_size: int | None = None, device="cpu") -> RawQuantizer:
     """A model's raw quantizer: clip ranges at its autoencoder-served cuts (or `cut_ids`) from model inputs; the
     features are computed on `device` ('auto', 'cpu', 'cuda[:N]'; the model is moved there), the ranges on the CPU."""
-    from planner.compress.train import Backbone, default_cuts
+    from planner.compress.backbone import Backbone, default_cuts
     from planner.devices import resolve_device
 
     ids = list(cut_ids) if cut_ids else [c.id for c in default_cuts(loaded)]

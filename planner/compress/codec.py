@@ -3,7 +3,9 @@
 `encode(x, cut, bits)` packs the autoencoder's quantized latent (b-bit codes, b in 1..8), or ships a raw
 feature (`float32`, `float16`) or the model input (`uint8`) for the uncompressed candidates; a lossless
 stage (zlib, or zstd with the extra, or ANS under a static entropy model when the caller passes one:
-`compress.entropy`) is kept only when it makes the payload smaller. `decode(data)` checks
+`compress.entropy`) is kept only when it makes the payload smaller. The model input can instead go through a
+lossy image stage (`jpeg`, `webp`: compress.imagecoding, the quality in the bits byte), as a real client sends
+a photo. `decode(data)` checks
 every header field against the bytes it was given and against a size cap before allocating, inflates
 with a bound, never unpickles, and raises only `planner.CodecError`. Byte layout: docs/codec.md.
 """
@@ -46,7 +48,8 @@ CODER_FLAGS = FLAG_RAWQUANT  # the flags that say which coder made the codes (pl
 _KNOWN_FLAGS = FLAG_SCALE | FLAG_ZERO_POINT | CODER_FLAGS
 
 MODES = ("codes", "float32", "float16", "uint8")
-LOSSLESS = ("none", "zlib", "zstd", "ans")
+LOSSLESS = ("none", "zlib", "zstd", "ans", "jpeg", "webp")  # the stage byte (jpeg, webp: uint8 images, lossy)
+IMAGE_STAGES = ("jpeg", "webp")
 _RAW_DTYPES = {"float32": np.dtype("<f4"), "float16": np.dtype("<f2"), "uint8": np.dtype("u1")}
 _NATIVE = {"codes": np.dtype(np.uint8), "float32": np.dtype(np.float32), "float16": np.dtype(np.float16),
            "uint8": np.dtype(np.uint8)}
@@ -69,6 +72,7 @@ class FeatureHeader:
     header_len: int
     coder_flag: int = 0  # the CODER_FLAGS bits set (0: the autoencoder's codes, or a raw mode)
     entropy_tag: int | None = None  # the entropy model's tag (lossless "ans", version 2)
+    quality: int | None = None  # the image stage's quality (jpeg, webp), else None
 
     @property
     def count(self) -> int:
@@ -88,6 +92,7 @@ class DecodedFeature:
     zero_point: float | None = None
     lossless: str = "none"
     coder_flag: int = 0  # which coder made the codes (CODER_FLAGS bits; 0: the autoencoder's)
+    quality: int | None = None  # the image stage's quality (lossless "jpeg" / "webp"), else None
 
     def tensor(self):
         """The array as a torch tensor (shares memory; torch is imported only here)."""
@@ -134,8 +139,9 @@ def encode(x: Any, cut: str, bits: int | None = None, *, mode: str | None = None
     inferred from the dtype unless `mode` says. `lossless`: "auto" (smallest of zlib/zstd, and of ANS when an
     `entropy` model of these codes is given, if smaller than plain), "none", "zlib", "zstd" or "ans" (needs
     `entropy`, an `EntropyModel` of this (cut, width, bits)); `level` goes to the compressor(s) (default zlib 6,
-    zstd 3). `coder_flag` (CODER_FLAGS bits, e.g. FLAG_RAWQUANT) marks which coder made the codes. ANS payloads
-    are format version 2 (they carry the model's tag); all others are version 1."""
+    zstd 3). For uint8 images (mode "uint8"), `lossless` "jpeg" or "webp" sends them as lossy image files at
+    quality `level` (1..100). `coder_flag` (CODER_FLAGS bits, e.g. FLAG_RAWQUANT) marks which coder made the
+    codes. ANS payloads are format version 2 (they carry the model's tag); all others are version 1."""
     arr = _as_array(x)
     mode = _resolve_mode(arr, bits, mode)
     cut_b = _cut_bytes(cut)
@@ -166,13 +172,21 @@ def encode(x: Any, cut: str, bits: int | None = None, *, mode: str | None = None
         raw = np.ascontiguousarray(arr, dtype=_RAW_DTYPES[mode]).tobytes()
     if entropy is not None and mode != "codes":
         raise CodecError(f"an entropy model codes mode 'codes' only, not {mode!r}")
-    method, stored = _compress(raw, lossless, level, entropy, arr, bits)
+    bits_byte = bits or 0
+    if lossless in IMAGE_STAGES:
+        from planner.compress import imagecoding
+
+        if mode != "uint8":
+            raise CodecError(f"the {lossless} stage sends uint8 images (mode 'uint8'), not mode {mode!r}")
+        method, stored, bits_byte = lossless, imagecoding.encode(_as_codes(arr, 8), lossless, level), level
+    else:
+        method, stored = _compress(raw, lossless, level, entropy, arr, bits)
     if len(raw) > MAX_U32 or len(stored) > MAX_U32:
         raise CodecError(f"feature of {len(raw)} bytes does not fit the format's 32-bit lengths")
     version = VERSION
     if method == "ans":
         version, opt = ENTROPY_VERSION, opt + struct.pack("<I", entropy.tag)
-    fixed = _FIXED.pack(MAGIC, version, MODES.index(mode), bits or 0, LOSSLESS.index(method), flags,
+    fixed = _FIXED.pack(MAGIC, version, MODES.index(mode), bits_byte, LOSSLESS.index(method), flags,
                         len(shape), len(cut_b), 0, 0, len(raw), len(stored))
     head = bytearray(fixed + struct.pack(f"<{len(shape)}I", *shape) + cut_b + opt)
     crc = zlib.crc32(stored, zlib.crc32(head[CRC_OFFSET + 4:], zlib.crc32(head[:CRC_OFFSET])))
@@ -308,10 +322,14 @@ def _compress(raw: bytes, lossless: str, level: int | None, entropy=None, codes=
     raise CodecError(f"unknown lossless stage {lossless!r}; expected auto, none, zlib or zstd")
 
 
-def _inflate(stored: memoryview, lossless: str, raw_len: int) -> bytes | memoryview:
+def _inflate(stored: memoryview, lossless: str, raw_len: int, shape: tuple[int, ...] = ()) -> bytes | memoryview:
     """The raw payload, never inflating more than raw_len (+1 to detect overflow) bytes."""
     if lossless == "none":
         return stored
+    if lossless in IMAGE_STAGES:
+        from planner.compress import imagecoding
+
+        return imagecoding.decode(stored, lossless, shape, raw_len)
     if lossless == "zlib":
         inflater = zlib.decompressobj()
         try:
@@ -377,13 +395,8 @@ def read_header(data: bytes | bytearray | memoryview, *,
         raise CodecError(f"reserved header bits set (flags 0x{flags:02x}, reserved byte {reserved})")
     if mode == "codes" and not 1 <= bits <= 8:
         raise CodecError(f"mode 'codes' with bits {bits}, expected 1..8")
-    ans = LOSSLESS[lossless_id] == "ans"
-    if ans != (version == ENTROPY_VERSION):
-        raise CodecError(f"lossless stage {LOSSLESS[lossless_id]!r} in a version {version} payload (ANS payloads, "
-                         f"and only they, are version {ENTROPY_VERSION})")
-    if ans and mode != "codes":
-        raise CodecError(f"lossless 'ans' with raw mode {mode!r}: only codes are entropy-coded")
-    if mode != "codes" and (bits or flags):
+    ans, image = _check_stage(LOSSLESS[lossless_id], version, mode, bits, flags)
+    if mode != "codes" and not image and (bits or flags):
         raise CodecError(f"raw mode {mode!r} with bits {bits} / flags 0x{flags:02x}; both must be 0")
     if not 1 <= ndim <= MAX_DIMS:
         raise CodecError(f"declared {ndim} dims, expected 1..{MAX_DIMS}")
@@ -430,7 +443,22 @@ def read_header(data: bytes | bytearray | memoryview, *,
     tag = struct.unpack_from("<I", view, at)[0] if ans else None
     return FeatureHeader(version, mode, bits if mode == "codes" else None, lossless, cut, tuple(shape),
                          opt["scale"], opt["zero_point"], raw_len, stored_len, header_len, flags & CODER_FLAGS,
-                         tag)
+                         tag, bits if image else None)
+
+
+def _check_stage(stage: str, version: int, mode: str, bits: int, flags: int) -> tuple[bool, bool]:
+    """(ANS, an image stage) for a header's stage, checked against its version, mode, bits byte and flags."""
+    ans = stage == "ans"
+    if ans != (version == ENTROPY_VERSION):
+        raise CodecError(f"lossless stage {stage!r} in a version {version} payload (ANS payloads, "
+                         f"and only they, are version {ENTROPY_VERSION})")
+    if ans and mode != "codes":
+        raise CodecError(f"lossless 'ans' with raw mode {mode!r}: only codes are entropy-coded")
+    image = stage in IMAGE_STAGES
+    if image and (mode != "uint8" or not 1 <= bits <= 100 or flags):
+        raise CodecError(f"the {stage} stage needs mode 'uint8', a quality 1..100 in the bits byte "
+                         f"and no flags; got mode {mode!r}, bits {bits}, flags 0x{flags:02x}")
+    return ans, image
 
 
 def decode(data: bytes | bytearray | memoryview, *,
@@ -445,10 +473,10 @@ def decode(data: bytes | bytearray | memoryview, *,
     elif head.mode == "codes":
         array = unpack(_inflate(stored, head.lossless, head.raw_len), head.bits, head.count)
     else:
-        raw = _inflate(stored, head.lossless, head.raw_len)
+        raw = _inflate(stored, head.lossless, head.raw_len, head.shape)
         array = np.frombuffer(raw, _RAW_DTYPES[head.mode]).astype(_NATIVE[head.mode])
     return DecodedFeature(array.reshape(head.shape), head.cut, head.bits, head.mode, head.shape,
-                          head.scale, head.zero_point, head.lossless, head.coder_flag)
+                          head.scale, head.zero_point, head.lossless, head.coder_flag, head.quality)
 
 
 def _entropy_decode(stored: memoryview, head: FeatureHeader, entropy) -> np.ndarray:

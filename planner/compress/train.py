@@ -12,38 +12,27 @@ fake-quantized latent and runs the backbone's tail on it. The loss is the mean o
 The same loop trains the independent baseline: a step on a cut updates that cut's own autoencoder.
 After training the BatchNorm running statistics are recomputed per cut and bitwidth (exact averages over
 `recal_batches` batches of training images, the model in inference mode elsewhere).
+Here the training loop (`train`) and its recipe (`TrainConfig`); the backbone and calibration live in
+`backbone.py`, the end-to-end job (data, cache, weights file, card) in `trainjob.py`.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import platform
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import fx, nn
+from torch import nn
 
-from planner.compress.autoencoder import (
-    FEATURE_KINDS,
-    AEConfig,
-    Autoencoder,
-    build_autoencoder,
-    save_autoencoder,
-    select_cuts,
-    weights_path,
-)
+from planner.compress.autoencoder import Autoencoder
+from planner.compress.backbone import Backbone, draw_rows
 from planner.compress.quantize import fake_quantize
-from planner.config import DEFAULT_BITS, DEFAULT_LATENT, DEFAULT_WIDTHS, batch_for
 from planner.errors import CompressError
-from planner.partition import Partitioner
 
 
 @dataclass
@@ -69,12 +58,18 @@ class TrainConfig:
     checkpoint_every: int = 250
     memory_mb: int = 2048  # activations of one training step: the batch shrinks at cuts whose tail needs more
 
-    def __post_init__(self):
-        if self.steps < 1 or self.batch_size < 1 or self.bits_per_step < 1 or self.memory_mb < 16:
-            raise CompressError(f"training recipe: steps, batch_size and bits_per_step must be >= 1 and memory_mb "
-                                f">= 16 (got {self.steps}, {self.batch_size}, {self.bits_per_step}, {self.memory_mb})")
-        if self.lr <= 0 or self.temperature <= 0:
-            raise CompressError(f"training recipe: lr and temperature must be > 0 (got {self.lr}, {self.temperature})")
+    def __post_init__(self) -> None:
+        """Counts and sizes are at least 1, rates positive, weights >= 0: refused before any work."""
+        from planner.rules import COUNT, SHARE, Number
+
+        for name in ("steps", "batch_size", "bits_per_step", "recal_batches", "recal_batch_size", "checkpoint_every"):
+            COUNT.check(name, getattr(self, name))
+        for name in ("lr", "temperature"):
+            Number(0, open_low=True).check(name, getattr(self, name))
+        for name in ("weight_decay", "kd_weight", "mse_weight", "ce_weight"):
+            Number(0).check(name, getattr(self, name))
+        SHARE.check("warmup", self.warmup)
+        Number(16, integer=True, unit="MB").check("memory_mb", self.memory_mb)
 
 
 @dataclass
@@ -83,82 +78,6 @@ class TrainResult:
     history: list = field(default_factory=list)
     seconds: float = 0.0
     steps_done: int = 0
-
-
-# -- the frozen backbone, tapped at every served cut ---------------------------------------------------
-class Backbone:
-    """A frozen model traced once: `features(x)` -> (logits, {cut: feature}) in one pass; `tail(cut)`."""
-
-    def __init__(self, model: nn.Module, example: torch.Tensor, cut_ids: Sequence[str] | None = None,
-                 partitioner: Partitioner | None = None, kinds: Sequence[str] = ("map",)):
-        """`kinds`: the feature kinds served by default; with "vector" in it, vectors are served only by a model
-        that has no map or token-sequence cut of the other kinds."""
-        model.eval()
-        for p in model.parameters():
-            p.requires_grad_(False)
-        self.model = model
-        self.part = partitioner or Partitioner(model, example)
-        first = [k for k in kinds if k != "vector"] if cut_ids is None else kinds
-        try:
-            self.cuts = select_cuts(self.part.cuts, cut_ids, first or kinds)
-        except CompressError:
-            if cut_ids is not None or "vector" not in kinds:
-                raise
-            self.cuts = select_cuts(self.part.cuts, None, ("vector",))  # a model without maps or token sequences
-        self.cut_ids = [c.id for c in self.cuts]
-        self._tails: dict[str, nn.Module] = {}
-        self.device = torch.device("cpu")
-        self._tap = self._build_tap()
-
-    def to(self, device: torch.device | str) -> Backbone:
-        """Move the frozen model (and the tails made so far and later) to `device`."""
-        self.device = torch.device(device)
-        self.model.to(self.device)
-        if self.part.gm is not None:
-            self.part.gm.to(self.device)
-        for t in self._tails.values():
-            t.to(self.device)
-        return self
-
-    def _build_tap(self) -> Callable:
-        gm = self.part.gm
-        if gm is None:  # an nn.Sequential torch.fx could not trace: run children, keep the cut outputs
-            wanted = set(self.cut_ids)
-
-            def run_children(x):
-                feats = {}
-                for name, child in self.model.named_children():
-                    x = child(x)
-                    if name in wanted:
-                        feats[name] = x
-                return x, feats
-
-            return run_children
-        graph, env = fx.Graph(), {}
-        by_name = {n.name: n for n in gm.graph.nodes}
-        for n in gm.graph.nodes:
-            if n.op == "output":
-                result = fx.map_arg(n.args[0], lambda a: env[a])
-                graph.output((result, [env[by_name[c]] for c in self.cut_ids]))
-            else:
-                env[n] = graph.node_copy(n, lambda a: env[a])
-        tapped = fx.GraphModule(gm, graph)
-        ids = list(self.cut_ids)
-
-        def run(x):
-            logits, feats = tapped(x)
-            return logits, dict(zip(ids, feats, strict=True))
-
-        return run
-
-    @torch.no_grad()
-    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        return self._tap(x)
-
-    def tail(self, cut_id: str) -> nn.Module:
-        if cut_id not in self._tails:
-            self._tails[cut_id] = self.part.split(cut_id)[1].eval().to(self.device)
-        return self._tails[cut_id]
 
 
 def distill_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -273,7 +192,7 @@ class _Batches:
 
     def draw(self, size: int, gen: torch.Generator) -> torch.Tensor | slice:
         """A batch of `size` rows: random indices (live), or a random window of the cache's shuffled rows."""
-        return _draw(self.n, size, gen, self.cache is not None)
+        return draw_rows(self.n, size, gen, self.cache is not None)
 
     def get(self, cut: str, idx: torch.Tensor | slice) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         y = self.labels[idx].to(self.device)
@@ -352,275 +271,3 @@ def _save_checkpoint(ckpt: Path, ae, opt, sched, gen, step: int, cfg: TrainConfi
     torch.save({"ae": ae.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                 "gen": gen.get_state(), "step": step, "steps": cfg.steps, "history": history,
                 "elapsed": elapsed}, ckpt)
-
-
-@torch.no_grad()
-def recalibrate_bn(ae: Autoencoder, backbone: Backbone, images: torch.Tensor, batches: int = 20,
-                   batch_size: int = 250, seed: int = 0, cache=None, device: torch.device | str = "cpu") -> None:
-    """Recompute every BatchNorm's running statistics per cut (encoder) and per cut and bitwidth (decoder) as
-    exact averages over `batches` batches of `images` (of the cache's rows when a FeatureCache is given)."""
-    from planner.compress.quantize import fake_quantize
-
-    gen = torch.Generator().manual_seed(seed + 1)
-    n = len(images) if cache is None else cache.n
-    ae.reset_bn_stats()
-    ae.set_bn_cumulative(True)
-    ae.train()
-    try:
-        for _ in range(batches):
-            idx = _draw(n, batch_size, gen, cache is not None)
-            live = None if cache is not None else backbone.features(images[idx].to(device))[1]
-            for cut in ae.cuts:
-                z = ae.latent(cache.feature(cut, idx, device) if live is None else live[cut], cut)
-                for w in ae.widths(cut):
-                    for b in ae.bits:
-                        ae.reconstruct(fake_quantize(z[:, :w], b), cut, b)
-    finally:
-        ae.set_bn_cumulative(False)
-        ae.eval()
-
-
-def _draw(n: int, size: int, gen: torch.Generator, window: bool) -> torch.Tensor | slice:
-    """`size` random rows of `n`: indices, or a random window of a FeatureCache's shuffled rows."""
-    if not window:
-        return torch.randint(0, n, (size,), generator=gen)
-    start = int(torch.randint(0, n - min(size, n) + 1, (1,), generator=gen))
-    return slice(start, start + min(size, n))
-
-
-@torch.no_grad()
-def calibrate_scales(ae: Autoencoder, backbone: Backbone, images: torch.Tensor, count: int = 1024,
-                     seed: int = 0, cache=None, device: torch.device | str = "cpu") -> None:
-    """Measure each cut's input scale (99.9th percentile) and sign on `count` training images (cached rows when
-    a FeatureCache is given)."""
-    gen = torch.Generator().manual_seed(seed + 2)
-    n = len(images) if cache is None else cache.n
-    count = batch_for(images.shape[1:], count, 1 << 26)  # 1024 small images; about 450 crops of 3x224x224
-    idx = _draw(n, min(count, n), gen, cache is not None)
-    if cache is not None:
-        ae.calibrate({c: cache.feature(c, idx) for c in ae.cuts})
-        return
-    feats: dict[str, list] = {c: [] for c in ae.cuts}
-    for chunk in images[idx].split(batch_for(images.shape[1:], 256)):
-        for c, f in backbone.features(chunk.to(device))[1].items():
-            if c in feats:
-                feats[c].append(f.cpu())
-    ae.calibrate({c: torch.cat(v) for c, v in feats.items()})
-
-
-@torch.no_grad()
-def evaluate(ae: Autoencoder | None, backbone: Backbone, images: torch.Tensor, labels: torch.Tensor,
-             cuts: Sequence[str] | None = None, bits: Sequence[int] | None = None,
-             batch_size: int = 500, widths: Sequence[int] | None = None, device: torch.device | str = "cpu",
-             memory_mb: int = 1024) -> dict:
-    """Accuracy (percent) of the backbone and, per (cut, width, bits), of head -> encode -> decode -> tail using
-    the integer deployment path (`widths` None: every width each cut serves). Returns {"backbone": acc, "rows":
-    {(cut, width, bits): acc}}. The batch shrinks below `batch_size` where the model's activations would pass
-    `memory_mb`."""
-    from planner.compress.featcache import adapt_batch, per_sample_activation_values
-
-    batch_size = adapt_batch(batch_size, 8 * per_sample_activation_values(backbone), memory_mb << 20)
-    cuts = list(cuts or (ae.cuts if ae is not None else []))
-    bits = list(bits or (ae.bits if ae is not None else []))
-    keys = [(c, w, b) for c in cuts for w in ae.widths(c) if widths is None or w in widths for b in bits] \
-        if ae is not None else []
-    correct = dict.fromkeys(keys, 0)
-    base = 0
-    batch_size = batch_size or batch_for(images.shape[1:])
-    with torch.inference_mode():
-        for xb, yb in zip(images.split(batch_size), labels.split(batch_size), strict=True):
-            xb, yb = xb.to(device), yb.to(device)
-            logits, feats = backbone.features(xb)
-            base += int((logits.argmax(1) == yb).sum())
-            for c, w, b in keys:
-                rec = ae.decode(ae.encode(feats[c], c, b, w), c, b)
-                correct[(c, w, b)] += int((backbone.tail(c)(rec).argmax(1) == yb).sum())
-    n = max(1, len(labels))
-    return {"backbone": 100.0 * base / n, "rows": {k: 100.0 * v / n for k, v in correct.items()}}
-
-
-# -- training runs: the recipe behind the committed weights, and the same for any model ---------------------
-@dataclass
-class TrainData:
-    """Model-input tensors to train on and to score the card on; labels None -> distillation only, scored
-    as agreement with the unsplit model."""
-
-    x: torch.Tensor
-    y: torch.Tensor | None
-    val_x: torch.Tensor
-    val_y: torch.Tensor | None
-    fingerprint: str = ""
-
-
-def train_zoo_autoencoder(model_name: str, kind: str = "shared", *, limit: int | None = None, val_limit: int = 2000,
-                          **kw) -> dict:
-    """Train a zoo model's autoencoder on Fashion-MNIST (train split; card scored on the validation split);
-    by default it writes the committed weights path. See `train_autoencoder` for the options."""
-    from planner.data import load_fashion_mnist
-    from planner.modelspec import load_model
-
-    x, y = load_fashion_mnist("train").tensors(limit)
-    vx, vy = load_fashion_mnist("val").tensors(val_limit)
-    data = TrainData(x, y, vx, vy, f"fashion-mnist/train:{len(y)}")
-    return train_autoencoder(load_model(model_name), data, kind, **kw)
-
-
-def split_data(dataset, preprocess, val_fraction: float = 0.1, val_limit: int = 2000, seed: int = 0) -> TrainData:
-    """A user DataSet as TrainData: a seeded hold-out (10 %, at most `val_limit`) scores the card."""
-    n = len(dataset)
-    n_val = min(val_limit, max(1, int(n * val_fraction))) if n > 1 else 0
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    tr, va = order[n_val:] if n_val < n else order, order[:n_val]
-    x = torch.cat(list(dataset.inputs(preprocess)))
-    y = dataset.labels
-    return TrainData(x[tr], None if y is None else y[tr], x[va], None if y is None else y[va], dataset.fingerprint)
-
-
-def default_cuts(loaded, partitioner: Partitioner | None = None) -> list:
-    """The cuts `train-ae` serves for a LoadedModel when no --cuts are given: block outputs (maps after an
-    activation or pooling; token sequences after an activation, a residual sum or a LayerNorm), vectors only in a
-    model that has neither; the zoo keeps maps only (its committed weights' rule)."""
-    part = partitioner or Partitioner(loaded.model, loaded.example(), loaded.leaf_modules)
-    return Backbone(loaded.model, loaded.example(), None, part,
-                    kinds=("map",) if loaded.zoo else FEATURE_KINDS).cuts
-
-
-def train_autoencoder(loaded, data: TrainData, kind: str = "shared", *, variant: str = "slim",
-                      latent: float = DEFAULT_LATENT, width: int = 32, decoder_width: int = 48,
-                      bits: Sequence[int] = DEFAULT_BITS, widths: Sequence[int] = DEFAULT_WIDTHS,
-                      cut_ids: Sequence[str] | None = None, cfg: TrainConfig | None = None,
-                      threads: int | None = None, out: str | Path | None = None, checkpoint: str | Path | None = None,
-                      resume: bool = False, progress: bool = True, command: str = "",
-                      stop_after: int | None = None, device: str | torch.device = "cpu",
-                      feature_cache: str | Path | bool | None = None,
-                      cache_bytes: int | None = None) -> dict:
-    """Train the autoencoder of any model (a LoadedModel), recalibrate BN, score it on `data.val_*`, and write
-    `<out>` plus a JSON card beside it (zoo default: runs/ae/<model>-<kind>.pt, never the shipped weights: copy
-    deliberately). `feature_cache`: a folder for the FeatureCache (None: the default, False or "none": run the
-    backbone every step). Returns the card (only {"stopped_at": step, "checkpoint": path} when `stop_after`
-    ended the session early)."""
-    from planner.devices import resolve_device
-
-    cfg = cfg or TrainConfig()
-    if data.y is None:
-        cfg = replace(cfg, ce_weight=0.0)  # no labels: distillation (and reconstruction) only
-    if threads:
-        torch.set_num_threads(threads)
-    dev = resolve_device(device)
-    if out is None:
-        if not loaded.zoo:
-            raise CompressError("give --out FILE for the autoencoder of your own model")
-        out = default_out(loaded.name, kind)
-    out = Path(out)
-    wall = time.perf_counter()
-    part = Partitioner(loaded.model, loaded.example(), loaded.leaf_modules)
-    backbone = Backbone(loaded.model, loaded.example(), cut_ids, part,
-                        kinds=("map",) if loaded.zoo else FEATURE_KINDS).to(dev)
-    config = AEConfig.for_cuts(backbone.cuts, latent=latent, widths=tuple(widths), bits=tuple(bits), variant=variant,
-                               width=width, decoder_width=decoder_width,
-                               extra={"model": loaded.name, "weights_sha256": loaded.weights_sha256})
-    torch.manual_seed(cfg.seed)
-    ae = build_autoencoder(config, kind)
-    images = data.x
-    # without labels the loss has no cross-entropy term (ce_weight 0): no backbone pass for labels it never reads
-    labels = data.y if data.y is not None else torch.zeros(len(images), dtype=torch.long)
-    cache, cache_info = _open_cache(backbone, images, feature_cache, cache_bytes, cfg.seed, dev, progress)
-    calibrate_scales(ae, backbone, images, seed=cfg.seed, cache=cache, device=dev)
-    ae.to(dev)
-    ckpt = Path(checkpoint) if checkpoint else Path("runs") / "ae" / f"{out.stem}.ckpt"
-    result = train(ae, backbone, images, labels, cfg, checkpoint=ckpt, resume=resume, progress=progress,
-                   stop_after=stop_after, cache=cache, device=dev)
-    if result.steps_done < cfg.steps:
-        return {"stopped_at": result.steps_done, "checkpoint": str(ckpt)}
-    recal_start = time.perf_counter()
-    # round the weights to the precision they are stored in before measuring BN statistics
-    with torch.no_grad():
-        for p in ae.parameters():
-            p.copy_(p.half().float())
-    n = len(images) if cache is None else cache.n
-    # the batch adapts to the input size (as many samples in more batches); a small data set is averaged over
-    # about once, not 20 times
-    batch = min(batch_for(images.shape[1:], cfg.recal_batch_size), n)
-    batches = math.ceil(cfg.recal_batches * cfg.recal_batch_size / batch)
-    recalibrate_bn(ae, backbone, images, min(batches, math.ceil(n / batch)), batch, cfg.seed,
-                   cache=cache, device=dev)
-    recal_seconds = time.perf_counter() - recal_start
-    ae.cpu().fit_entropy(entropy_features(backbone, images, cache, cfg.seed))
-    sha = save_autoencoder(ae, out)
-    card = _card(loaded, data, kind, ae, config, cfg, out, sha, backbone, result, command, dev)
-    card["entropy_models"] = len(ae.entropy)
-    card["train"].update(recalibrate_seconds=round(recal_seconds, 1), device=str(dev), feature_cache=cache_info,
-                         updates_per_hour=round(3600 * result.steps_done / max(result.seconds, 1e-9)))
-    card["wall_seconds"] = round(time.perf_counter() - wall, 1)
-    out.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
-    return card
-
-
-@torch.no_grad()
-def entropy_features(backbone: Backbone, images: torch.Tensor, cache=None, seed: int = 0,
-                     count: int = 2000) -> dict[str, torch.Tensor]:
-    """Features of `count` training images at every served cut (CPU), to fit the entropy models on (fewer where
-    they would take more than 512 MiB: each image of a large map still gives thousands of symbols per channel)."""
-    per_image = 4 * sum(math.prod(c.shape) for c in backbone.cuts)
-    count = max(16, min(count, (512 << 20) // max(1, per_image)))
-    if cache is not None:
-        window = _draw(cache.n, min(count, cache.n), torch.Generator().manual_seed(seed + 3), True)
-        return {c: cache.feature(c, window) for c in backbone.cut_ids}
-    idx = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed + 3))[:count]
-    feats: dict[str, list] = {c: [] for c in backbone.cut_ids}
-    for part in idx.split(250):
-        for c, f in backbone.features(images[part].to(backbone.device))[1].items():
-            feats[c].append(f.cpu())
-    return {c: torch.cat(v) for c, v in feats.items()}
-
-
-def default_out(model_name: str, kind: str = "shared") -> Path:
-    """Where `train-ae` writes a zoo model's autoencoder by default: beside the runs, not over the shipped file."""
-    return Path("runs") / "ae" / weights_path(model_name, kind).name
-
-
-def _open_cache(backbone: Backbone, images: torch.Tensor, where, cache_bytes: int | None, seed: int, device,
-                progress: bool) -> tuple[object | None, dict | None]:
-    """The FeatureCache to train from (None when disabled) and what the card says about it."""
-    from planner.compress.featcache import DEFAULT_CACHE_BYTES, open_or_build
-
-    if where is False or (isinstance(where, str) and where.lower() == "none"):
-        return None, None
-    start = time.perf_counter()
-    cache = open_or_build(backbone, images, None if where in (None, True) else where,
-                          max_bytes=cache_bytes or DEFAULT_CACHE_BYTES, seed=seed, device=device, progress=progress)
-    return cache, {"key": cache.key, "rows": cache.n, "of": int(len(images)), "gib": round(cache.nbytes() / 2**30, 3),
-                   "open_or_build_seconds": round(time.perf_counter() - start, 1)}
-
-
-def _teacher_labels(backbone: Backbone, x: torch.Tensor) -> torch.Tensor:
-    """The unsplit model's top-1 predictions: the targets of agreement (and of CE, which is off without labels)."""
-    from planner.compress.featcache import adapt_batch, per_sample_activation_values
-
-    chunk = adapt_batch(500, 8 * per_sample_activation_values(backbone), 1 << 30, floor=1)
-    with torch.inference_mode():
-        return torch.cat([backbone.features(part.to(backbone.device))[0].argmax(1).cpu() for part in x.split(chunk)])
-
-
-def _card(loaded, data: TrainData, kind, ae, config, cfg, out: Path, sha, backbone, result, command,
-          device="cpu") -> dict:
-    """The weights card: what was trained for which model, weights and data, by which recipe, how well."""
-    from planner.compress.autoencoder import load_autoencoder_file
-
-    vy = data.val_y if data.val_y is not None else _teacher_labels(backbone, data.val_x)
-    metric = "accuracy" if data.val_y is not None else "agreement"
-    scores = evaluate(load_autoencoder_file(out).to(device), backbone, data.val_x, vy.cpu(), device=device)
-    flag = " --independent" if kind == "independent" else ""
-    return {
-        "model": loaded.name, "kind": kind, "id": f"{loaded.name}/{kind}@{sha[:8]}", "file": out.name,
-        "sha256": sha, "model_spec": loaded.describe(), "weights_sha256": loaded.weights_sha256,
-        "data": data.fingerprint, "served_cuts": list(ae.cuts), "bits": list(ae.bits), "metric": metric,
-        "config": config.to_dict(), "params": ae.param_counts(),
-        "val_images": int(len(vy)), f"val_backbone_{metric}": round(scores["backbone"], 2),
-        f"val_{metric}": {f"{c}@{b}w{w}": round(a, 2) for (c, w, b), a in scores["rows"].items()},
-        "train": {"command": command or f"planner train-ae --model {loaded.name}{flag}",
-                  **asdict(cfg), "train_seconds": round(result.seconds, 1), "threads": torch.get_num_threads(),
-                  "train_images": int(len(data.x)), "machine": platform.processor() or platform.machine(),
-                  "cpu_count": os.cpu_count(), "torch": torch.__version__, "numpy": np.__version__,
-                  "history": result.history},
-    }

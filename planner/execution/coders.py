@@ -5,7 +5,7 @@ One contract per `CandidateKind` that sends something (in the spirit of Compress
 
 | kind | coder | bytes | ONNX export |
 |---|---|---|---|
-| `cloud-only` | `InputCoder` | the raw sample (uint8 pixels, else float32) | `model.onnx` |
+| `cloud-only` | `InputCoder` | the raw sample (uint8 pixels, else float32), or uint8 images as JPEG/WebP files at a quality (`cloud-only@jpeg90`) | `model.onnx` |
 | `raw` | `RawCoder` | the feature at the cut, float32 or float16 | `head` + `tail` graphs |
 | `split` | `AutoencoderCoder` | the shared autoencoder's b-bit codes at a latent width | `edge` + `cloud` graphs (widest width) |
 | `quant` | `QuantizerCoder` | the raw quantizer's b-bit codes (codec flag `FLAG_RAWQUANT`) | `head` + `tail` graphs, codes eager |
@@ -28,7 +28,7 @@ import numpy as np
 from planner.compress import codec
 from planner.compress.entropy import model_for
 from planner.errors import CompressError
-from planner.types import INPUT_CUT, RAW_DTYPES, CandidateKind, CandidateSpec
+from planner.types import INPUT_CUT, RAW_DTYPES, CandidateKind, CandidateSpec, split_input_format
 
 
 class Coder:
@@ -87,6 +87,13 @@ class Coder:
         entropy model of `pipeline`'s coder, when it has one, so that the codec may entropy-code the codes)."""
         raise NotImplementedError
 
+    def export_graphs(self, pipeline, cut: str, stem: str, halves: tuple, examples: tuple, bits: list[int],
+                      write) -> dict:
+        """Export this coder's fused graphs at `cut` (`halves`: the head and tail modules, `examples`: an input
+        batch and its feature) with `write(module, args, inputs, outputs, rel_path, what, batched)`; their
+        manifest entries. None by default: the head/tail graphs run around the coder."""
+        return {}
+
     def check_payload(self, pipeline, dec: codec.DecodedFeature) -> None:
         """Raise CompressError unless the payload is a candidate of `pipeline` with the right shape."""
         self.check(pipeline, self.spec_of(dec, pipeline))
@@ -100,7 +107,9 @@ def _as_numpy(x) -> np.ndarray:
 
 
 class InputCoder(Coder):
-    """Cloud-only: the raw sample crosses as it is (uint8 pixels as bytes, anything else as float32)."""
+    """Cloud-only: the raw sample crosses as it is (uint8 pixels as bytes, anything else as float32), or, as a real
+    client sends a photo, uint8 images as lossy JPEG/WebP files at a quality (`spec.fmt`, e.g. 'jpeg90': the
+    codec's image stages, the quality in the header)."""
 
     kind = CandidateKind.CLOUD_ONLY
     what = "input"
@@ -109,12 +118,34 @@ class InputCoder(Coder):
         return dec.cut == INPUT_CUT
 
     def spec_of(self, dec, pipeline) -> CandidateSpec:
-        return CandidateSpec.cloud_only()
+        image = dec.lossless in codec.IMAGE_STAGES
+        return CandidateSpec.cloud_only(f"{dec.lossless}{dec.quality}" if image else None)
+
+    def check(self, pipeline, spec: CandidateSpec) -> None:
+        if spec.fmt is not None and spec.fmt not in self.formats(pipeline, [spec.fmt]):
+            raise CompressError(f"{pipeline.name} cannot send its input as {spec.fmt}: that takes images (C x H x W "
+                                f"with C = 1 or 3, or H x W) of uint8 pixels, and Pillow with the codec; its input is "
+                                f"{'x'.join(map(str, pipeline.input_shape))}")
+
+    def formats(self, pipeline, wanted) -> tuple[str, ...]:
+        """The lossy formats among `wanted` ('jpeg90', ...) this pipeline's input can be sent as: all of them for a
+        float model taking images of 1 or 3 channels, with the codec built into Pillow here; else none. (The raw
+        samples must be uint8 too: `encode` refuses others.)"""
+        from planner.compress import imagecoding
+
+        shape = tuple(pipeline.input_shape)
+        image = len(shape) == 2 or (len(shape) == 3 and shape[0] in (1, 3))
+        if not image or not pipeline.input_dtype.is_floating_point:
+            return ()
+        return tuple(f for f in wanted if imagecoding.supported(split_input_format(f, CompressError)[0]))
 
     def encode(self, pipeline, x, spec: CandidateSpec) -> bytes:
         return self.frame(_as_numpy(x), spec)
 
     def frame(self, array: np.ndarray, spec: CandidateSpec, pipeline=None) -> bytes:
+        if spec.fmt is not None:
+            name, quality = split_input_format(spec.fmt, CompressError)
+            return codec.encode(array, INPUT_CUT, mode="uint8", lossless=name, level=quality)
         mode = "uint8" if array.dtype == np.uint8 else (spec.dtype or "float32")
         return codec.encode(array, INPUT_CUT, mode=mode)
 
@@ -125,7 +156,7 @@ class InputCoder(Coder):
         return int(np.prod(dec.shape[1:])) == int(np.prod(pipeline.input_shape)), pipeline.input_shape
 
     def profile_key(self, spec: CandidateSpec) -> tuple[str, ...]:
-        return ("input",)
+        return ("input",) if spec.fmt is None else ("input", "formats", spec.fmt)
 
 
 class RawCoder(Coder):
@@ -251,6 +282,31 @@ class AutoencoderCoder(CodesCoder):
 
     def fused(self, pipeline, spec: CandidateSpec) -> bool:
         return spec.width is None or spec.width == pipeline.ae.widths(spec.cut)[-1]
+
+    def export_graphs(self, pipeline, cut: str, stem: str, halves: tuple, examples: tuple, bits: list[int],
+                      write) -> dict:
+        """`edge` (input, levels -> codes: head + encoder + quantizer, every bitwidth) and one `cloud` graph per
+        bitwidth (codes -> scores: dequantize + decoder + tail) where the autoencoder serves the cut."""
+        import torch
+
+        from planner.compress.quantize import levels
+        from planner.execution.onnx_export import CloudGraph, EdgeGraph
+
+        ae = pipeline.ae
+        if ae is None or cut not in ae.cuts or not bits:
+            return {}
+        (head, tail), (x, feature) = halves, examples
+        where = f"of {pipeline.name} at {cut}"
+        lv = torch.tensor([float(levels(bits[-1]))])
+        entry = {"latent_shape": list(ae.latent_shape(cut)),
+                 "edge": write(EdgeGraph(head, ae, cut), (x, lv), ["x", "levels"], ["codes"], f"edge/{stem}.onnx",
+                               f"the edge graph {where}", ("x", "codes")), "cloud": {}}
+        with torch.no_grad():
+            codes = ae.encode(feature, cut, bits[-1])
+        for b in bits:
+            entry["cloud"][str(b)] = write(CloudGraph(tail, ae, cut, b), (codes,), ["codes"], ["scores"],
+                                           f"cloud/{stem}_{b}b.onnx", f"the cloud graph {where}, {b} bits")
+        return entry
 
 
 class QuantizerCoder(CodesCoder):

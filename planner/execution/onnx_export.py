@@ -9,6 +9,7 @@ Fashion-MNIST normalization, stays outside), every batch dimension is dynamic, a
 the codes carry no scale parameters (the codec frames them exactly as the PyTorch path does). `manifest.json`
 records the model spec, sha256 of the model's and the autoencoder's weights, cuts, bits, widths, the input
 spec, the opset and every file's sha256; `planner.execution.onnx_runtime` refuses an export that does not match.
+Which fused graphs a cut gets is its coders' business (`Coder.export_graphs`, planner.execution.coders).
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ from torch import nn
 
 from planner.compress.quantize import check_bits, levels
 from planner.errors import ExportError
+from planner.execution.coders import coders
+from planner.modelspec import state_sha256
+
+__all__ = ["export_pipeline", "load_manifest", "check_manifest", "module_sha256", "state_sha256"]
 
 FORMAT_VERSION = 1
 DEFAULT_OPSET = 17
@@ -31,16 +36,9 @@ MANIFEST = "manifest.json"
 CUT_CHOICES = ("all", "served")
 
 
-def state_sha256(module: nn.Module | None) -> str | None:
-    """sha256 over a module's state_dict (names, dtypes, shapes, bytes): which weights a graph was made from."""
-    if module is None:
-        return None
-    h = hashlib.sha256()
-    for name, t in sorted(module.state_dict().items()):
-        t = t.detach().cpu().contiguous().reshape(-1)
-        h.update(f"{name}|{t.dtype}|{t.numel()}|".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
+def module_sha256(module: nn.Module | None) -> str | None:
+    """The one weights digest (`planner.modelspec.state_sha256`) of a module, None for None."""
+    return None if module is None else state_sha256(module)
 
 
 def file_sha256(path: Path) -> str:
@@ -125,7 +123,6 @@ def export_pipeline(pipeline, out: str | Path, *, cuts="all", bits=None, opset: 
     autoencoder was trained for); `spec`: how the model was named (--model/--weights/--input-shape)."""
     out = Path(out)
     chosen, bit_list = select_export_cuts(pipeline, cuts), _export_bits(pipeline, bits)
-    served = set(pipeline.ae.cuts) if pipeline.ae is not None else set()
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(2, *pipeline.input_shape, generator=gen)
     _export(pipeline.model, (x,), ["x"], ["scores"], out / "model.onnx", opset, f"{pipeline.name} (whole model)")
@@ -136,12 +133,12 @@ def export_pipeline(pipeline, out: str | Path, *, cuts="all", bits=None, opset: 
 
         iterator = tqdm(chosen, desc=f"export {pipeline.name}", unit="cut")
     for c in iterator:
-        entries[c.id] = _export_cut(pipeline, c, x, out, opset, bit_list if c.id in served else [])
+        entries[c.id] = _export_cut(pipeline, c, x, out, opset, bit_list)
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.onnx"))
     manifest = {
         "format": FORMAT_VERSION, "model": pipeline.name, "model_spec": spec or {"model": pipeline.name},
-        "weights_sha256": state_sha256(pipeline.model), "autoencoder": pipeline.ae_id,
-        "autoencoder_sha256": state_sha256(pipeline.ae),
+        "weights_sha256": pipeline.weights_sha256, "autoencoder": pipeline.ae_id,
+        "autoencoder_sha256": module_sha256(pipeline.ae),
         "input": {"name": "x", "shape": list(pipeline.input_shape), "dtype": "float32", "batch": "dynamic",
                   "preprocess": getattr(pipeline.preprocess, "__name__", "custom")},
         "opset": opset, "torch": torch.__version__, "bits": bit_list, "model_graph": "model.onnx",
@@ -152,7 +149,7 @@ def export_pipeline(pipeline, out: str | Path, *, cuts="all", bits=None, opset: 
 
 
 def _export_cut(pipeline, c, x: torch.Tensor, out: Path, opset: int, bit_list: list[int]) -> dict:
-    """The graphs of one cut (raw head/tail, and the codes graphs at `bit_list`) and its manifest entry."""
+    """The graphs of one cut (raw head/tail, and each coder's fused graphs at `bit_list`) and its manifest entry."""
     head, tail = pipeline.split(c.id)
     stem = _file_stem(c)
     with torch.no_grad():
@@ -161,19 +158,13 @@ def _export_cut(pipeline, c, x: torch.Tensor, out: Path, opset: int, bit_list: l
     _export(head, (x,), ["x"], ["feature"], out / entry["head"], opset, f"the head of {pipeline.name} at {c.id}")
     _export(tail, (feature,), ["feature"], ["scores"], out / entry["tail"], opset,
             f"the tail of {pipeline.name} at {c.id}")
-    if not bit_list:
-        return entry
-    ae = pipeline.ae
-    entry.update(latent_shape=list(ae.latent_shape(c.id)), edge=f"edge/{stem}.onnx", cloud={})
-    lv = torch.tensor([float(levels(bit_list[-1]))])
-    _export(EdgeGraph(head, ae, c.id), (x, lv), ["x", "levels"], ["codes"], out / entry["edge"], opset,
-            f"the edge graph of {pipeline.name} at {c.id}", batched=("x", "codes"))
-    with torch.no_grad():
-        codes = ae.encode(feature, c.id, bit_list[-1])
-    for b in bit_list:
-        entry["cloud"][str(b)] = f"cloud/{stem}_{b}b.onnx"
-        _export(CloudGraph(tail, ae, c.id, b), (codes,), ["codes"], ["scores"], out / entry["cloud"][str(b)], opset,
-                f"the cloud graph of {pipeline.name} at {c.id}, {b} bits")
+
+    def write(module, args, names_in, names_out, rel: str, what: str, batched=None) -> str:
+        _export(module, args, names_in, names_out, out / rel, opset, what, batched)
+        return rel
+
+    for coder in coders():
+        entry.update(coder.export_graphs(pipeline, c.id, stem, (head, tail), (x, feature), bit_list, write))
     return entry
 
 
@@ -201,9 +192,9 @@ def check_manifest(manifest: dict, pipeline, folder: str | Path, verify_files: b
     if list(manifest.get("input", {}).get("shape", [])) != list(pipeline.input_shape):
         raise ExportError(f"{where} takes inputs of shape {manifest.get('input', {}).get('shape')}, the model "
                           f"{list(pipeline.input_shape)}")
-    if manifest.get("weights_sha256") != state_sha256(pipeline.model):
+    if manifest.get("weights_sha256") != pipeline.weights_sha256:
         raise ExportError(f"{where} was made from other weights of {pipeline.name}; re-export with the weights you run")
-    if manifest.get("autoencoder_sha256") != state_sha256(pipeline.ae):
+    if manifest.get("autoencoder_sha256") != module_sha256(pipeline.ae):
         raise ExportError(f"{where} was made with autoencoder {manifest.get('autoencoder')!r}, but this runs "
                           f"{pipeline.ae_id!r}; re-export with the autoencoder you deploy")
     if verify_files:

@@ -82,8 +82,8 @@ class SplitPipeline:
         'independent' (the zoo's committed ones), a file written by `planner train-ae --out`, or a loaded one;
         and a raw quantizer: 'auto' (a zoo model's committed one), None, a file from `planner calibrate-quant`,
         or a loaded one."""
-        from planner.compress.autoencoder import resolve_autoencoder
         from planner.compress.clipquant import resolve_quantizer
+        from planner.compress.zoo import resolve_autoencoder
 
         ae = resolve_autoencoder(loaded, autoencoder)
         return cls(loaded.model, loaded.name, loaded.input_shape, ae, loaded.preprocess, loaded.input_dtype,
@@ -104,6 +104,12 @@ class SplitPipeline:
     @property
     def quant_id(self) -> str | None:
         return getattr(self.quantizer, "id", None)
+
+    def identity(self) -> dict[str, str | None]:
+        """What this pipeline runs, as every backend announces it in WELCOME and the edge checks it
+        (`runtime.protocol.IDENTITY_KEYS`): the model's weights digest (`modelspec.state_sha256`), the autoencoder
+        id and the raw-quantizer id (None: none loaded)."""
+        return {"weights_sha256": self.weights_sha256, "autoencoder": self.ae_id, "quantizer": self.quant_id}
 
     def split(self, cut: str) -> tuple[torch.nn.Module, torch.nn.Module]:
         """(head, tail) at `cut`, split once and cached (threads may ask at once)."""
@@ -154,9 +160,11 @@ class SplitPipeline:
             return raw
         return self.preprocess(np.asarray(raw))
 
-    def input_payload(self, raw) -> bytes:
-        """The cloud-only payload of raw samples: uint8 pixels as bytes, anything else as float32."""
-        return coder_for(CLOUD_ONLY).encode(self, raw, CLOUD_ONLY)
+    def input_payload(self, raw, fmt: str | None = None) -> bytes:
+        """The cloud-only payload of raw samples: uint8 pixels as bytes, anything else as float32; or (`fmt`, e.g.
+        'jpeg90') uint8 images as lossy JPEG/WebP files."""
+        spec = CLOUD_ONLY if fmt is None else CandidateSpec.cloud_only(fmt)
+        return coder_for(spec).encode(self, raw, spec)
 
     # -- edge side -----------------------------------------------------------------------------------
     def edge_local(self, raw) -> tuple[torch.Tensor, Stages]:

@@ -179,3 +179,60 @@ def _settings(pipeline, cut: str, bits: list[int]) -> list[tuple]:
     out = [(coder_for(spec), spec) for spec in [CandidateSpec.raw(cut, "float16")]]
     return out + [(coder, spec) for coder, spec in coded_settings(pipeline, cut)
                   if coder.kind != CandidateKind.SPLIT or spec.bits in bits]
+
+
+def input_accuracy(pipeline, formats, limit: int | None = None, use_cache: bool = True, batch_size: int | None = None,
+                   data=None, save_to_card: bool = False) -> dict:
+    """The input sent as a lossy image file ('jpeg90', ...): the whole model on the pixels the cloud decodes, scored
+    as `accuracy_table` scores the cuts (labels; else agreement on the samples the unsplit model is confident
+    about, with plain agreement ("all") and top-5 containment beside it). {"formats": {fmt: %}, "all": {fmt: %},
+    "top5": {fmt: %}, "n", "n_all", "metric", "confident_threshold", "key"}. Its own key (model weights, data,
+    limit, formats), cached, and carried by the autoencoder's card like the cuts' table (`save_to_card`), so adding
+    formats never re-measures the cuts and a fresh machine re-measures neither."""
+    from planner.config import batch_for
+    from planner.evaluate import reference
+
+    formats = list(formats)
+    if not formats:
+        return {"formats": {}, "all": {}, "top5": {}}
+    if data is None:
+        from planner.datasets import zoo_default
+
+        data = zoo_default(pipeline.name)
+    data = data.take(limit)
+    key = cache_key(pipeline.name, pipeline.weights_sha256, "input-formats", data.fingerprint, limit, [],
+                    "-".join(formats))
+    if data.labels is None:
+        key += f"__conf{_threshold()}"
+    path, card = _cache_path(key), card_path(pipeline)
+    table = (json.loads(path.read_text()) if path.exists() else card_table(card, key)) if use_cache else None
+    if not isinstance(table, dict) or not isinstance(table.get("formats"), dict):
+        table = _input_table(pipeline, formats, data, batch_size or batch_for(pipeline.input_shape), reference)
+        table["key"] = key
+        if save_to_card:
+            store_in_card(card, key, table)
+    if use_cache:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(table, indent=1))
+    return table
+
+
+def _input_table(pipeline, formats: list[str], data, batch_size: int, reference) -> dict:
+    ref = reference(pipeline.model, data, pipeline.input_tensor, batch_size)
+    y, scored = ref["target"], ref["scored"]
+    specs = {fmt: CandidateSpec.cloud_only(fmt) for fmt in formats}
+    counts = {fmt: [0, 0, 0] for fmt in formats}
+    with torch.inference_mode():
+        for i in range(0, len(y), batch_size):
+            raw = data.raw[i:i + batch_size]
+            for fmt, spec in specs.items():
+                x = coder_for(spec).reconstruct(pipeline, raw, spec)  # the input tensor the cloud decodes
+                _count(counts[fmt], pipeline.model(x), y[i:i + batch_size], scored[i:i + batch_size])
+    n, n_all = int(scored.sum()), len(y)
+    pct = lambda k, total: round(100.0 * k / max(total, 1), 3)  # noqa: E731
+    return {"model": pipeline.name, "weights_sha256": pipeline.weights_sha256, "data": data.fingerprint,
+            "metric": data.metric, "n": n, "n_all": n_all,
+            "confident_threshold": None if data.labels is not None else _threshold(),
+            "formats": {f: pct(c[0], n) for f, c in counts.items()},
+            "all": {f: pct(c[1], n_all) for f, c in counts.items()},
+            "top5": {f: pct(c[2], n_all) for f, c in counts.items()}}

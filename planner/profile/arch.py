@@ -28,7 +28,9 @@ import torch
 
 from planner import images
 from planner.compress import codec
-from planner.compress.autoencoder import AEConfig, build_autoencoder, plan_cut, select_cuts
+from planner.compress.aeconfig import AEConfig, plan_cut
+from planner.compress.autoencoder import build_autoencoder
+from planner.compress.cutselect import select_cuts
 from planner.compress.quantize import check_bits
 from planner.config import ARCH_LATENT, DEFAULT_BITS
 from planner.errors import ProfileError

@@ -8,7 +8,6 @@ on a fixed thread count, optionally under a CPU quota that emulates a weak edge 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
@@ -18,35 +17,14 @@ from planner.compress import codec
 from planner.devices import resolve_device, synchronize
 from planner.errors import ProfileError
 from planner.execution.coders import coded_settings, coder_for, get, put
-from planner.profile.accuracy import accuracy_table
+from planner.profile.accuracy import accuracy_table, input_accuracy
 from planner.profile.device import device_facts
 from planner.profile.exchange import measure_exchange
 from planner.profile.quota import cpu_quota
 from planner.profile.schema import SCHEMA_VERSION
+from planner.profile.settings import ProfileSettings
 from planner.profile.timing import measure
 from planner.types import CandidateSpec, Role
-
-ROLES = tuple(r.value for r in Role)
-
-
-@dataclass
-class ProfileSettings:
-    """How a profile is measured; defaults suit a 2-core machine in a few minutes."""
-
-    role: str = "both"
-    threads: int | None = None  # default: 1 for an edge profile, all cores otherwise
-    batch: int = 1
-    repeats: int = 7  # minimum timed repeats per stage (more until the spread is small or max_seconds)
-    max_seconds: float = 0.25  # time cap per stage
-    device: str = "cpu"
-    cpu_quota: float | None = None  # fraction of one core for the edge side (needs root)
-    payload_samples: int = 200  # real test images for payload byte statistics
-    accuracy_limit: int | None = None  # test images for accuracy (None = all 10,000; cached)
-    float16: bool = False  # also profile the float16 raw feature (a candidate with ~0 accuracy loss)
-    all_cuts: bool = False  # also the cuts that only repeat their neighbour (padding, dropout, identity, reshape)
-    remeasure_accuracy: bool = False  # measure accuracy again (not from the cache or the autoencoder's card)
-    save_accuracy: bool = False  # write the measured accuracy table into the autoencoder's card
-    batch_sizes: tuple[int, ...] = ()  # cloud: also time decoder + tail at these batch sizes (dynamic batching)
 
 
 def _t(fn, s: ProfileSettings) -> dict:
@@ -90,10 +68,6 @@ class _Measurer:
     def __init__(self, pipeline, s: ProfileSettings, data, progress: bool) -> None:
         from planner.datasets import zoo_default
 
-        if s.role not in ROLES:
-            raise ProfileError(f"role must be one of {', '.join(ROLES)}, got {s.role!r}")
-        if s.cpu_quota is not None and s.role != Role.EDGE:
-            raise ProfileError("--cpu-quota emulates a weak edge device: use it with --role edge")
         s.device = str(resolve_device(s.device))
         if s.device != "cpu" and s.role != Role.CLOUD:
             raise ProfileError(f"--device {s.device} profiles the cloud side: use it with --role cloud (an edge "
@@ -115,6 +89,10 @@ class _Measurer:
         self.acc = accuracy_table(pipeline, self.bits, limit=s.accuracy_limit, progress=progress, data=data,
                                   all_cuts=s.all_cuts, use_cache=not s.remeasure_accuracy,
                                   save_to_card=s.save_accuracy)
+        uint8 = np.asarray(images[:1]).dtype == np.uint8
+        self.formats = coder_for(CandidateSpec.cloud_only()).formats(pipeline, s.input_formats) if uint8 else ()
+        self.input_acc = input_accuracy(pipeline, self.formats, limit=s.accuracy_limit, data=data,
+                                        use_cache=not s.remeasure_accuracy, save_to_card=s.save_accuracy)["formats"]
         self.data = data
 
     def move(self) -> None:
@@ -204,10 +182,23 @@ class _Measurer:
                "compressed_bytes": _stats(input_sizes)[0],
                "encode_ms": self.timed(lambda: coder.encode(p, raw_batch, spec), on_edge=True),
                "decode_ms": self.timed(lambda: self.on_device(coder.decode(p, codec.decode(in_payload))),
-                                       on_edge=False)}
+                                       on_edge=False),
+               "formats": {fmt: self.input_format(fmt) for fmt in self.formats}}
         whole = self.timed(lambda: p.model(p.input_tensor(raw_batch)), on_edge=True)
         cloud_whole = self.timed(lambda: p.model(self.x), on_edge=False)
         return inp, whole or cloud_whole
+
+    def input_format(self, fmt: str) -> dict:
+        """The input as lossy image files: sizes over the samples, encode on the edge, decode (file -> the model's
+        input tensor) on the cloud, accuracy of the whole model on what the cloud decodes."""
+        p, raw_batch, spec = self.pipeline, self.raw_batch, CandidateSpec.cloud_only(fmt)
+        coder = coder_for(spec)
+        mean, p95 = _stats([len(coder.encode(p, self.samples[i:i + 1], spec)) for i in range(len(self.samples))])
+        payload = coder.encode(p, raw_batch, spec)
+        return {"bytes_mean": mean, "bytes_p95": p95,
+                "encode_ms": self.timed(lambda: coder.encode(p, raw_batch, spec), on_edge=True),
+                "decode_ms": self.timed(lambda: self.on_device(coder.decode(p, codec.decode(payload))), on_edge=False),
+                "accuracy": self.input_acc.get(fmt)}
 
     def document(self, cuts: list[dict], inp: dict, whole) -> dict:
         p, s, acc = self.pipeline, self.s, self.acc

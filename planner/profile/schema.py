@@ -1,9 +1,9 @@
 """The profile file: what one device measured for one model + autoencoder, as versioned JSON.
 
 The solver reads two of these (one measured on the edge device, one on the cloud server) and never needs
-torch. Field reference, with an example, in docs/profile-format.md; in short (schema_version 3):
+torch. Field reference, with an example, in docs/profile-format.md; in short (schema_version 4):
 
-    schema_version   3 (1 and 2 still load: they have one latent width and no raw quantizer)
+    schema_version   4 (1-3 still load: 1-2 have one latent width and no raw quantizer, 1-3 no lossy input formats)
     model            zoo name or user string ("vgg-fmnist", "mymodels:tiny")
     autoencoder      autoencoder id string, or null (raw features only)
     role             "edge" | "cloud" | "both": which side's timings were measured
@@ -12,25 +12,24 @@ torch. Field reference, with an example, in docs/profile-format.md; in short (sc
     settings         {batch, repeats, device, ...}: how it was measured; extra keys allowed
     scaled           null, or {"compute": factor} when every compute time was multiplied (what-if)
     backbone_accuracy percent, or null = unknown
-    bits             [2, 3, 4, 6, 8]: bitwidths the autoencoder was profiled at
-    widths           [4, 8, 16, 32]: the autoencoder's latent widths (the union over cuts), or [] (one width)
+    bits, widths     [2, 3, 4, 6, 8] bitwidths profiled; [4, 8, 16, 32] latent widths (union over cuts) or []
     quantizer        the training-free raw quantizer's id, or null; quant_bits: its bitwidths
-    input            {shape, raw_bytes, compressed_bytes, encode_ms, decode_ms}: the cloud-only payload
+    input            {shape, raw_bytes, compressed_bytes, encode_ms, decode_ms}: the cloud-only payload (lossless);
+                     formats: {"jpeg90": {bytes_mean, bytes_p95, encode_ms, decode_ms, accuracy}, ...}: the input
+                     as lossy image files (JPEG/WebP at a quality), each a cloud-only candidate of its own
     whole_model_ms   timing of the whole model on this device (edge-only on the edge, cloud-only on the cloud)
     reply_bytes      size of the result message the cloud sends back
-    cuts             [ {id, index, shape, float32_bytes, head_ms, tail_ms,
+    cuts             the non-trivial cuts in execution order: [ {id, index, shape, float32_bytes, head_ms, tail_ms,
                         raw:  {"float32": {bytes, serialize_ms, deserialize_ms},
                                "float16": {bytes, serialize_ms, deserialize_ms, accuracy}}   (float16 optional)
                         bits: {"<b>": {bytes_mean, bytes_p95, encode_ms, decode_ms, accuracy}}   (widest width)
                         widest: the widest latent width of this cut (or null),
                         widths: {"<w>": {"<b>": {...}}}   (the narrower widths, same entries)
                         quant:  {"<b>": {...}}   (the raw quantizer, same entries) } ... ]
-                     non-trivial cuts in execution order
     created          optional ISO time stamp; notes: optional free text; batch_ms: optional (profile.batching)
 
-A timing is {"median": ms, "iqr": ms, "n": repeats} (optionally "p10", "p90"), or null where this role did
-not measure it: an edge profile leaves tail/decode/deserialize null, a cloud profile head/encode/serialize.
-Accuracy is a percentage on the evaluation set, or null when unknown (architecture-only profiles).
+A timing is {"median": ms, "iqr": ms, "n": repeats} (optionally "p10", "p90"), or null where this role did not
+measure it (edge: tail/decode/deserialize; cloud: head/encode/serialize). Accuracy: percent, or null (unknown).
 """
 
 from __future__ import annotations
@@ -45,9 +44,9 @@ from planner.errors import ProfileError, SolveError
 from planner.profile.batching import check_batch_ms, scale_batch_ms
 from planner.profile.power import EdgePower
 from planner.profile.timing import Timing
-from planner.types import RAW_DTYPES, Role
+from planner.types import RAW_DTYPES, Role, parse_input_format
 
-SCHEMA_VERSION = 3  # 3: latent widths and raw-quantizer entries; 2: optional exchange_ms (1 and 2 still load)
+SCHEMA_VERSION = 4  # 4: lossy input formats; 3: latent widths and raw-quantizer entries; 2: optional exchange_ms
 ROLES = tuple(r.value for r in Role)
 DEVICE_KEYS = ("cpu", "physical_cores", "logical_cores", "threads", "freq_mhz", "memory_gb", "os", "torch", "gpu",
                "cpu_quota")
@@ -253,28 +252,42 @@ class CutProfile:
 
 @dataclass(frozen=True)
 class InputProfile:
-    """The model input as the cloud-only plan ships it (losslessly compressed)."""
+    """The model input as the cloud-only plan ships it: losslessly compressed, and as lossy image files
+    (`formats`: 'jpeg90' -> bytes, encode/decode times and accuracy, like a coded cut's entry)."""
 
     shape: tuple[int, ...]
     raw_bytes: int
     compressed_bytes: float
     encode_ms: Timing | None
     decode_ms: Timing | None
+    formats: dict[str, BitsEntry] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {"shape": list(self.shape), "raw_bytes": self.raw_bytes, "compressed_bytes": self.compressed_bytes,
-                "encode_ms": _timing_dict(self.encode_ms), "decode_ms": _timing_dict(self.decode_ms)}
+                "encode_ms": _timing_dict(self.encode_ms), "decode_ms": _timing_dict(self.decode_ms),
+                "formats": {f: e.to_dict() for f, e in self.formats.items()}}
 
     @classmethod
     def from_dict(cls, v: Any, where: str) -> InputProfile:
-        _obj(v, where, ("shape", "raw_bytes", "compressed_bytes", "encode_ms", "decode_ms"))
+        _obj(v, where, ("shape", "raw_bytes", "compressed_bytes", "encode_ms", "decode_ms"), ("formats",))
+        formats = {}
+        for name, entry in _obj(v.get("formats", {}), f"{where}.formats", (), open_=True).items():
+            try:
+                fmt = parse_input_format(name)
+            except Exception as exc:  # noqa: BLE001 - named as the field that holds it
+                raise _Bad(f"{where}.formats.{name}", str(exc)) from None
+            if fmt != name:
+                raise _Bad(f"{where}.formats.{name}", f"write the format as {fmt!r}")
+            formats[fmt] = BitsEntry.from_dict(entry, f"{where}.formats.{name}")
         return cls(_shape(v["shape"], f"{where}.shape"),
                    _num(v["raw_bytes"], f"{where}.raw_bytes", integer=True, positive=True),
                    _num(v["compressed_bytes"], f"{where}.compressed_bytes", positive=True),
-                   _timing(v["encode_ms"], f"{where}.encode_ms"), _timing(v["decode_ms"], f"{where}.decode_ms"))
+                   _timing(v["encode_ms"], f"{where}.encode_ms"), _timing(v["decode_ms"], f"{where}.decode_ms"),
+                   formats)
 
     def scaled(self, k: float) -> InputProfile:
-        return replace(self, encode_ms=_scale(self.encode_ms, k), decode_ms=_scale(self.decode_ms, k))
+        return replace(self, encode_ms=_scale(self.encode_ms, k), decode_ms=_scale(self.decode_ms, k),
+                       formats={f: e.scaled(k) for f, e in self.formats.items()})
 
 
 @dataclass(frozen=True)

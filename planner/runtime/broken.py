@@ -23,8 +23,8 @@ def _result(rid: int, scores) -> bytes:
     return P.encode(P.Scores(rid, np.asarray(scores, dtype=np.float32)))
 
 
-def _welcome(model: str) -> bytes:
-    return P.encode(P.Welcome({**_GOOD_WELCOME, "model": model}))
+def _welcome(model: str, identity: dict | None = None) -> bytes:
+    return P.encode(P.Welcome({**_GOOD_WELCOME, **(identity or {}), "model": model}))
 
 
 def _unknown_error(rid: int) -> bytes:
@@ -46,12 +46,12 @@ _INFER_REPLIES = {
     "truncated": lambda rid, n: _result(rid, np.zeros((1, n)))[:-3],
     "silence": lambda rid, n: None,
 }
-# kinds that go wrong at the HELLO: answer it with this (given the model name), then hang up
+# kinds that go wrong at the HELLO: answer it with this (given the model name and identity), then hang up
 _HELLO_REPLIES = {
-    "auth-error": lambda model: P.encode(P.Error(P.ErrorCode.AUTH, "wrong or missing token")),
+    "auth-error": lambda model, identity: P.encode(P.Error(P.ErrorCode.AUTH, "wrong or missing token")),
     "close-after-welcome": _welcome,
-    "bad-welcome": lambda model: P.pack_header(P.MsgType.WELCOME, 7) + b"{nope}!",
-    "result-for-hello": lambda model: _result(0, np.zeros((1, 10))),
+    "bad-welcome": lambda model, identity: P.pack_header(P.MsgType.WELCOME, 7) + b"{nope}!",
+    "result-for-hello": lambda model, identity: _result(0, np.zeros((1, 10))),
 }
 KINDS = tuple(_INFER_REPLIES) + tuple(_HELLO_REPLIES)
 
@@ -59,10 +59,12 @@ KINDS = tuple(_INFER_REPLIES) + tuple(_HELLO_REPLIES)
 class BrokenServer:
     """Serve `model` wrongly in the way `kind` names; `address` is 'host:port'. A context manager."""
 
-    def __init__(self, kind: str, model: str, classes: int = 10, timeout_s: float = 5.0) -> None:
+    def __init__(self, kind: str, model: str, classes: int = 10, timeout_s: float = 5.0,
+                 identity: dict | None = None) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown broken-server kind {kind!r}; known: {', '.join(KINDS)}")
         self.kind, self.model, self.classes, self.timeout_s = kind, model, classes, timeout_s
+        self.identity = dict(identity or {})  # announced in its WELCOME (an edge refuses a server without it)
         self.connections = 0
         self._sock = socket.create_server(("127.0.0.1", 0))
         self._sock.settimeout(0.2)
@@ -89,9 +91,9 @@ class BrokenServer:
                 if _read_frame(conn) is None:
                     return
                 if self.kind in _HELLO_REPLIES:
-                    conn.sendall(_HELLO_REPLIES[self.kind](self.model))
+                    conn.sendall(_HELLO_REPLIES[self.kind](self.model, self.identity))
                     return
-                conn.sendall(_welcome(self.model))
+                conn.sendall(_welcome(self.model, self.identity))
                 while not self._stop.is_set() and (msg := _read_frame(conn)) is not None:
                     reply = _INFER_REPLIES[self.kind](getattr(msg, "request_id", 0), self.classes)
                     if reply is None:

@@ -4,7 +4,7 @@ Profiles go stale (other load, thermal limits, another machine of the same name,
 edge measures its own compute, the server reports its decode + tail, and the exchange's network time is the
 wall time less the server's. `Calibration` keeps, per stage class, a robust running ratio measured / profiled
 (edge compute, cloud compute) and an additive local overhead (planning and bookkeeping around the stages), and
-the solver plans every candidate on the calibrated figures (`solve.Adjust`). The link is learned apart (the
+the solver plans every candidate on the calibrated figures (`candidates.Adjust`). The link is learned apart (the
 bandwidth estimate), from the network time less the RTT and the profiled per-exchange overhead; a sample that
 says the link became far slower than believed is held back until a second one confirms it, so that one server
 stall does not read as a collapsed link.
@@ -19,9 +19,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from planner.errors import PlannerError
+from planner.candidates import Adjust
 from planner.link import LiveEstimate
-from planner.solve import Adjust
+from planner.rules import rule_of
+from planner.runtime.options import EdgeOptions
 
 RATIO_RANGE = (0.05, 50.0)  # a single sample cannot move a ratio outside this
 
@@ -74,8 +75,7 @@ class Calibration:
     local: Running = field(init=False)
 
     def __post_init__(self) -> None:
-        if not 0 < self.alpha <= 1:
-            raise PlannerError(f"calibration alpha must be in (0, 1], got {self.alpha}")
+        rule_of(EdgeOptions, "calibration_alpha").check("calibration_alpha", self.alpha)
         lo, hi = RATIO_RANGE
         self.edge = Running(self.edge_start, self.alpha, lo=lo, hi=hi, log=True)
         self.edge_input = Running(1.0, self.alpha, lo=lo, hi=hi, log=True)
@@ -149,8 +149,7 @@ class Explorer:
     probes: int = 0
 
     def __post_init__(self) -> None:
-        if not 0 <= self.share <= 0.5:
-            raise PlannerError(f"exploration share must be in [0, 0.5], got {self.share}")
+        rule_of(EdgeOptions, "explore").check("explore", self.share)
 
     def due(self) -> bool:
         """Whether this request should probe (and count it)."""

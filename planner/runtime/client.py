@@ -24,18 +24,25 @@ from pathlib import Path
 
 import numpy as np
 
+from planner import config
 from planner.config import DEFAULT_BACKOFF_MAX_S, DEFAULT_BACKOFF_S
 from planner.errors import PlannerError, RuntimeErrorReply
 from planner.runtime import protocol as P
+from planner.runtime.options import EdgeOptions
 from planner.runtime.shaper import ShapedSocket, Shaper
-from planner.runtime.tls import client_context, is_loopback
+from planner.runtime.tls import PLAIN_TCP_REASONS, client_context, is_loopback, speaks_tls
 
-DEFAULT_MAX_REPLY = 16 * 1024 * 1024
+DEFAULT_MAX_REPLY = config.DEFAULT_MAX_REPLY
 _UNAVAILABLE_CODES = {P.ErrorCode.BUSY, P.ErrorCode.SHUTTING_DOWN, P.ErrorCode.TIMEOUT}
 
 
 class CloudUnavailable(PlannerError):
     """The cloud cannot answer now (refused, reset, timed out, busy): compute on the edge and retry later."""
+
+
+class TLSMismatch(CloudUnavailable):
+    """One side speaks TLS and the other plain TCP: a configuration error, not an outage (the message names the
+    flag to add or drop)."""
 
 
 class BadReply(CloudUnavailable):
@@ -54,11 +61,13 @@ class ServerError(RuntimeErrorReply):
 
 @dataclass
 class Reply:
-    """One answered INFER: scores, server timings and what the edge measured (all times in ms).
+    """The one record of an answered INFER: scores, server timings and what the edge measured (all times in ms).
 
     `wall_ms` runs from the first request byte handed to the link to the last reply byte received
-    (connection set-up excluded, it is `connect_ms`); `network_ms = wall_ms - server_ms` is the part
-    a link model predicts (request transfer + reply transfer + round trip).
+    (connection set-up excluded, it is `connect_ms`); `network_ms = wall_ms - server_ms` is the wire time, the
+    part a link model predicts (request transfer + reply transfer + round trip): its one definition, which the
+    bandwidth estimate, the calibration and `Result.transfer_ms` all read. Made by `Reply.of`, which bounds the
+    server's figures by what the edge waited.
     """
 
     request_id: int
@@ -73,10 +82,38 @@ class Reply:
     reply_bytes: int
     batch_wait_ms: float | None = None  # the part of queue_wait_ms spent waiting for a dynamic batch (None: not told)
     batch_size: int = 0  # inputs the server computed together with this request's (0: not batched or not told)
+    bounded: bool = False  # the server reported a time outside [0, wall_ms] (clamped: broken or hostile)
+
+    @classmethod
+    def of(cls, result: P.Scores, wall_ms: float, connect_ms: float, request_bytes: int, reply_bytes: int) -> Reply:
+        """The record of one exchange. A server cannot have spent longer than the edge waited for it: each of its
+        timings is clamped into [0, wall_ms] (a reply saying its queue wait was 1e300 s enters no estimate as
+        such), and `server_ms` is at least its parts."""
+        raw = {k: float(getattr(result, k)) for k in P.TIMING_FIELDS}
+        times = {k: min(max(v, 0.0), wall_ms) for k, v in raw.items()}
+        parts = times["queue_wait_ms"] + times["decode_ms"] + times["tail_ms"]
+        times["server_ms"] = min(max(times["server_ms"], parts), wall_ms)
+        batch_wait = result.batch_wait_ms
+        if batch_wait is not None:
+            batch_wait = min(max(float(batch_wait), 0.0), times["queue_wait_ms"])
+        return cls(result.request_id, result.scores, wall_ms, connect_ms, **times, request_bytes=request_bytes,
+                   reply_bytes=reply_bytes, batch_wait_ms=batch_wait, batch_size=max(0, int(result.batch_size)),
+                   bounded=times != raw or batch_wait != result.batch_wait_ms)
 
     @property
     def network_ms(self) -> float:
+        """The wire time: the exchange's wall time less the server's."""
         return max(0.0, self.wall_ms - self.server_ms)
+
+    @property
+    def compute_ms(self) -> float:
+        """The server's compute: decode + tail."""
+        return self.decode_ms + self.tail_ms
+
+    @property
+    def held_ms(self) -> float:
+        """The server's time beyond its compute: the queue wait and its own handling."""
+        return max(0.0, self.server_ms - self.compute_ms)
 
     def timings(self) -> dict[str, float | int]:
         """Everything but the scores, JSON-ready."""
@@ -146,9 +183,7 @@ class CloudClient:
     def __init__(self, address: str, token: str | None = None, timeout: float = 5.0, shaper: Shaper | None = None,
                  *, connect_timeout: float | None = None, backoff_s: float = DEFAULT_BACKOFF_S, backoff_max_s: float = DEFAULT_BACKOFF_MAX_S,
                  max_reply: int = DEFAULT_MAX_REPLY, tls: bool | str | Path | ssl.SSLContext | None = None) -> None:
-        if not all(math.isfinite(v) for v in (timeout, backoff_s, backoff_max_s)) or not (
-                timeout > 0 and backoff_s > 0 and backoff_max_s >= backoff_s):
-            raise PlannerError("timeout and backoff must be finite and positive (and backoff_max_s >= backoff_s)")
+        EdgeOptions(timeout=timeout, backoff_s=backoff_s, backoff_max_s=backoff_max_s)  # the edge's own rules
         self.address = address
         self.host, self.port = parse_address(address)
         self.token = token or ""
@@ -220,8 +255,7 @@ class CloudClient:
         with self._lock:
             result, wall_ms, connect_ms, reply_len = self._call(exchange)
             self.answers += 1
-        return Reply(rid, result.scores, wall_ms, connect_ms, result.queue_wait_ms, result.decode_ms,
-                     result.tail_ms, result.server_ms, frame_len, reply_len, result.batch_wait_ms, result.batch_size)
+        return Reply.of(result, wall_ms, connect_ms, frame_len, reply_len)
 
     def close(self) -> None:
         with self._lock:
@@ -242,6 +276,10 @@ class CloudClient:
         for attempt in range(2):
             try:
                 out = fn(deadline)
+            except TLSMismatch as exc:
+                self._drop()
+                self._back_off(str(exc))
+                raise
             except ServerError as exc:
                 self._drop()
                 if exc.code in _UNAVAILABLE_CODES:
@@ -321,14 +359,24 @@ class CloudClient:
         if self.tls is not None:
             try:
                 sock = self.tls.wrap_socket(sock, server_hostname=self.host)
-            except BaseException:
+            except BaseException as exc:
                 sock.close()
+                if isinstance(exc, ssl.SSLError) and exc.reason in PLAIN_TCP_REASONS:
+                    raise TLSMismatch(f"the cloud at {self.address} speaks plain TCP, not TLS: drop --tls/--tls-ca "
+                                      "(tls= in Python), or start the server with --tls-cert/--tls-key") from None
                 raise
         self._conn = self.shaper.wrap(sock) if self.shaper else _PlainSocket(sock)
         if self.shaper:
             time.sleep(min(self.shaper.connect_delay_s(), max(0.0, deadline - time.monotonic())))
         self._send(P.Hello(self.token), deadline)
-        reply, _ = self._read(deadline)
+        try:
+            reply, _ = self._read(deadline)
+        except (_Closed, ConnectionResetError):
+            if self.tls is None and speaks_tls(self.host, self.port, max(0.5, deadline - time.monotonic())):
+                raise TLSMismatch(f"the cloud at {self.address} serves TLS but this client speaks plain TCP: add "
+                                  "--tls-ca FILE (its certificate or CA) or --tls (the system CA store); tls= in "
+                                  "Python") from None
+            raise
         if not isinstance(reply, P.Welcome):
             raise P.ProtocolError(f"expected WELCOME, got {type(reply).__name__}")
         self.server_info = reply.info

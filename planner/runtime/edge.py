@@ -16,29 +16,29 @@ prediction, or an explicit `error`). Its options, with their defaults, are `Edge
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from planner.candidates import Adjust
 from planner.config import DEFAULT_CLOUD, DEFAULT_MAX_LOSS
 from planner.energy import request_energy
-from planner.errors import MismatchError, PlannerError, ProfileError, SolveError
+from planner.errors import MismatchError, PlannerError, ProfileError
 from planner.objectives import as_goal
 from planner.profile.batching import BatchCurve
 from planner.profile.schema import Profile
-from planner.profile.store import find_profiles
 from planner.runtime.calibrate import Calibration, Explorer, GuardedEstimate
-from planner.runtime.client import CloudClient, CloudUnavailable, ServerError
+from planner.runtime.client import CloudClient, CloudUnavailable, ServerError, TLSMismatch
 from planner.runtime.compute import QuotaThread, Stretched, inline
 from planner.runtime.estimates import QueueEstimate, live_estimate
 from planner.runtime.options import EdgeOptions
 from planner.runtime.results import Result, RunReport
-from planner.solve import Adjust, CandidateSet, prepare
-from planner.types import OUTPUT_CUT, CandidateKind, CandidateSpec
+from planner.solve import CandidateSet, prepare
+from planner.types import CandidateSpec
 
 __all__ = ["EdgeClient", "EdgeOptions", "Result", "RunReport", "run"]
 
@@ -50,15 +50,27 @@ class StaleProfileWarning(UserWarning):
     """The edge profile's figures are far from what this device measures now."""
 
 
-def _profile(p: Profile | str | Path) -> Profile:
-    return p if isinstance(p, Profile) else Profile.load(p)
-
-
 def planning_slowdown(edge_profile: Profile, edge_slowdown: float) -> float:
     """The factor to scale the edge profile by for a run stretched `edge_slowdown` times, less the slowdown the
     profile was already made for (`planner profile --edge-slowdown K` records it in its settings)."""
     made_for = float(edge_profile.settings.get("edge_slowdown") or 1.0)
     return float(edge_slowdown) / made_for
+
+
+@dataclass(frozen=True)
+class _Request:
+    """One input on its way: the raw sample, its index and label, when it started and the bandwidth it is
+    planned with."""
+
+    raw: object
+    index: int
+    label: int | None
+    t0: float
+    bandwidth: float
+
+
+def _top1(scores: np.ndarray) -> int:
+    return int(scores.reshape(scores.shape[0], -1)[0].argmax())
 
 
 class EdgeClient:
@@ -68,24 +80,13 @@ class EdgeClient:
     def __init__(self, model, edge_profile: Profile | str | Path | None = None,
                  cloud_profile: Profile | str | Path | None = None, *, cloud: str | CloudClient = DEFAULT_CLOUD,
                  shaper=None, options: EdgeOptions | None = None, **overrides) -> None:
-        from planner.execution.pipeline import SplitPipeline
-
-        o = self.options = (options or EdgeOptions()).updated(**overrides)
+        from planner.execution.factory import edge_pipeline, profiles
         from planner.modelspec import model_label
 
-        name = model_label(model)
-        if o.max_loss is not None and not (isinstance(o.max_loss, int | float) and math.isfinite(o.max_loss)):
-            raise SolveError(f"max_loss must be a finite number of percentage points (or None), got {o.max_loss!r}")
-        if edge_profile is None or cloud_profile is None:
-            e, c = find_profiles(name, quota=o.edge_cpu_quota)
-            edge_profile, cloud_profile = edge_profile or e, cloud_profile or c
-        self.edge_profile, self.cloud_profile = _profile(edge_profile), _profile(cloud_profile)
-        self.pipeline = model if isinstance(model, SplitPipeline) else pipeline_for_profile(
-            model, self.edge_profile, o.autoencoder, o.quantizer)
-        if o.edge_runtime != self.pipeline.runtime or o.onnx is not None:  # ONNX Runtime: planner.execution.onnx_runtime
-            from planner.execution.onnx_runtime import runtime_pipeline
-
-            self.pipeline = runtime_pipeline(self.pipeline, o.edge_runtime, o.onnx)
+        o = self.options = (options or EdgeOptions()).updated(**overrides)  # checked before anything loads
+        self.edge_profile, self.cloud_profile = profiles(model_label(model), edge_profile, cloud_profile,
+                                                         o.edge_cpu_quota)
+        self.pipeline = edge_pipeline(model, self.edge_profile, o)
         self.edge_slowdown = float(o.edge_slowdown)
         self.candidates: CandidateSet = prepare(self.edge_profile, self.cloud_profile, payload=o.payload,
                                                 edge_slowdown=planning_slowdown(self.edge_profile, o.edge_slowdown))
@@ -114,6 +115,7 @@ class EdgeClient:
         if self.edge_slowdown != 1.0:
             self._compute = Stretched(self.edge_slowdown, self._compute)
         self._last_plan = None
+        self._probing = False  # the current request probes the other side (set when it is planned)
         self._lock = threading.Lock()
         if o.warm:
             self.warm()
@@ -158,18 +160,28 @@ class EdgeClient:
         return self.freshness
 
     def check_cloud(self) -> dict | None:
-        """Connect and check the server runs this model, these weights and this autoencoder (MismatchError if
-        not); None when the cloud cannot be reached (requests then fall back to the edge)."""
+        """Connect and check the server runs this model with the identity this edge has (weights digest,
+        autoencoder, raw quantizer): a MismatchError when it differs or (unless `strict_identity` is off) when the
+        server does not announce one this edge has; a TLSMismatch when one side speaks TLS and the other not.
+        None when the cloud cannot be reached (requests then fall back to the edge)."""
         try:
             info = self.client.connect()
+        except TLSMismatch:
+            raise
         except (CloudUnavailable, ServerError):
             return None
-        mine = {"model": self.pipeline.name, "weights": self.pipeline.weights_sha256,
-                "autoencoder": self.pipeline.ae_id, "quantizer": self.pipeline.quant_id}
+        mine = {"model": self.pipeline.name, **self.pipeline.identity()}
+        same = "start both sides with the same --model/--weights/--autoencoder/--quantizer"
         for key, value in mine.items():
-            if key in info and value is not None and info[key] != value:
+            if value is None:
+                continue
+            if key not in info:
+                if self.options.strict_identity:
+                    raise MismatchError(f"the cloud at {self.client.address} does not announce its {key} (this edge "
+                                        f"has {value!r}): {same}, or pass strict_identity=False (--no-strict-identity)")
+            elif info[key] != value:
                 raise MismatchError(f"the cloud at {self.client.address} runs {key} {info[key]!r} but this edge has "
-                                    f"{value!r}: start both sides with the same --model/--weights/--autoencoder/--quantizer")
+                                    f"{value!r}: {same}")
         return info
 
     def plan(self):
@@ -200,130 +212,138 @@ class EdgeClient:
     def infer(self, raw, *, index: int = 0, label: int | None = None, choice=None) -> Result:
         """One input (a batch of one raw sample): planned (or the forced `choice`), run, measured."""
         with self._lock:
+            req = _Request(raw, index, label, time.perf_counter(), self.estimate.bandwidth_bps)
             try:
-                result = self._infer(raw, index, label, choice)
+                result = self.step(req, choice)
             except Exception as exc:  # noqa: BLE001 - last resort: a bug must not lose the run's other results
-                return self._local(raw, index, label, time.perf_counter(), None, None,
-                                   f"internal error ({type(exc).__name__}: {exc})", self.estimate.bandwidth_bps)
+                return self._local(req, None, None, f"internal error ({type(exc).__name__}: {exc})")
             if self.power is not None and result.error is None:
                 result.energy_mj = request_energy(self.goal.energy, self.power, result, self.estimate.rtt_ms)
             return result
 
-    def _infer(self, raw, index: int, label: int | None, choice) -> Result:
-        t0 = time.perf_counter()
-        bandwidth = self.estimate.bandwidth_bps
+    def step(self, req: _Request, choice=None) -> Result:
+        """One request, top to bottom: plan it (or take the forced choice; now and then probe the other side),
+        run the edge part, exchange with the cloud, learn from the exchange's one record, answer. Whatever the
+        cloud cannot do, the edge computes (a fallback that says why)."""
+        self._probing = False
         try:
-            if choice is None and not self.replan and self._last_plan is not None:
-                plan = self._last_plan  # static planning: the first plan for every request
-            else:
-                plan = self._last_plan = self.plan()
-            i = plan.index if choice is None else self.index_of(choice)
+            plan, i = self._choose(choice)
         except PlannerError as exc:
-            return self._local(raw, index, label, t0, None, None, f"planning failed: {exc}", bandwidth)
-        probe = choice is None and self.explorer.due()
-        if probe:
-            i = self._probe_of(plan)
-        result = self._run_candidate(raw, index, label, t0, plan, i, bandwidth)
-        result.probe = probe
-        return result
-
-    def _run_candidate(self, raw, index, label, t0, plan, i: int, bandwidth) -> Result:
-        spec = plan.candidate_set.specs[i]
-        kind, cut, bits, dtype = spec.kind, spec.cut, spec.bits, spec.dtype
-        predicted = plan.predicted_ms_of(i)
+            return self._local(req, None, None, f"planning failed: {exc}")
+        spec, predicted = plan.candidate_set.specs[i], plan.predicted_ms_of(i)
         if not spec.remote:
-            return self._local(raw, index, label, t0, predicted, None, None, bandwidth)
-        planned = spec.label
+            return self._local(req, predicted, None, None)
         if not self.client.available():
-            return self._local(raw, index, label, t0, self._edge_only_ms(plan), planned,
-                               f"cloud backing off for {self.client.backoff_remaining_s():.2f} s after: "
-                               f"{self.client.last_failure}", bandwidth)
+            return self._local(req, self._edge_only_ms(plan), spec.label, f"cloud backing off for "
+                               f"{self.client.backoff_remaining_s():.2f} s after: {self.client.last_failure}")
         t_edge = time.perf_counter()
         try:
-            payload, st = self._compute(self.pipeline.edge_encode, raw, spec)
+            payload, stages = self._compute(self.pipeline.edge_encode, req.raw, spec)
         except PlannerError as exc:
-            return self._error(index, label, t0, kind, cut, bits, dtype, predicted, f"edge encode failed: {exc}")
-        edge_total = (time.perf_counter() - t_edge) * 1000.0  # as the caller waited (slowdown, quota included)
-        edge_ms = edge_total - st.encode_ms
-        transfer_pred = plan.transfer_ms_of(i)
-        self.client.timeout = max(self.timeout, 4.0 * transfer_pred / 1000.0 + 1.0)
+            return self._error(req, spec, predicted, f"edge encode failed: {exc}")
+        edge_total_ms = (time.perf_counter() - t_edge) * 1000.0  # as the caller waited (slowdown, quota included)
+        reply = self._exchange(req, payload, plan.transfer_ms_of(i))
+        if isinstance(reply, str):  # why the cloud gave no answer
+            return self._local(req, self._edge_only_ms(plan), spec.label, reply)
+        measured = (time.perf_counter() - req.t0) * 1000.0
+        self._learn(reply, plan.candidate_set, i, edge_total_ms, measured)
+        scores = np.asarray(reply.scores)
+        return Result.of(spec, index=req.index, prediction=_top1(scores), label=req.label, predicted_ms=predicted,
+                         measured_ms=measured, edge_ms=edge_total_ms - stages.encode_ms, encode_ms=stages.encode_ms,
+                         transfer_ms=reply.network_ms, server_decode_ms=reply.decode_ms,
+                         server_tail_ms=reply.tail_ms, queue_wait_ms=reply.queue_wait_ms, connect_ms=reply.connect_ms,
+                         request_bytes=reply.request_bytes, reply_bytes=reply.reply_bytes,
+                         bandwidth_bps=req.bandwidth, probe=self._probing, scores=scores)
+
+    def _choose(self, choice) -> tuple:
+        """(plan, index): the forced choice, the first plan (static planning) or a new one; now and then a probe of
+        the other side's best candidate instead (`self._probing` says so)."""
+        if choice is None and not self.replan and self._last_plan is not None:
+            plan = self._last_plan  # static planning: the first plan for every request
+        else:
+            plan = self._last_plan = self.plan()
+        i = plan.index if choice is None else self.index_of(choice)
+        self._probing = choice is None and self.explorer.due()
+        return plan, self._probe_of(plan) if self._probing else i
+
+    def _exchange(self, req: _Request, payload: bytes, transfer_pred_ms: float):
+        """The cloud's Reply (one record of the exchange), or why there is none (a string)."""
+        self.client.timeout = max(self.timeout, 4.0 * transfer_pred_ms / 1000.0 + 1.0)
         sent = time.perf_counter()
         try:
-            reply = self.client.infer(self.pipeline.name, payload, request_id=index + 1, batch=len(raw),
-                                      classes=self._classes)
+            return self.client.infer(self.pipeline.name, payload, request_id=req.index + 1, batch=len(req.raw),
+                                     classes=self._classes)
         except (CloudUnavailable, ServerError) as exc:
             if isinstance(exc.__cause__, TimeoutError):
                 # the payload could not cross within the timeout: an upper bound on the bandwidth; learn it, or
                 # every later plan repeats the same payload (a shaped link gives up at once, not at the deadline)
                 waited_ms = max((time.perf_counter() - sent) * 1000.0, self.client.timeout * 1000.0)
                 self.estimate.observe(len(payload), waited_ms)
-            return self._local(raw, index, label, t0, self._edge_only_ms(plan), planned, str(exc), bandwidth)
+            return str(exc)
+
+    def _learn(self, reply, cs: CandidateSet, i: int, edge_total_ms: float, measured_ms: float) -> None:
+        """Fold one exchange's record into every estimate, each from the same figures (the reply's timings are
+        bounded by what the edge waited, see `Reply.of`): its wire time into the bandwidth estimate, its queue
+        wait into the queue estimate, its stages into the calibration."""
         self._observe(reply)
         # a request that shared a dynamic batch paid the batch's compute: beyond its own, that is load, like the queue
-        batched = self.batch_curve.excess_ms(cut, reply.batch_size) if self.batch_curve else 0.0
+        # (bounded by the server's own time, as every figure of the reply)
+        batched = min(self.batch_curve.excess_ms(cs.specs[i].cut, reply.batch_size), reply.server_ms) \
+            if self.batch_curve else 0.0
         self.queue.observe(reply.queue_wait_ms + batched)
-        scores = np.asarray(reply.scores)
-        measured = (time.perf_counter() - t0) * 1000.0
-        cs = plan.candidate_set
-        self.calibration.observe(edge_ms=edge_total, profiled_edge_ms=float(cs.edge_ms[i]), measured_ms=measured,
-                                 server_ms=reply.decode_ms + reply.tail_ms,
-                                 profiled_cloud_ms=float(cs.compute_cloud_ms[i]) + batched,
-                                 network_ms=reply.wall_ms - reply.decode_ms - reply.tail_ms,
-                                 connect_ms=reply.connect_ms, edge_compute=not spec.is_end)
-        return Result(index=index, prediction=int(scores.reshape(scores.shape[0], -1)[0].argmax()), label=label,
-                      cut=cut, bits=bits, kind=kind, dtype=dtype, predicted_ms=predicted,
-                      measured_ms=measured, edge_ms=edge_ms, encode_ms=st.encode_ms,
-                      transfer_ms=reply.network_ms, server_decode_ms=reply.decode_ms, server_tail_ms=reply.tail_ms,
-                      queue_wait_ms=reply.queue_wait_ms, connect_ms=reply.connect_ms,
-                      request_bytes=reply.request_bytes, reply_bytes=reply.reply_bytes, bandwidth_bps=bandwidth,
-                      width=spec.width, scores=scores)
+        self.calibration.observe(edge_ms=edge_total_ms, profiled_edge_ms=float(cs.edge_ms[i]), measured_ms=measured_ms,
+                                 server_ms=reply.compute_ms, profiled_cloud_ms=float(cs.compute_cloud_ms[i]) + batched,
+                                 network_ms=reply.network_ms, queue_ms=reply.held_ms, connect_ms=reply.connect_ms,
+                                 edge_compute=not cs.specs[i].is_end)
 
     @staticmethod
     def _edge_only_ms(plan) -> float:
         return plan.predicted_ms_of(CandidateSpec.edge_only())
 
     def _observe(self, reply) -> None:
-        """Fold one exchange into the bandwidth estimate: its wall time less the server's compute and queue, the
-        RTT and the profiled per-exchange overhead is the bytes' time on the wire. Transfers shorter than
+        """Fold one exchange into the bandwidth estimate: its wire time (`Reply.network_ms`, the one definition)
+        less the RTT and the profiled per-exchange overhead is the bytes' time on the wire. Transfers shorter than
         `min_sample_ms` are dominated by what is left of fixed costs (event loop, threads and sleeps on a loaded
         host, which a bytes/time sample would read as a slower link): they may only raise the estimate, never
         lower it. A sample that says the link is far slower than believed waits for a second to confirm it."""
         nbytes = reply.request_bytes + reply.reply_bytes
-        elapsed = (reply.wall_ms - reply.decode_ms - reply.tail_ms - reply.queue_wait_ms - self.estimate.rtt_ms
-                   - self.candidates.exchange_ms)
+        elapsed = reply.network_ms - self.estimate.rtt_ms - self.candidates.exchange_ms
         if elapsed >= self.min_sample_ms:
             self.bandwidth.observe(nbytes, elapsed)
         elif nbytes * 8000.0 / self.min_sample_ms > self.estimate.bandwidth_bps:
             self.bandwidth.observe(nbytes, self.min_sample_ms)
 
-    def _local(self, raw, index, label, t0, predicted, planned, reason, bandwidth) -> Result:
+    def _local(self, req: _Request, predicted, planned, reason) -> Result:
         """Edge-only: by plan (reason None) or as the fallback for `planned`."""
         t_edge = time.perf_counter()
         try:
-            scores, _ = self._compute(self.pipeline.edge_local, raw)
+            scores, _ = self._compute(self.pipeline.edge_local, req.raw)
         except Exception as exc:  # noqa: BLE001 - the input gets an explicit error instead of being lost
-            return self._error(index, label, t0, CandidateKind.EDGE_ONLY, OUTPUT_CUT, None, None, predicted,
-                               f"edge-only compute failed ({type(exc).__name__}: {exc})"
-                               + (f" after: {reason}" if reason else ""))
+            return self._error(req, CandidateSpec.edge_only(), predicted, f"edge-only compute failed "
+                               f"({type(exc).__name__}: {exc})" + (f" after: {reason}" if reason else ""))
         edge_ms = (time.perf_counter() - t_edge) * 1000.0
         scores = scores.numpy()
-        measured = (time.perf_counter() - t0) * 1000.0
+        measured = (time.perf_counter() - req.t0) * 1000.0
         if reason is None:  # a fallback's time holds the failed exchange: not a measurement of edge-only
             cs = self.candidates
             self.calibration.observe(edge_ms=edge_ms, measured_ms=measured,
                                      profiled_edge_ms=float(cs.edge_ms[cs.index(CandidateSpec.edge_only())]))
-        return Result(index=index, prediction=int(scores.reshape(scores.shape[0], -1)[0].argmax()), label=label,
-                      cut=OUTPUT_CUT, bits=None, kind=CandidateKind.EDGE_ONLY, predicted_ms=predicted,
-                      measured_ms=measured, edge_ms=edge_ms, fallback=reason is not None, planned=planned,
-                      fallback_reason=reason, bandwidth_bps=bandwidth, scores=scores)
+        return Result.of(CandidateSpec.edge_only(), index=req.index, prediction=_top1(scores), label=req.label,
+                         predicted_ms=predicted, measured_ms=measured, edge_ms=edge_ms, fallback=reason is not None,
+                         planned=planned, fallback_reason=reason, bandwidth_bps=req.bandwidth,
+                         probe=self._probing, scores=scores)
 
     @staticmethod
-    def _error(index, label, t0, kind, cut, bits, dtype, predicted, message) -> Result:
-        return Result(index=index, prediction=None, label=label, cut=cut, bits=bits, kind=kind, dtype=dtype,
-                      predicted_ms=predicted, measured_ms=(time.perf_counter() - t0) * 1000.0, error=message)
+    def _error(req: _Request, spec: CandidateSpec, predicted, message: str) -> Result:
+        return Result.of(spec, index=req.index, prediction=None, label=req.label, predicted_ms=predicted,
+                         measured_ms=(time.perf_counter() - req.t0) * 1000.0, error=message)
 
     def run(self, inputs, labels=None, *, choice=None, progress: bool = False, start_index: int = 0) -> RunReport:
-        """Every input in order, one request each; a RunReport of all results."""
+        """Every input in order, one request each (pinned to `choice`, else to the `plan` option, when given); a
+        RunReport of all results."""
+        choice = choice if choice is not None else self.options.plan
+        if choice is not None:
+            choice = self.candidates.specs[self.index_of(choice)]  # not a candidate: refused before any request
         samples = _samples(inputs)
         labels = None if labels is None else [None if y is None else int(y) for y in labels]
         if labels is not None and len(labels) != len(samples):
@@ -359,24 +379,6 @@ class EdgeClient:
 
 
 # ------------------------------------------------------------------------------------------------ helpers
-
-def pipeline_for_profile(model, edge_profile: Profile, autoencoder=None, quantizer="auto"):
-    """The pipeline of `model` (a zoo name, a spec string, an nn.Module or a LoadedModel; shapes default to the
-    profile's input) with `autoencoder`, by default the zoo's committed one the profile was measured with, and the
-    raw quantizer `quantizer` ("auto": a zoo model's committed one; a calibration file; None)."""
-    from planner.execution.pipeline import SplitPipeline
-    from planner.modelspec import load_model, model_label
-    from planner.runtime.handlers import committed_kind
-
-    name = model_label(model)
-    if edge_profile.model != name:
-        raise ProfileError(f"profile {edge_profile.name} is of model {edge_profile.model!r}, not {name!r}")
-    shape = None if isinstance(model, str) and ":" not in model else tuple(edge_profile.input.shape)
-    loaded = load_model(model, input_shape=shape)
-    if autoencoder is None and loaded.zoo:
-        autoencoder = committed_kind(name, edge_profile.autoencoder)
-    return SplitPipeline.from_model(loaded, autoencoder, quantizer)
-
 
 def check_match(pipeline, cs: CandidateSet) -> None:
     """The profiles must describe this pipeline: same model, same autoencoder weights, known cuts and bits."""

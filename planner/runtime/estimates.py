@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import time
 
-from planner.errors import PlannerError
 from planner.link import ConstantLink, LiveEstimate, TraceLink, parse_bandwidth
+from planner.rules import rule_of
+from planner.runtime.options import EdgeOptions
 
 
 def live_estimate(link, rtt=None, estimator: str = "harmonic") -> LiveEstimate:
@@ -29,8 +30,8 @@ class QueueEstimate:
     once the estimate has faded (it would otherwise never learn that the queue drained)."""
 
     def __init__(self, alpha: float = 0.3, half_life_s: float = 2.0, clock=time.monotonic) -> None:
-        if not (0 < alpha <= 1 and half_life_s > 0):
-            raise PlannerError(f"queue estimate needs 0 < alpha <= 1 and half_life_s > 0, got {alpha}, {half_life_s}")
+        rule_of(EdgeOptions, "queue_alpha").check("queue_alpha", alpha)
+        rule_of(EdgeOptions, "queue_half_life_s").check("queue_half_life_s", half_life_s)
         self.alpha, self.half_life_s, self.clock = float(alpha), float(half_life_s), clock
         self.samples = 0
         self._ms, self._at = 0.0, clock()

@@ -14,8 +14,11 @@ import time
 import numpy as np
 
 from planner.compress import codec
-from planner.errors import CompressError, PlannerError
+from planner.errors import PlannerError
+from planner.execution.factory import cloud_pipeline, committed_kind
 from planner.types import AutoencoderKind
+
+__all__ = ["CloudHandler", "committed_kind", "declared_batch", "make_cloud_handler"]
 
 log = logging.getLogger("planner.runtime.handlers")
 
@@ -36,15 +39,9 @@ class CloudHandler:
         """The id of the autoencoder this server decodes with (None: raw features only)."""
         return self.pipeline.ae_id
 
-    @property
-    def quantizer(self) -> str | None:
-        """The id of the raw quantizer this server decodes its candidates with (None: none loaded)."""
-        return self.pipeline.quant_id
-
-    @property
-    def weights(self) -> str | None:
-        """sha256 of the model's state_dict: the edge checks it runs the same weights."""
-        return self.pipeline.weights_sha256
+    def identity(self) -> dict[str, str | None]:
+        """What WELCOME announces and the edge checks: weights digest, autoencoder id, raw-quantizer id."""
+        return self.pipeline.identity()
 
     def warm(self) -> None:
         """Split the model at every inner cut now (and open its graphs), so no request pays for set-up and no two
@@ -112,42 +109,12 @@ def declared_batch(payload: bytes) -> int:
     return codec.read_header(payload, checksum=False).shape[0]
 
 
-def committed_kind(model: str, ae_id: str | None) -> AutoencoderKind | None:
-    """Which committed autoencoder of a zoo model has this id (None for None): the one a profile was measured with."""
-    from planner.compress.autoencoder import committed_id
-
-    if ae_id is None:
-        return None
-    known = {}
-    for kind in AutoencoderKind.trained():
-        try:
-            known[committed_id(model, kind)] = kind
-        except CompressError:
-            continue
-    if ae_id not in known:
-        raise CompressError(f"no committed autoencoder of {model!r} has the id {ae_id!r} (committed: "
-                            f"{', '.join(known) or 'none'}); re-profile with the autoencoder you deploy, or pass it")
-    return known[ae_id]
-
-
 def make_cloud_handler(model, autoencoder: str | None = AutoencoderKind.SHARED, weights=None, *,
                        runtime: str = "torch", onnx=None, quantizer="auto", device="cpu") -> CloudHandler:
     """The handler for a model (a zoo name, or any model as a planner.modelspec.LoadedModel) with its
-    autoencoder: "shared" / "independent" (a zoo model's committed one), a file from `planner train-ae --out`,
-    or None / "none" = raw features only; the raw quantizer `quantizer` ("auto": a zoo model's committed one, a
-    file from `planner calibrate-quant`, or None); run by PyTorch or (`runtime` "onnxruntime") by ONNX Runtime
-    on the export folder `onnx`; on `device` ('auto', 'cpu', 'cuda[:N]'; ONNX Runtime: the CPU)."""
-    from planner.devices import DeviceError, resolve_device
-    from planner.execution.onnx_runtime import runtime_pipeline
-    from planner.execution.pipeline import SplitPipeline
-    from planner.modelspec import load_model
-
-    device = resolve_device(device)
-    if runtime != "torch" and device.type != "cpu":
-        raise DeviceError(f"the {runtime} runtime runs on the CPU here: use --device cpu (or --runtime torch)")
-    pipeline = SplitPipeline.from_model(load_model(model, weights), autoencoder, quantizer)
-    if device.type != "cpu":
-        pipeline.to(device)
-    handler = CloudHandler(runtime_pipeline(pipeline, runtime, onnx))
+    autoencoder and raw quantizer, on `device` ('auto', 'cpu', 'cuda[:N]'; ONNX Runtime: the CPU), run by PyTorch or
+    ONNX Runtime: `planner.execution.factory.cloud_pipeline`."""
+    handler = CloudHandler(cloud_pipeline(model, autoencoder, weights, quantizer=quantizer, runtime=runtime, onnx=onnx,
+                                          device=device))
     log.info("handler ready: %r", handler)
     return handler

@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from planner import config
 from planner.errors import PlannerError
 
 MAGIC = b"PLRT"
@@ -38,7 +39,7 @@ MAX_ERROR_BYTES = 1024
 MAX_JSON_BYTES = 4096
 MAX_SCORE_DIMS = 4
 MAX_SCORES = 1 << 24
-DEFAULT_MAX_FRAME = 64 * 1024 * 1024
+DEFAULT_MAX_FRAME = config.DEFAULT_MAX_FRAME
 
 
 class MsgType(enum.IntEnum):
@@ -212,8 +213,10 @@ class Hello:
 
 _NUM = (int, float)
 WELCOME_SCHEMA: dict[str, Any] = {"model": str, "max_frame": int, "server": str}
-# optional: which weights (state_dict sha256), autoencoder id and raw-quantizer id the server runs, for the edge
-WELCOME_OPTIONAL: dict[str, Any] = {"weights": str, "autoencoder": str, "quantizer": str, "features": str}
+# the identity a server announces (None: it has none): the model's weights digest (`modelspec.state_sha256`), its
+# autoencoder id and raw-quantizer id; the edge refuses a server that leaves out one it has
+IDENTITY_KEYS = ("weights_sha256", "autoencoder", "quantizer")
+WELCOME_OPTIONAL: dict[str, Any] = {**dict.fromkeys(IDENTITY_KEYS, (str, type(None))), "features": str}
 HEALTH_SCHEMA: dict[str, Any] = {"status": str, "model": str, "uptime_s": _NUM, "requests": int,
                                  "errors": int, "connections": int, "workers": int, "max_frame": int}
 

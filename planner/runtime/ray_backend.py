@@ -50,11 +50,15 @@ class CloudReplica:
     def __init__(self, model: str, autoencoder: str | None, weights, threads: int) -> None:
         import torch
 
-        from planner.runtime.handlers import make_cloud_handler
+        from planner.runtime.handlers import make_cloud_handler  # planner.execution.factory.cloud_pipeline
 
         torch.set_num_threads(threads)
         self.handler = make_cloud_handler(model, autoencoder, weights)
         self._lock = threading.Lock()
+
+    def identity(self) -> dict:
+        """The replica's identity (weights digest, autoencoder, quantizer), which the front announces."""
+        return self.handler.identity()
 
     def __call__(self, payload: bytes) -> dict:
         with self._lock:
@@ -95,8 +99,13 @@ def batched_replica(max_batch_size: int, wait_s: float) -> type:
 class RayHandler:
     """A `CloudServer` handler that forwards every payload to the Ray Serve deployment."""
 
-    def __init__(self, handle, model: str, timeout_s: float = 60.0) -> None:
+    def __init__(self, handle, model: str, timeout_s: float = 60.0, identity: dict | None = None) -> None:
         self.handle, self.model, self.timeout_s = handle, model, float(timeout_s)
+        self._identity = dict(identity or {})
+
+    def identity(self) -> dict:
+        """What a replica said it runs (asked once at start): announced in WELCOME as the asyncio backend does."""
+        return dict(self._identity)
 
     @staticmethod
     def batch_of(payload: bytes) -> int:
@@ -173,7 +182,8 @@ class RayBackend:
                            route_prefix=None)
         log.info("deployed %s on Ray Serve (%s)", self.model,
                  f"autoscale {self.autoscale[0]}..{self.autoscale[1]}" if self.autoscale else f"{self.replicas} replicas")
-        return RayHandler(handle, self.model, self.timeout_s)
+        identity = handle.identity.remote().result(timeout_s=self.timeout_s)
+        return RayHandler(handle, self.model, self.timeout_s, identity)
 
     def close(self) -> None:
         """Delete the deployment; shut Ray down when `start` started it."""

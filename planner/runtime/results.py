@@ -49,13 +49,21 @@ class Result:
     bandwidth_bps: float | None = None  # the estimate the request was planned with
     probe: bool = False  # an exploration request: the other side's best candidate, not the plan
     width: int | None = None  # the autoencoder's latent width sent (None: its widest, or not an autoencoder request)
+    format: str | None = None  # cloud-only: the lossy input format sent ('jpeg90'; None: lossless)
     energy_mj: float | None = None  # the edge's estimated energy (planning for energy: planner.energy.request_energy)
     scores: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def of(cls, spec: CandidateSpec, **fields) -> Result:
+        """The result of running `spec` (its kind, cut, bits, dtype, width and input format recorded as the flat fields the
+        JSON has always had)."""
+        return cls(cut=spec.cut, bits=spec.bits, kind=spec.kind.value, dtype=spec.dtype, width=spec.width,
+                   format=spec.fmt, **fields)
 
     @property
     def spec(self) -> CandidateSpec:
         """What was executed, as a CandidateSpec."""
-        return CandidateSpec(self.kind, self.cut, self.bits, self.dtype, self.width)
+        return CandidateSpec(self.kind, self.cut, self.bits, self.dtype, self.width, self.format)
 
     @property
     def label_text(self) -> str:

@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import hmac
 import logging
-import math
 import os
 import signal
 import socket
@@ -27,15 +26,17 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from planner import config
 from planner.errors import CodecError, CompressError, PlannerError
 from planner.runtime import protocol as P
 from planner.runtime.batching import Batcher, BatchSettings
+from planner.runtime.options import ServerOptions
 
 log = logging.getLogger("planner.runtime.server")
 
 _READ_CHUNK = 1 << 20
-DEFAULT_MAX_BATCH = 64
-DEFAULT_MAX_REPLY = 16 * 1024 * 1024
+DEFAULT_MAX_BATCH = config.DEFAULT_MAX_BATCH
+DEFAULT_MAX_REPLY = config.DEFAULT_MAX_REPLY
 MIN_BODY_RATE = 128 * 1024  # bytes/s a client must at least sustain inside a frame (on top of read_timeout)
 
 
@@ -94,37 +95,27 @@ class CloudServer:
     one is busy). `ssl` (an `ssl.SSLContext`, see `tls.server_context`) serves TLS.
     """
 
-    def __init__(self, handler: Handler, host: str = "127.0.0.1", port: int = 7000,
-                 max_frame: int = P.DEFAULT_MAX_FRAME, workers: int | None = None, token: str | None = None,
-                 read_timeout: float = 10.0, *, idle_timeout: float = 300.0, max_connections: int = 256,
-                 max_unauthenticated: int = 32, max_batch: int = DEFAULT_MAX_BATCH,
-                 max_reply: int = DEFAULT_MAX_REPLY, compute_timeout: float = 30.0, grace_s: float = 5.0,
-                 ssl: ssl_module.SSLContext | None = None, batching: BatchSettings | None = None) -> None:
+    def __init__(self, handler: Handler, host: str | None = None, port: int | None = None,
+                 max_frame: int | None = None, workers: int | None = None, token: str | None = None,
+                 read_timeout: float | None = None, *, options: ServerOptions | None = None,
+                 ssl: ssl_module.SSLContext | None = None, batching: BatchSettings | None = None,
+                 **overrides) -> None:
+        given = dict(host=host, port=port, max_frame=max_frame, workers=workers, token=token,
+                     read_timeout=read_timeout)
+        o = self.options = (options or ServerOptions()).updated(
+            **{k: v for k, v in given.items() if v is not None}, **overrides)
         if not isinstance(getattr(handler, "model", None), str) or not callable(getattr(handler, "infer", None)):
             raise PlannerError("a cloud handler needs a `model` name and an `infer(payload)` method")
-        for name, value in (("max_frame", max_frame), ("max_connections", max_connections),
-                            ("max_unauthenticated", max_unauthenticated), ("max_batch", max_batch),
-                            ("max_reply", max_reply), ("workers", 1 if workers is None else workers)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise PlannerError(f"{name} must be a positive integer, got {value!r}")
-        for name, value in (("read_timeout", read_timeout), ("idle_timeout", idle_timeout),
-                            ("compute_timeout", compute_timeout)):
-            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-                raise PlannerError(f"{name} must be a finite positive number of seconds, got {value!r}")
         self.handler = handler
-        self.host = host
-        self.port = port
-        self.max_frame = int(max_frame)
-        self.workers = int(workers or os.cpu_count() or 1)
-        self.token = token or ""
-        self.read_timeout = float(read_timeout)
-        self.idle_timeout = float(idle_timeout)
-        self.max_connections = int(max_connections)
-        self.max_unauthenticated = min(int(max_unauthenticated), self.max_connections)
-        self.max_batch = int(max_batch)
-        self.max_reply = int(max_reply)
-        self.compute_timeout = float(compute_timeout)
-        self.grace_s = float(grace_s)
+        self.host, self.port = o.host, o.port
+        self.max_frame = o.max_frame
+        self.workers = int(o.workers or os.cpu_count() or 1)
+        self.token = o.token or ""
+        self.read_timeout, self.idle_timeout = float(o.read_timeout), float(o.idle_timeout)
+        self.max_connections = o.max_connections
+        self.max_unauthenticated = min(o.max_unauthenticated, self.max_connections)
+        self.max_batch, self.max_reply = o.max_batch, o.max_reply
+        self.compute_timeout, self.grace_s = float(o.compute_timeout), float(o.grace_s)
         self.ssl = ssl
         self.batching = batching or BatchSettings.off()
         self._batcher: Batcher | None = None
@@ -143,9 +134,8 @@ class CloudServer:
         """Bind and start accepting; returns the bound port."""
         self._loop = asyncio.get_running_loop()
         try:
-            self._server = await asyncio.start_server(self._on_connect, self.host, self.port, limit=_READ_CHUNK,
-                                                      ssl=self.ssl, ssl_handshake_timeout=self.read_timeout
-                                                      if self.ssl else None)
+            # TLS is started per connection in _on_connect, so a handshake in progress holds an unauthenticated slot
+            self._server = await asyncio.start_server(self._on_connect, self.host, self.port, limit=_READ_CHUNK)
         except OSError as exc:
             raise PlannerError(f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}") from None
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="planner-tail")
@@ -242,13 +232,13 @@ class CloudServer:
         self._thread = None
 
     def welcome(self) -> dict[str, Any]:
-        """WELCOME's info: the model, frame limit and (when the handler knows them) weights hash and autoencoder."""
+        """WELCOME's info: the model, frame limit and the handler's identity (`identity()`: weights digest,
+        autoencoder and raw-quantizer ids, None for none), which the edge checks against its own."""
         info = {"model": self.handler.model, "max_frame": self.max_frame, "server": "planner",
                 "features": P.FEATURE_BATCH_TIMINGS}
-        for key in P.WELCOME_OPTIONAL:
-            value = getattr(self.handler, key, None)
-            if isinstance(value, str):
-                info[key] = value
+        identity = getattr(self.handler, "identity", None)
+        if callable(identity):
+            info.update({k: v for k, v in identity().items() if k in P.IDENTITY_KEYS})
         return info
 
     def health(self) -> dict[str, Any]:
@@ -269,6 +259,10 @@ class CloudServer:
             if not self._make_room():
                 raise _Reject(P.ErrorCode.BUSY, f"too many connections (limit {self.max_connections}), all busy")
             self._conns[task] = conn
+            if self.ssl is not None:  # no await before this one: nothing is read in plain text first
+                await writer.start_tls(self.ssl, ssl_handshake_timeout=self.read_timeout)
+                if writer.transport is None:
+                    return  # the peer hung up as the handshake ended
             await self._converse(reader, writer, conn)
         except _Reject as exc:
             if conn.evicted:
@@ -277,8 +271,8 @@ class CloudServer:
             log.info("closing %s: %s %s", peer, exc.code.name, exc)
             with contextlib.suppress(Exception):
                 await self._write(writer, P.Error(exc.code, str(exc), exc.request_id))
-        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
-            pass  # the peer went away (or was evicted); nothing to answer
+        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError, ssl_module.SSLError):
+            pass  # the peer went away (or was evicted, or spoke no TLS to a TLS server); nothing to answer
         except asyncio.CancelledError:
             pass  # stop() gave up on this connection; it is closed below
         except Exception:
@@ -286,7 +280,8 @@ class CloudServer:
             log.exception("connection from %s failed", peer)
         finally:
             self._conns.pop(task, None)
-            writer.close()
+            with contextlib.suppress(Exception):
+                writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), timeout=1.0)
 
