@@ -23,7 +23,13 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from planner import zoo
+    from planner.errors import ZooError
     from planner.zoo.train import train_backbone
+
+    if zoo.default_data(args.name) != "fashion-mnist":
+        raise ZooError(f"{args.name} uses pretrained ImageNet weights (the extra planner[imagenet]); "
+                       "train-backbone trains the Fashion-MNIST models only")
 
     card = train_backbone(args.name, epochs=args.epochs, seed=args.seed, batch_size=args.batch_size, lr=args.lr,
                           threads=args.threads, out_dir=args.out_dir, limit=args.limit,
