@@ -18,10 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import queue
-import re
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -29,6 +25,9 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _serve_proc import ServeProcess  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -53,37 +52,12 @@ def parse_args(argv=None):
     return args
 
 
-class Server:
-    """`planner serve` in a subprocess on a free port; stopped with SIGTERM (which also shuts its Ray down)."""
-
-    def __init__(self, args, backend: str, replicas: int = 1, startup_s: float = 600.0, extra=()) -> None:
-        cmd = [sys.executable, "-m", "planner", "serve", "--model", args.model, "--autoencoder", args.autoencoder,
-               "--port", "0", "--backend", backend, *extra]
-        cmd += ["--replicas", str(replicas)] if backend == "ray" else ["--workers", str(replicas)]
-        self.log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"planner-scale-{backend}-{replicas}.log", "w")
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.log, text=True,
-                                     env={**os.environ, "OMP_NUM_THREADS": "1"})
-        lines: queue.Queue = queue.Queue()
-        threading.Thread(target=lambda: [lines.put(line) for line in self.proc.stdout], daemon=True).start()
-        deadline = time.monotonic() + startup_s
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            try:
-                m = re.search(r" on (\S+):(\d+) ", lines.get(timeout=1.0))
-            except queue.Empty:
-                continue
-            if m:
-                self.address = f"{m[1]}:{m[2]}"
-                return
-        self.stop()
-        raise SystemExit(f"the {backend} server did not start within {startup_s:g} s; see {self.log.name}")
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(120)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
+def Server(args, backend: str, replicas: int = 1, startup_s: float = 600.0, extra=()) -> ServeProcess:
+    """`planner serve` of `args.model` on `backend` with `replicas` replicas (Ray) or workers (asyncio)."""
+    more = ["--replicas", str(replicas)] if backend == "ray" else ["--workers", str(replicas)]
+    return ServeProcess(["--model", args.model, "--autoencoder", args.autoencoder, "--backend", backend, *extra,
+                         *more], f"scale-{backend}-{replicas}", startup_s=startup_s, what=f"{backend} server",
+                        stop_s=120.0)
 
 
 def run_clients(args, pipe, profiles, address, images, labels, *, choice=None, load_aware=True, quota=None) -> dict:

@@ -21,16 +21,15 @@ import argparse
 import json
 import multiprocessing as mp
 import os
-import queue
-import re
-import signal
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _serve_proc import ServeProcess  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -54,42 +53,11 @@ def parse_args(argv=None):
     return args
 
 
-class Server:
-    """`planner serve` in a subprocess on a free port, stopped with SIGTERM."""
-
-    def __init__(self, args, extra=(), name="server", startup_s: float = 300.0) -> None:
-        cmd = [sys.executable, "-m", "planner", "serve", "--model", args.model, "--port", "0", "--device", "cpu",
-               "--max-connections", "512", "--max-unauthenticated", "256", *extra]
-        self.log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"planner-serving-{name}.log", "w")
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.log, text=True,
-                                     env={**os.environ, "OMP_NUM_THREADS": str(args.threads)})
-        lines: queue.Queue = queue.Queue()
-        threading.Thread(target=lambda: [lines.put(line) for line in self.proc.stdout], daemon=True).start()
-        deadline = time.monotonic() + startup_s
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            try:
-                m = re.search(r" on (\S+):(\d+) ", lines.get(timeout=1.0))
-            except queue.Empty:
-                continue
-            if m:
-                self.address = f"{m[1]}:{m[2]}"
-                return
-        self.stop()
-        raise SystemExit(f"the server did not start within {startup_s:g} s; see {self.log.name}")
-
-    def cpu_s(self) -> float:
-        import psutil
-
-        t = psutil.Process(self.proc.pid).cpu_times()
-        return t.user + t.system
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
+def Server(args, extra=(), name="server", startup_s: float = 300.0) -> ServeProcess:
+    """`planner serve` of `args.model` on the CPU, limits raised for many edges (see benchmarks/_serve_proc.py)."""
+    return ServeProcess(["--model", args.model, "--device", "cpu", "--max-connections", "512",
+                         "--max-unauthenticated", "256", *extra], f"serving-{name}", threads=args.threads,
+                        startup_s=startup_s)
 
 
 def client_proc(address, model, payloads, expected, n_threads, start_at, stop_at, out_q) -> None:
