@@ -103,12 +103,7 @@ def accuracy_table(pipeline, bits: list[int], limit: int | None = None, use_cach
         "backbone": pct(backbone), "cuts": cuts,
     }
     table["key"] = key
-    if save_to_card:
-        store_in_card(card, key, table)
-    if use_cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(table, indent=1))
-    return table
+    return _keep(table, path, card, save_to_card, use_cache)
 
 
 def _threshold() -> float:
@@ -139,6 +134,16 @@ def card_path(pipeline) -> Path | None:
     """The JSON card beside the pipeline's autoencoder file, or None (no autoencoder, or not from a file)."""
     ae_file = getattr(pipeline.ae, "path", None)
     return Path(ae_file).with_suffix(".json") if ae_file else None
+
+
+def _keep(table: dict, path: Path, card: Path | None, save_to_card: bool, use_cache: bool) -> dict:
+    """Keep a table (its `key` set) where it is asked for: the autoencoder's card, the local cache file."""
+    if save_to_card:
+        store_in_card(card, table["key"], table)
+    if use_cache:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(table, indent=1))
+    return table
 
 
 def card_table(card: Path | None, key: str) -> dict | None:
@@ -209,12 +214,8 @@ def input_accuracy(pipeline, formats, limit: int | None = None, use_cache: bool 
     if not isinstance(table, dict) or not isinstance(table.get("formats"), dict):
         table = _input_table(pipeline, formats, data, batch_size or batch_for(pipeline.input_shape), reference)
         table["key"] = key
-        if save_to_card:
-            store_in_card(card, key, table)
-    if use_cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(table, indent=1))
-    return table
+        return _keep(table, path, card, save_to_card, use_cache)
+    return _keep(table, path, card, False, use_cache)
 
 
 def _input_table(pipeline, formats: list[str], data, batch_size: int, reference) -> dict:
