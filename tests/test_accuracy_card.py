@@ -59,3 +59,13 @@ def test_agreement_is_scored_on_confident_samples(pipeline):
     with torch.inference_mode():
         p = pipeline.model(pipeline.input_tensor(full.raw)).softmax(1).max(1).values
     assert table["n"] == int((p >= 0.5).sum())
+
+
+def test_a_table_measured_here_before_goes_into_the_card_when_asked(pipeline, tmp_path, monkeypatch):
+    """--save-accuracy on a machine that already has the table in its local cache stores that table (same key)."""
+    data = fashion_mnist("test").take(30)
+    table = accuracy.accuracy_table(pipeline, [2], data=data)  # measured, cached locally, not in the card
+    assert table["key"] not in json.loads((tmp_path / "ae.json").read_text()).get("accuracy_tables", {})
+    monkeypatch.setattr(accuracy, "_count", lambda *a, **k: (_ for _ in ()).throw(AssertionError("measured again")))
+    assert accuracy.accuracy_table(pipeline, [2], data=data, save_to_card=True) == table
+    assert json.loads((tmp_path / "ae.json").read_text())["accuracy_tables"][table["key"]] == table

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 import torch
-from torch import nn
+import user_models as um
 
 from planner.compress import featcache
 from planner.compress.backbone import Backbone, calibrate_scales
@@ -9,23 +9,10 @@ from planner.compress.featcache import adapt_batch, choose_rows, open_or_build
 from planner.compress.train import TrainConfig, train
 
 
-class Toy(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.c1, self.c2 = nn.Conv2d(1, 8, 3, padding=1), nn.Conv2d(8, 16, 3, padding=1)
-        self.pool = nn.MaxPool2d(2)
-        self.fc = nn.Linear(16 * 7 * 7, 10)
-
-    def forward(self, x):
-        x = self.pool(torch.relu(self.c1(x)))
-        x = self.pool(torch.relu(self.c2(x)))
-        return self.fc(torch.flatten(x, 1))
-
-
 @pytest.fixture()
 def toy():
     torch.manual_seed(0)
-    backbone = Backbone(Toy(), torch.zeros(1, 1, 28, 28))
+    backbone = Backbone(um.Toy(), torch.zeros(1, 1, 28, 28))
     x = torch.randn(300, 1, 28, 28, generator=torch.Generator().manual_seed(0)).cumsum(3) / 5
     return backbone, x
 

@@ -3,7 +3,7 @@ import random
 
 import pytest
 import torch
-from torch import nn
+import user_models as um
 
 from planner.compress.aeconfig import AEConfig
 from planner.compress.aefile import load_autoencoder_file
@@ -12,23 +12,10 @@ from planner.compress.backbone import Backbone, calibrate_scales, evaluate, reca
 from planner.compress.train import TrainConfig, settings_sandwich, step_loss, train
 
 
-class Toy(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.c1, self.c2 = nn.Conv2d(1, 8, 3, padding=1), nn.Conv2d(8, 16, 3, padding=1)
-        self.pool = nn.MaxPool2d(2)
-        self.fc = nn.Linear(16 * 7 * 7, 10)
-
-    def forward(self, x):
-        x = self.pool(torch.relu(self.c1(x)))
-        x = self.pool(torch.relu(self.c2(x)))
-        return self.fc(torch.flatten(x, 1))
-
-
 @pytest.fixture(scope="module")
 def toy():
     torch.manual_seed(0)
-    backbone = Backbone(Toy(), torch.zeros(1, 1, 28, 28))
+    backbone = Backbone(um.Toy(), torch.zeros(1, 1, 28, 28))
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(512, 1, 28, 28, generator=gen).cumsum(3) / 5  # smooth-ish images
     y = backbone.features(x)[0].argmax(1)

@@ -214,3 +214,18 @@ vit = _seeded(TinyViT)
 conv_gru = _seeded(ConvGRU)
 token_lstm = _seeded(TokenLSTM)
 gated = _seeded(Gated)
+
+
+class Toy(nn.Module):
+    """Two conv + pool stages and a linear head on 1x28x28: the trainer's and feature cache's test subject."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1, self.c2 = nn.Conv2d(1, 8, 3, padding=1), nn.Conv2d(8, 16, 3, padding=1)
+        self.pool = nn.MaxPool2d(2)
+        self.fc = nn.Linear(16 * 7 * 7, 10)
+
+    def forward(self, x):
+        x = self.pool(torch.relu(self.c1(x)))
+        x = self.pool(torch.relu(self.c2(x)))
+        return self.fc(torch.flatten(x, 1))

@@ -62,10 +62,12 @@ def accuracy_table(pipeline, bits: list[int], limit: int | None = None, use_cach
     if data.labels is None:
         key += f"__conf{_threshold()}"  # agreement on the confident samples (older tables: on all of them)
     batch_size = batch_size or batch_for(pipeline.input_shape)
-    path = _cache_path(key)
-    if use_cache and path.exists():
-        return json.loads(path.read_text())
-    card = card_path(pipeline)
+    path, card = _cache_path(key), card_path(pipeline)
+    if use_cache and path.exists():  # measured here before: the same key (model, autoencoder, data digests)
+        cached = json.loads(path.read_text())
+        if save_to_card:
+            store_in_card(card, key, cached)
+        return cached
     carried = card_table(card, key) if use_cache else None
     if carried is not None:  # measured where the autoencoder was made: same model, autoencoder and data digests
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -214,8 +216,7 @@ def input_accuracy(pipeline, formats, limit: int | None = None, use_cache: bool 
     if not isinstance(table, dict) or not isinstance(table.get("formats"), dict):
         table = _input_table(pipeline, formats, data, batch_size or batch_for(pipeline.input_shape), reference)
         table["key"] = key
-        return _keep(table, path, card, save_to_card, use_cache)
-    return _keep(table, path, card, False, use_cache)
+    return _keep(table, path, card, save_to_card, use_cache)
 
 
 def _input_table(pipeline, formats: list[str], data, batch_size: int, reference) -> dict:
