@@ -16,8 +16,10 @@ def register(sub) -> None:
     add_model_args(p)
     add_data_args(p)
     p.add_argument("--independent", action="store_true", help="train one autoencoder per cut (the baseline)")
-    p.add_argument("--variant", default="slim", choices=["slim", "adapter"],
-                   help="slim: one tensor sized for the widest cut, sliced per cut; adapter: per-cut 1x1 adapters")
+    p.add_argument("--variant", default="slim", choices=["slim", "adapter", "residual"],
+                   help="slim: one tensor sized for the widest cut, sliced per cut; adapter: per-cut 1x1 adapters; "
+                        "residual: clamped latent + a linear decoder path, warm-started as a per-channel quantizer "
+                        "(wide features whose every channel matters, e.g. ImageNet block outputs)")
     p.add_argument("--cuts", default=None, help="comma-separated cut ids to serve (default: every block output "
                                                 "after an activation or pooling, see `planner cuts`)")
     p.add_argument("--bits", default="2,3,4,6,8", help="bitwidths to train for (1..8)")
@@ -26,6 +28,8 @@ def register(sub) -> None:
                         "entering the encoder")
     p.add_argument("--widths", default=",".join(map(str, DEFAULT_WIDTHS)),
                    help="latent widths served (comma-separated channel counts; each cut: those below its widest)")
+    p.add_argument("--max-reduction", type=int, choices=[1, 2, 4], default=2,
+                   help="largest r x r space-to-depth before the encoder (1: the latent keeps the feature's resolution)")
     count = check.int_at_least(1)
     p.add_argument("--width", type=count, default=32, help=argparse.SUPPRESS)
     p.add_argument("--decoder-width", type=count, default=48, help="decoder trunk width (runs in the cloud)")
@@ -83,7 +87,7 @@ def run(args) -> int:
     cut_ids = [c for c in args.cuts.split(",") if c] if args.cuts else None
     is_zoo = args.model in zoo_names()
     out = training_output(args.model, kind, args.out, zoo=is_zoo, overwrite_shipped=args.overwrite_shipped)
-    options = dict(variant=args.variant, latent=args.latent, widths=_widths(args.widths), width=args.width,
+    options = dict(variant=args.variant, latent=args.latent, max_reduction=args.max_reduction, widths=_widths(args.widths), width=args.width,
                    decoder_width=args.decoder_width, bits=parse_bits(args.bits), cut_ids=cut_ids, cfg=cfg,
                    threads=args.threads, out=out, checkpoint=args.checkpoint, resume=args.resume,
                    progress=not args.no_progress, stop_after=args.stop_after,

@@ -11,7 +11,7 @@ from planner.compress.shapes import as_map_shape
 from planner.config import DEFAULT_BITS, DEFAULT_LATENT, DEFAULT_WIDTHS
 from planner.errors import CompressError
 
-VARIANTS = ("slim", "adapter")
+VARIANTS = ("slim", "adapter", "residual")
 
 
 @dataclass

@@ -18,7 +18,12 @@ or a fraction of k*C). Vectors (D) and token sequences (T x D) are served by the
 D x 1 x 1 and D x T x 1. Per cut, the reduction r is 1, 2 (the default at most) or 4: an r x r space-to-depth that
 keeps both sides >= min_side.
 `slim` (default): the entry and exit convs are sized for the widest cut and sliced per cut; `adapter`: the exit
-is a small per-cut 1x1 conv around the same shared trunk. Gains, biases and BatchNorm affine parameters are per
+is a small per-cut 1x1 conv around the same shared trunk. `residual` (for wide features whose every channel matters,
+e.g. ImageNet block outputs): the latent is clamped instead of squashed, z = clamp(gain * entry(x / scale) + bias,
+0, 1), and the decoder adds the conv trunk's output to a shared linear path, skip((q - bias) / gain) * scale. It is
+warm-started as a training-free per-channel quantizer (entry and skip the identity, gain and bias from each
+channel's clip range, the trunk's exit zero), so training starts where the raw quantizer ends and the trunk learns
+to undo quantization noise the classifier cares about. Gains, biases and BatchNorm affine parameters are per
 cut; decoder running statistics are per cut and (width, bits). The independent baseline
 (`IndependentAutoencoders`) is the same class instantiated once per cut, so counts and accuracy compare like for
 like.
@@ -137,7 +142,12 @@ class SharedAutoencoder(_Serves, nn.Module):
         self.from_latent = _conv_weight(wd, lmax, 1)
         self.dec1 = _conv_weight(wd, wd, 3)
         self.dec2 = _conv_weight(wd, wd, 3)
-        if config.variant == "slim":
+        if config.variant == "residual":
+            self.entry = nn.Parameter(torch.eye(lmax, cmax))
+            self.skip = nn.Parameter(torch.eye(cmax, lmax))
+            self.bit_gain = nn.Parameter(torch.ones(n, len(config.bits), lmax))  # per (cut, bits, channel): each
+            self.bit_bias = nn.Parameter(torch.zeros(n, len(config.bits), lmax))  # bitwidth its own clip range
+        if config.variant != "adapter":
             self.exit = _conv_weight(cmax, wd, 1)
             self.exit_bias = nn.Parameter(torch.zeros(cmax))
         else:
@@ -213,10 +223,23 @@ class SharedAutoencoder(_Serves, nn.Module):
     def _exit(self, h: torch.Tensor, i: int) -> torch.Tensor:
         spec = self.config.cuts[i]
         k = spec.entry_channels
-        if self.config.variant == "slim":
+        if self.config.variant != "adapter":
             y = F.conv2d(h, self.exit[:k], self.exit_bias[:k])
         else:
             y = F.conv2d(h, self.exit_adapters[i], self.exit_biases[i])
+        if spec.reduction > 1:
+            y = F.pixel_shuffle(y, spec.reduction)[:, :, : spec.shape[1], : spec.shape[2]]
+        return y
+
+    def _linear_path(self, q: torch.Tensor, i: int, width: int, bits: int) -> torch.Tensor:
+        """The residual variant's linear decoder: the encoder's per-channel affine undone, then the shared skip
+        matrix (the identity at the warm start: a per-channel dequantizer), back at the feature's resolution."""
+        spec = self.config.cuts[i]
+        a, c = self._bit_affine(i, bits, width)
+        g = self.gain[i, :width]
+        g = torch.where(g.abs() < 1e-4, torch.full_like(g, 1e-4), g)
+        u = ((q - 0.5 - c) / a + 0.5 - self.bias[i, :width, None, None]) / g[:, None, None]
+        y = F.conv2d(u, self.skip[: spec.entry_channels, :width, None, None])
         if spec.reduction > 1:
             y = F.pixel_shuffle(y, spec.reduction)[:, :, : spec.shape[1], : spec.shape[2]]
         return y
@@ -227,7 +250,29 @@ class SharedAutoencoder(_Serves, nn.Module):
         spec = self.config.cuts[i]
         self._check_feature(feature, spec)
         weight, bias = self._encoder(i, spec.width(width))
-        return torch.sigmoid(F.conv2d(self._padded(feature, spec), weight, bias, stride=spec.reduction))
+        z = F.conv2d(self._padded(feature, spec), weight, bias, stride=spec.reduction)
+        return z if self.config.variant == "residual" else torch.sigmoid(z)
+
+    def _bit_affine(self, i: int, bits: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The residual variant's per-(cut, bits) channel gain and offset (shape (width, 1, 1) each)."""
+        j = self.bits.index(check_bits(bits, self.bits))
+        a = self.bit_gain[i, j, :width]
+        a = torch.where(a.abs() < 1e-4, torch.full_like(a, 1e-4), a)
+        return a[:, None, None], self.bit_bias[i, j, :width, None, None]
+
+    def bounded(self, z: torch.Tensor, cut, bits: int, width: int | None = None) -> torch.Tensor:
+        """The latent `latent()` returned, narrowed to `width` and mapped into [0, 1] for `bits` (the residual
+        variant's per-bitwidth clip range; the others' sigmoid output is already there)."""
+        i = self._cut_index(cut)
+        w = self.config.cuts[i].width(width)
+        if self.config.variant != "residual":
+            return z[:, :w]
+        a, c = self._bit_affine(i, bits, w)
+        return (a * (z[:, :w] - 0.5) + 0.5 + c).clamp(0.0, 1.0)
+
+    def quantized(self, z: torch.Tensor, cut, bits: int, width: int | None = None) -> torch.Tensor:
+        """Training path: the latent `z` at `width`, bounded and fake-quantized to `bits` (straight-through)."""
+        return fake_quantize(self.bounded(z, cut, bits, width), check_bits(bits, self.bits))
 
     def reconstruct(self, q: torch.Tensor, cut, bits: int) -> torch.Tensor:
         """The feature rebuilt from a dequantized latent q in [0, 1] of any served width (its channel count),
@@ -241,21 +286,22 @@ class SharedAutoencoder(_Serves, nn.Module):
         h = F.relu(bn[1](F.conv2d(h, self.dec1, padding=1), i, slot))
         h = F.relu(bn[2](F.conv2d(h, self.dec2, padding=1), i, slot))
         y = self._exit(h, i)
+        if self.config.variant == "residual":
+            y = y + self._linear_path(q, i, width, bits)
         if self.nonneg[i]:
             y = F.relu(y)
         return from_map(y * self.scale[i], spec.feature_shape)
 
     def forward(self, feature: torch.Tensor, cut, bits: int, width: int | None = None) -> torch.Tensor:
         """Training path: encode, fake-quantize to `bits` (straight-through), decode."""
-        z = self.latent(feature, cut, width)
-        return self.reconstruct(fake_quantize(z, check_bits(bits, self.bits)), cut, bits)
+        return self.reconstruct(self.quantized(self.latent(feature, cut, width), cut, bits, width), cut, bits)
 
     # -- deployment path ------------------------------------------------------------------------------
     def encode(self, feature: torch.Tensor, cut, bits: int, width: int | None = None) -> torch.Tensor:
         """Feature batch (N, C, H, W), (N, T, D) or (N, D) -> uint8 codes (N, *latent_shape(cut, width)) in
         [0, 2**bits - 1]; `width` None is the widest."""
         bits = check_bits(bits, self.bits)
-        z = self.latent(feature, cut, width)
+        z = self.bounded(self.latent(feature, cut, width), cut, bits, width)
         if torch.is_inference_mode_enabled():  # the sigmoid is in [0, 1]: round in place, no clamp (= to_codes)
             return z.mul_(levels(bits)).round_().to(torch.uint8)
         return to_codes(z, bits)
@@ -287,7 +333,33 @@ class SharedAutoencoder(_Serves, nn.Module):
             self.nonneg[i] = bool(flat.min() >= 0)
             q = torch.quantile(flat.abs(), quantile)
             self.scale[i] = q if q > 0 else flat.abs().max().clamp_min(1e-6)
+            if self.config.variant == "residual":
+                self._warm_start(i, x.detach().float())
         self._folded = {}
+
+    @torch.no_grad()
+    def _warm_start(self, i: int, x: torch.Tensor) -> None:
+        """The residual variant starts as a per-channel quantizer of cut i: gain and bias map each entry channel's
+        clip range (the raw quantizer's, for the middle bitwidth served) onto [0, 1]; the trunk's exit starts at 0."""
+        from planner.compress.clipquant import RawQuantizer
+
+        spec = self.config.cuts[i]
+        clips = RawQuantizer.calibrate({spec.id: x}, bits=self.bits)._cuts[spec.id].clip  # bits -> (C,)
+        r2, lat = spec.reduction ** 2, spec.latent_channels
+
+        def per_entry(clip):  # the clip of each entry column (c * r * r + offset), for the first `lat` of them
+            return clip.repeat_interleave(r2)[:lat]
+
+        mid = per_entry(clips[self.bits[len(self.bits) // 2]])
+        s = self.scale[i]
+        nonneg = bool(self.nonneg[i])
+        self.gain[i, :lat], self.bias[i, :lat] = (s / mid, 0.0) if nonneg else (s / (2 * mid), 0.5)
+        for j, b in enumerate(self.bits):
+            a = mid / per_entry(clips[b])
+            self.bit_gain[i, j, :lat] = a
+            self.bit_bias[i, j, :lat] = 0.5 * (a - 1) if nonneg else 0.0
+        self.exit.zero_()
+        self.exit_bias.zero_()
 
     def set_bn_cumulative(self, on: bool) -> None:
         for m in self.modules():
@@ -367,6 +439,12 @@ class IndependentAutoencoders(_Serves, nn.Module):
 
     def reconstruct(self, q, cut, bits):
         return self.member(cut).reconstruct(q, cut, bits)
+
+    def bounded(self, z, cut, bits, width=None):
+        return self.member(cut).bounded(z, cut, bits, width)
+
+    def quantized(self, z, cut, bits, width=None):
+        return self.member(cut).quantized(z, cut, bits, width)
 
     def forward(self, feature, cut, bits, width=None):
         return self.member(cut)(feature, cut, bits, width)

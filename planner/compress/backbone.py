@@ -106,8 +106,6 @@ def recalibrate_bn(ae: Autoencoder, backbone: Backbone, images: torch.Tensor, ba
                    batch_size: int = 250, seed: int = 0, cache=None, device: torch.device | str = "cpu") -> None:
     """Recompute every BatchNorm's running statistics per cut (encoder) and per cut and bitwidth (decoder) as
     exact averages over `batches` batches of `images` (of the cache's rows when a FeatureCache is given)."""
-    from planner.compress.quantize import fake_quantize
-
     gen = torch.Generator().manual_seed(seed + 1)
     n = len(images) if cache is None else cache.n
     ae.reset_bn_stats()
@@ -121,7 +119,7 @@ def recalibrate_bn(ae: Autoencoder, backbone: Backbone, images: torch.Tensor, ba
                 z = ae.latent(cache.feature(cut, idx, device) if live is None else live[cut], cut)
                 for w in ae.widths(cut):
                     for b in ae.bits:
-                        ae.reconstruct(fake_quantize(z[:, :w], b), cut, b)
+                        ae.reconstruct(ae.quantized(z, cut, b, w), cut, b)
     finally:
         ae.set_bn_cumulative(False)
         ae.eval()

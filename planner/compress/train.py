@@ -31,7 +31,6 @@ from torch import nn
 
 from planner.compress.autoencoder import Autoencoder
 from planner.compress.backbone import Backbone, draw_rows
-from planner.compress.quantize import fake_quantize
 from planner.errors import CompressError
 
 
@@ -117,7 +116,7 @@ def setting_loss(ae: Autoencoder, tail: nn.Module, teacher: torch.Tensor, featur
     run once (the encoder's pass is shared by every setting of the step)."""
     w, b = setting
     scale = ae.input_scale(cut)
-    rec = ae.reconstruct(fake_quantize(z[:, :w], b), cut, b)
+    rec = ae.reconstruct(ae.quantized(z, cut, b, w), cut, b)
     term = cfg.mse_weight * F.mse_loss(rec / scale, feature / scale)
     if cfg.kd_weight or cfg.ce_weight:
         logits = tail(rec)
