@@ -18,12 +18,10 @@ or a fraction of k*C). Vectors (D) and token sequences (T x D) are served by the
 D x 1 x 1 and D x T x 1. Per cut, the reduction r is 1, 2 (the default at most) or 4: an r x r space-to-depth that
 keeps both sides >= min_side.
 `slim` (default): the entry and exit convs are sized for the widest cut and sliced per cut; `adapter`: the exit
-is a small per-cut 1x1 conv around the same shared trunk. `residual` (for wide features whose every channel matters,
-e.g. ImageNet block outputs): the latent is clamped instead of squashed, z = clamp(gain * entry(x / scale) + bias,
-0, 1), and the decoder adds the conv trunk's output to a shared linear path, skip((q - bias) / gain) * scale. It is
-warm-started as a training-free per-channel quantizer (entry and skip the identity, gain and bias from each
-channel's clip range, the trunk's exit zero), so training starts where the raw quantizer ends and the trunk learns
-to undo quantization noise the classifier cares about. Gains, biases and BatchNorm affine parameters are per
+is a small per-cut 1x1 conv around the same shared trunk. `residual` (wide features whose every channel matters):
+a clamped latent with a clip range per (cut, bits, channel), a shared linear decoder path beside the trunk, and a
+warm start that is the per-channel raw quantizer (`_warm_start`), so training starts where that anchor ends.
+Gains, biases and BatchNorm affine parameters are per
 cut; decoder running statistics are per cut and (width, bits). The independent baseline
 (`IndependentAutoencoders`) is the same class instantiated once per cut, so counts and accuracy compare like for
 like.
@@ -83,6 +81,18 @@ def _version(t: torch.Tensor) -> int:
         return t._version
     except RuntimeError:
         return -1
+
+
+def _off_zero(t: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
+    """`t` with entries nearer zero than `eps` replaced by `eps` (a gain the decoder divides by)."""
+    return torch.where(t.abs() < eps, torch.full_like(t, eps), t)
+
+
+def _to_grid(y: torch.Tensor, spec: CutSpec) -> torch.Tensor:
+    """Decoder output at the latent's grid -> the feature's (depth-to-space, cropped), when the cut is reduced."""
+    if spec.reduction > 1:
+        y = F.pixel_shuffle(y, spec.reduction)[:, :, : spec.shape[1], : spec.shape[2]]
+    return y
 
 
 def _conv_weight(out_ch: int, in_ch: int, k: int) -> nn.Parameter:
@@ -227,25 +237,20 @@ class SharedAutoencoder(_Serves, nn.Module):
             y = F.conv2d(h, self.exit[:k], self.exit_bias[:k])
         else:
             y = F.conv2d(h, self.exit_adapters[i], self.exit_biases[i])
-        if spec.reduction > 1:
-            y = F.pixel_shuffle(y, spec.reduction)[:, :, : spec.shape[1], : spec.shape[2]]
-        return y
+        return _to_grid(y, spec)
 
     def _linear_path(self, q: torch.Tensor, i: int, width: int, bits: int) -> torch.Tensor:
         """The residual variant's linear decoder: the encoder's per-channel affine undone, then the shared skip
         matrix (the identity at the warm start: a per-channel dequantizer), back at the feature's resolution."""
         spec = self.config.cuts[i]
         a, c = self._bit_affine(i, bits, width)
-        g = self.gain[i, :width]
-        g = torch.where(g.abs() < 1e-4, torch.full_like(g, 1e-4), g)
+        g = _off_zero(self.gain[i, :width])
         u = ((q - 0.5 - c) / a + 0.5 - self.bias[i, :width, None, None]) / g[:, None, None]
-        y = F.conv2d(u, self.skip[: spec.entry_channels, :width, None, None])
-        if spec.reduction > 1:
-            y = F.pixel_shuffle(y, spec.reduction)[:, :, : spec.shape[1], : spec.shape[2]]
-        return y
+        return _to_grid(F.conv2d(u, self.skip[: spec.entry_channels, :width, None, None]), spec)
 
     def latent(self, feature: torch.Tensor, cut, width: int | None = None) -> torch.Tensor:
-        """The bounded latent z in [0, 1] of a feature batch at `width` (None: the widest), before quantization."""
+        """The latent of a feature batch at `width` (None: the widest), before quantization: in [0, 1] (a sigmoid),
+        or for the residual variant the unclamped affine value that `bounded()` maps into [0, 1] per bitwidth."""
         i = self._cut_index(cut)
         spec = self.config.cuts[i]
         self._check_feature(feature, spec)
@@ -256,8 +261,7 @@ class SharedAutoencoder(_Serves, nn.Module):
     def _bit_affine(self, i: int, bits: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The residual variant's per-(cut, bits) channel gain and offset (shape (width, 1, 1) each)."""
         j = self.bits.index(check_bits(bits, self.bits))
-        a = self.bit_gain[i, j, :width]
-        a = torch.where(a.abs() < 1e-4, torch.full_like(a, 1e-4), a)
+        a = _off_zero(self.bit_gain[i, j, :width])
         return a[:, None, None], self.bit_bias[i, j, :width, None, None]
 
     def bounded(self, z: torch.Tensor, cut, bits: int, width: int | None = None) -> torch.Tensor:
@@ -302,7 +306,7 @@ class SharedAutoencoder(_Serves, nn.Module):
         [0, 2**bits - 1]; `width` None is the widest."""
         bits = check_bits(bits, self.bits)
         z = self.bounded(self.latent(feature, cut, width), cut, bits, width)
-        if torch.is_inference_mode_enabled():  # the sigmoid is in [0, 1]: round in place, no clamp (= to_codes)
+        if torch.is_inference_mode_enabled():  # bounded to [0, 1]: round in place, no clamp (= to_codes)
             return z.mul_(levels(bits)).round_().to(torch.uint8)
         return to_codes(z, bits)
 
@@ -344,7 +348,7 @@ class SharedAutoencoder(_Serves, nn.Module):
         from planner.compress.clipquant import RawQuantizer
 
         spec = self.config.cuts[i]
-        clips = RawQuantizer.calibrate({spec.id: x}, bits=self.bits)._cuts[spec.id].clip  # bits -> (C,)
+        clips = RawQuantizer.calibrate({spec.id: x}, bits=self.bits).clips(spec.id)  # bits -> (C,)
         r2, lat = spec.reduction ** 2, spec.latent_channels
 
         def per_entry(clip):  # the clip of each entry column (c * r * r + offset), for the first `lat` of them

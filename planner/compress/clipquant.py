@@ -71,6 +71,10 @@ class RawQuantizer:
                                 f"{', '.join(self._cuts)}")
         return self._cuts[cut_id]
 
+    def clips(self, cut) -> dict[int, torch.Tensor]:
+        """The per-channel clip range of `cut` at each calibrated bitwidth ({bits: (C,)})."""
+        return dict(self._range(cut).clip)
+
     def latent_shape(self, cut, width: int | None = None) -> tuple[int, ...]:
         """Per-sample code shape: the feature's own."""
         return self._range(cut).shape

@@ -71,7 +71,8 @@ def split_data(dataset, preprocess, val_fraction: float = 0.1, val_limit: int = 
 
 
 def train_autoencoder(loaded, data: TrainData, kind: str = "shared", *, variant: str = "slim",
-                      latent: float = DEFAULT_LATENT, max_reduction: int = 2, width: int = 32, decoder_width: int = 48,
+                      latent: float = DEFAULT_LATENT, max_reduction: int = 2, width: int = 32,
+                      decoder_width: int = 48,
                       bits: Sequence[int] = DEFAULT_BITS, widths: Sequence[int] = DEFAULT_WIDTHS,
                       cut_ids: Sequence[str] | None = None, cfg: TrainConfig | None = None,
                       threads: int | None = None, out: str | Path | None = None, checkpoint: str | Path | None = None,
@@ -98,8 +99,8 @@ def train_autoencoder(loaded, data: TrainData, kind: str = "shared", *, variant:
     part = Partitioner(loaded.model, loaded.example(), loaded.leaf_modules)
     backbone = Backbone(loaded.model, loaded.example(), cut_ids, part,
                         kinds=("map",) if loaded.zoo else FEATURE_KINDS).to(dev)
-    config = AEConfig.for_cuts(backbone.cuts, latent=latent, max_reduction=max_reduction, widths=tuple(widths), bits=tuple(bits), variant=variant,
-                               width=width, decoder_width=decoder_width,
+    config = AEConfig.for_cuts(backbone.cuts, latent=latent, max_reduction=max_reduction, widths=tuple(widths),
+                               bits=tuple(bits), variant=variant, width=width, decoder_width=decoder_width,
                                extra={"model": loaded.name, "weights_sha256": loaded.weights_sha256})
     torch.manual_seed(cfg.seed)
     ae = build_autoencoder(config, kind)
