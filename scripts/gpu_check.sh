@@ -19,7 +19,7 @@ import planner
 from planner.data import load_arrays
 x, y = load_arrays("test")
 x, y = x[:1000], y[:1000]
-for plan in ("relu_3@4", "relu_5@2w8", "relu_5@q4", "cloud-only", "relu_3@raw"):
+for plan in ("relu_3@4", "relu_5@1", "relu_5@q4", "cloud-only", "relu_3@raw"):
     rs = {}
     for name, port in (("gpu", 7100), ("cpu", 7101)):
         rep = planner.run(x, model="resnet-fmnist", cloud=f"127.0.0.1:{port}", link="1gbit", plan=plan, labels=y)

@@ -114,13 +114,14 @@ def resnet():
 
 
 def _payloads(pipeline) -> dict[str, bytes]:
-    """Candidates of every kind: codes at several cuts, bitwidths and widths, raw quantizer, raw float, input."""
+    """Candidates of every kind: codes at several cuts and bitwidths (the zoo autoencoder serves its widest width
+    only), raw quantizer, raw float, input."""
     from planner.datasets import fashion_mnist
 
     images = fashion_mnist("test").raw
     out = {}
-    specs = [CandidateSpec.split("relu_5", 4), CandidateSpec.split("relu_5", 4, 8), CandidateSpec.split("relu_5", 2),
-             CandidateSpec.split("relu_3", 8, 16), CandidateSpec.split("stem_2", 3), CandidateSpec.quant("relu_5", 4),
+    specs = [CandidateSpec.split("relu_5", 4), CandidateSpec.split("relu_5", 1), CandidateSpec.split("relu_5", 2),
+             CandidateSpec.split("relu_3", 8), CandidateSpec.split("stem_2", 3), CandidateSpec.quant("relu_5", 4),
              CandidateSpec.quant("relu_7", 6), CandidateSpec.raw("relu_3"), CandidateSpec.cloud_only()]
     for n, spec in enumerate(specs):
         for j in range(3):

@@ -295,12 +295,6 @@ class AutoencoderCoder(CodesCoder):
         ae = pipeline.ae
         if ae is None or cut not in ae.cuts or not bits:
             return {}
-        if getattr(ae.config, "variant", "") == "residual":
-            from planner.errors import CompressError
-
-            raise CompressError(f"ONNX export of {pipeline.name}'s residual-variant autoencoder is not supported yet "
-                                "(its quantizer's range depends on the bitwidth); export with --cuts naming cuts it "
-                                "does not serve, or use a slim or adapter autoencoder")
         (head, tail), (x, feature) = halves, examples
         where = f"of {pipeline.name} at {cut}"
         lv = torch.tensor([float(levels(bits[-1]))])

@@ -46,14 +46,21 @@ def file_sha256(path: Path) -> str:
 
 
 class EdgeGraph(nn.Module):
-    """Head + encoder + quantizer of one cut: (input, levels) -> uint8 codes, the rounding of `to_codes`."""
+    """Head + encoder + quantizer of one cut: (input, levels) -> uint8 codes, the rounding of `to_codes`. For the
+    residual variant, whose clip range depends on the bitwidth, the graph picks the served bitwidth whose level
+    count `levels` is (a one-hot over `ae.bits`, exact in float), so one edge graph still serves every bitwidth."""
 
     def __init__(self, head: nn.Module, ae, cut: str):
         super().__init__()
         self.head, self.ae, self.cut = head, ae, cut
+        self.per_bits = getattr(ae.config, "variant", "") == "residual"
+        self.register_buffer("served_levels", torch.tensor([float(levels(b)) for b in ae.bits]), persistent=False)
 
     def forward(self, x: torch.Tensor, levels_: torch.Tensor) -> torch.Tensor:
         z = self.ae.latent(self.head(x), self.cut)
+        if self.per_bits:
+            pick = (self.served_levels == levels_).to(z.dtype)
+            z = sum(pick[j] * self.ae.bounded(z, self.cut, b) for j, b in enumerate(self.ae.bits))
         return torch.round(z.clamp(0.0, 1.0) * levels_).to(torch.uint8)
 
 
