@@ -196,14 +196,19 @@ def sent(row: dict) -> float:
     return row.get("bytes_entropy", row["bytes"])
 
 
+def top_row(rows: list[dict], cut: str) -> dict:
+    """The shared autoencoder's row at `cut`, its widest width and its most bits (8 unless it serves fewer)."""
+    shared = [r for r in rows if r["method"] == "shared" and r["cut"] == cut]
+    return max(shared, key=lambda r: (r["width"], r["bits"]))
+
+
 def targets(m: dict) -> dict:
     """The issue's targets on one model: each with its figure and met / missed."""
     base, rows = m["backbone_accuracy"], m["rows"]
     by = {(r["method"], r["cut"], r["width"], r["bits"]): r for r in rows}
     cuts = list(dict.fromkeys(r["cut"] for r in rows if r["method"] == "shared"))
-    widest = {c: max(r["width"] for r in rows if r["method"] == "shared" and r["cut"] == c) for c in cuts}
-    top = max(r["bits"] for r in rows if r["method"] == "shared")  # 8 unless the autoencoder serves fewer bits
-    loss8 = {c: round(base - by[("shared", c, widest[c], top)]["accuracy"], 3) for c in cuts}
+    top = {c: top_row(rows, c) for c in cuts}
+    loss8 = {c: round(base - top[c]["accuracy"], 3) for c in cuts}
     gaps = [by[("independent", c, w, b)]["accuracy"] - r["accuracy"] for (meth, c, w, b), r in by.items()
             if meth == "shared" and ("independent", c, w, b) in by] or [math.nan]
 
@@ -214,12 +219,12 @@ def targets(m: dict) -> dict:
     vs_quant = {c: {"shared": cheapest("shared", c), "quant": cheapest("quant", c)} for c in cuts}
     best = min((v["shared"], c) for c, v in vs_quant.items() if v["shared"] is not None) if any(
         v["shared"] for v in vs_quant.values()) else (None, None)
-    enc = {c: {"encode_ms": by[("shared", c, widest[c], top)]["encode_ms"],
-               "head_ms": by[("shared", c, widest[c], top)]["head_ms"]} for c in cuts}
+    enc = {c: {"encode_ms": top[c]["encode_ms"], "head_ms": top[c]["head_ms"]} for c in cuts}
     zl = m["input_bytes"]["zlib"]
     ratio = m["independent_params"] / m["shared_params"]
     return {
-        "widest_8bit_loss_pp": {"per_cut": loss8, "max": max(loss8.values()), "bits": top,
+        "widest_8bit_loss_pp": {"per_cut": loss8, "max": max(loss8.values()),
+                                "bits": max(r["bits"] for r in top.values()),
                                 "met": max(loss8.values()) <= 0.5},
         "param_ratio": {"independent_over_shared": round(ratio, 2), "met": ratio >= 4},
         "sharing_gap_pp": {"max": round(max(gaps), 3), "median": round(float(np.median(gaps)), 3),
@@ -353,9 +358,7 @@ def markdown(result: dict) -> str:
 def _cut_line(m: dict, cut: str) -> str:
     base = m["backbone_accuracy"]
     rows = [r for r in m["rows"] if r["cut"] == cut]
-    widest = max(r["width"] for r in rows if r["method"] == "shared")
-    most = max(r["bits"] for r in rows if r["method"] == "shared")  # 8 unless the autoencoder serves fewer bits
-    top = next(r for r in rows if r["method"] == "shared" and r["width"] == widest and r["bits"] == most)
+    top = top_row(rows, cut)
 
     def best(method: str) -> str:
         ok = [r for r in rows if r["method"] == method and base - r["accuracy"] <= 1.0]

@@ -30,9 +30,8 @@ train shared & s=$!
 train independent & i=$!
 wait $s; rs=$?
 wait $i; ri=$?
-if [ "${COPY:-0}" = 1 ]; then
-  for kind in shared independent; do
-    [ -f "runs/ae/$m-$kind.pt" ] && cp "runs/ae/$m-$kind.pt" "runs/ae/$m-$kind.json" planner/compress/weights/
-  done
+if [ "${COPY:-0}" = 1 ]; then  # only what this run trained (never a stale file of a failed run)
+  [ "$rs" = 0 ] && cp "runs/ae/$m-shared.pt" "runs/ae/$m-shared.json" planner/compress/weights/
+  [ "$ri" = 0 ] && cp "runs/ae/$m-independent.pt" "runs/ae/$m-independent.json" planner/compress/weights/
 fi
 exit $(( rs || ri ))

@@ -88,7 +88,8 @@ def run(args) -> int:
     is_zoo = args.model in zoo_names()
     out = training_output(args.model, kind, args.out, zoo=is_zoo, overwrite_shipped=args.overwrite_shipped)
     options = dict(variant=args.variant, latent=args.latent, max_reduction=args.max_reduction,
-                   widths=_widths(args.widths), width=args.width, decoder_width=args.decoder_width, bits=parse_bits(args.bits), cut_ids=cut_ids, cfg=cfg,
+                   widths=_widths(args.widths), width=args.width, decoder_width=args.decoder_width,
+                   bits=parse_bits(args.bits), cut_ids=cut_ids, cfg=cfg,
                    threads=args.threads, out=out, checkpoint=args.checkpoint, resume=args.resume,
                    progress=not args.no_progress, stop_after=args.stop_after,
                    command="planner " + shlex.join(sys.argv[1:]), overwrite_shipped=args.overwrite_shipped,

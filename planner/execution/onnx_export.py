@@ -53,7 +53,7 @@ class EdgeGraph(nn.Module):
     def __init__(self, head: nn.Module, ae, cut: str):
         super().__init__()
         self.head, self.ae, self.cut = head, ae, cut
-        self.per_bits = getattr(ae.config, "variant", "") == "residual"
+        self.per_bits = ae.config.variant == "residual"
         self.register_buffer("served_levels", torch.tensor([float(levels(b)) for b in ae.bits]), persistent=False)
 
     def forward(self, x: torch.Tensor, levels_: torch.Tensor) -> torch.Tensor:
